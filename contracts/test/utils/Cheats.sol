@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+/// Cheatcodes forge provides that the npm build of forge-std (1.1.2, whose Vm.sol we use for
+/// the rest) predates. Same cheatcode address, declared here by their public signatures.
+interface Cheats {
+    function computeCreateAddress(address deployer, uint256 nonce) external pure returns (address);
+    function assertEq(uint256 left, uint256 right, string calldata message) external pure;
+    function assertEq(int256 left, int256 right, string calldata message) external pure;
+    function assertEq(address left, address right, string calldata message) external pure;
+    function assertEq(bytes32 left, bytes32 right, string calldata message) external pure;
+    function assertEq(string calldata left, string calldata right, string calldata message) external pure;
+    function assertTrue(bool condition, string calldata message) external pure;
+    function assertFalse(bool condition, string calldata message) external pure;
+    function assertLe(uint256 left, uint256 right, string calldata message) external pure;
+    function assertGe(uint256 left, uint256 right, string calldata message) external pure;
+    function expectEmit(bool topic1, bool topic2, bool topic3, bool data, address emitter) external;
+    function recordLogs() external;
+    /// Marks an account and its storage cold again, as at the start of a new transaction.
+    function cool(address target) external;
+}
