@@ -1,0 +1,5 @@
+//! Protocol data shared by every role: deal states, offers, deals and results.
+
+mod state;
+
+pub use state::{DealState, UnknownDealState};

@@ -1,0 +1,8 @@
+//! Lilypad: a decentralised compute network. Job creators pay ERC-20 tokens to run Docker
+//! containers on resource providers' machines; contracts hold deal state, escrow and
+//! collateral; an off-chain solver matches offers; mediators re-run disputed jobs.
+//!
+//! The crate is one binary whose roles are modules; see DESIGN.md §2 for the layout.
+
+pub mod cli;
+pub mod data;
