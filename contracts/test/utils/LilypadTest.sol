@@ -74,7 +74,7 @@ abstract contract LilypadTest {
         uint256 nonce = vm.getNonce(address(this));
         // token, users, storage, payments, mediation, job creator, then the controller.
         address predicted = cheats.computeCreateAddress(address(this), nonce + 6);
-        token = new LilypadToken(SUPPLY);
+        token = _newToken();
         users = new LilypadUsers();
         dealStorage = new LilypadStorage(predicted);
         payments = new LilypadPayments(predicted, token, treasury, owner);
@@ -83,6 +83,11 @@ abstract contract LilypadTest {
         controller = new LilypadController(dealStorage, payments, mediation, address(users), address(jobCreator));
         cheats.assertEq(address(controller), predicted, "controller deployed at its predicted address");
         client = new ExampleClient(jobCreator);
+    }
+
+    /// The token deals are paid in; a test may deploy a hostile one instead.
+    function _newToken() internal virtual returns (LilypadToken) {
+        return new LilypadToken(SUPPLY);
     }
 
     // ---------------------------------------------------------------------------------
