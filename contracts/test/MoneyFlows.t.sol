@@ -10,12 +10,15 @@ import {DealState, DealTerms} from "../src/Types.sol";
 /// multiple 4 (results collateral 80), mediation fee 5, Cs 7, Cj 11.
 contract MoneyFlowsTest is LilypadTest {
     bytes32 internal constant DEAL = keccak256("deal");
+    // Small constants: the casts cannot truncate.
+    // forge-lint: disable-start(unsafe-typecast)
     int256 internal constant P = int256(PAYMENT_COLLATERAL);
     int256 internal constant CS = int256(SUBMIT_COLLATERAL);
     int256 internal constant CJ = int256(JUDGE_COLLATERAL);
     int256 internal constant M = int256(MEDIATION_FEE);
     int256 internal constant COST = int256(PRICE) * int256(uint256(INSTRUCTIONS));
     int256 internal constant R = COST * int256(MULTIPLE);
+    // forge-lint: disable-end(unsafe-typecast)
 
     function test_agree_resourceProviderEscrowsSubmitCollateral() public {
         DealTerms memory terms = _terms();

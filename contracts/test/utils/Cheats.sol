@@ -4,6 +4,14 @@ pragma solidity ^0.8.28;
 /// Cheatcodes forge provides that the npm build of forge-std (1.1.2, whose Vm.sol we use for
 /// the rest) predates. Same cheatcode address, declared here by their public signatures.
 interface Cheats {
+    /// A log recorded after `recordLogs()`.
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
+    function getRecordedLogs() external returns (Log[] memory);
     function computeCreateAddress(address deployer, uint256 nonce) external pure returns (address);
     function assertEq(uint256 left, uint256 right, string calldata message) external pure;
     function assertEq(int256 left, int256 right, string calldata message) external pure;
