@@ -8,7 +8,7 @@ CARGO ?= cargo
 # forge from the npm package, run from contracts/ (where foundry.toml lives).
 FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 
-.PHONY: help deps contracts check-artifacts test test-contracts test-rust gas build clean
+.PHONY: help deps contracts check-artifacts test test-contracts test-anvil test-rust gas deploy-contracts build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -19,8 +19,8 @@ contracts/node_modules/.installed: contracts/package.json contracts/package-lock
 	cd contracts && npm ci --no-audit --no-fund
 	@touch $@
 
-contracts: deps ## Compile the contracts and export {abi, bytecode} to contracts/out/
-	cd contracts && $(FORGE) build
+contracts: deps ## Compile the contracts (failing any over EIP-170's size limit) and export {abi, bytecode} to contracts/out/
+	cd contracts && $(FORGE) build --sizes --skip test --skip script
 	cd contracts && node tools/export-artifacts.js
 
 check-artifacts: contracts ## Fail if contracts/out differs from a fresh build
@@ -30,10 +30,13 @@ check-artifacts: contracts ## Fail if contracts/out differs from a fresh build
 	fi
 	@echo "contracts/out matches a fresh build"
 
-test: test-contracts test-rust ## Run every test: forge (unit, fuzz, invariant) and cargo
+test: test-contracts test-anvil test-rust ## Run every test: forge (unit, fuzz, invariant), the anvil deployment check, cargo
 
 test-contracts: deps ## Forge tests; FOUNDRY_PROFILE=ci runs CI's larger fuzz/invariant campaign
 	cd contracts && $(FORGE) test
+
+test-anvil: deps ## Deploy to a real anvil node and settle one deal over JSON-RPC
+	contracts/tools/anvil-check.sh
 
 test-rust: ## Cargo tests (unit and tests/)
 	$(CARGO) test --locked
@@ -41,6 +44,11 @@ test-rust: ## Cargo tests (unit and tests/)
 gas: deps ## Print the execution gas of a happy-path job
 	@set -o pipefail; cd contracts && $(FORGE) test --match-test test_gas_happyPath -vv \
 		| sed -n '/happy-path execution gas/,/budget/p'
+
+deploy-contracts: deps ## Deploy every contract to WEB3_RPC_URL with the key in WEB3_PRIVATE_KEY (see deploy/README.md)
+	@test -n "$$WEB3_RPC_URL" || { echo "set WEB3_RPC_URL to the chain's RPC endpoint" >&2; exit 2; }
+	@test -n "$$WEB3_PRIVATE_KEY" || { echo "set WEB3_PRIVATE_KEY (env, never a flag) to the deployer's key" >&2; exit 2; }
+	cd contracts && $(FORGE) script script/Deploy.s.sol:Deploy --rpc-url "$$WEB3_RPC_URL" --broadcast
 
 build: ## Build the lilypad binary (release)
 	$(CARGO) build --locked --release

@@ -2,7 +2,7 @@
 pragma solidity ^0.8.28;
 
 /// Cheatcodes forge provides that the npm build of forge-std (1.1.2, whose Vm.sol we use for
-/// the rest) predates. Same cheatcode address, declared here by their public signatures.
+/// the rest) predates; used by tests and scripts. Same cheatcode address, declared here by their public signatures.
 interface Cheats {
     /// A log recorded after `recordLogs()`.
     struct Log {
@@ -12,6 +12,10 @@ interface Cheats {
     }
 
     function getRecordedLogs() external returns (Log[] memory);
+    function envUint(string calldata name) external view returns (uint256);
+    function startBroadcast(uint256 privateKey) external;
+    function envOr(string calldata name, address defaultValue) external view returns (address);
+    function envOr(string calldata name, uint256 defaultValue) external view returns (uint256);
     function computeCreateAddress(address deployer, uint256 nonce) external pure returns (address);
     function assertEq(uint256 left, uint256 right, string calldata message) external pure;
     function assertEq(int256 left, int256 right, string calldata message) external pure;
