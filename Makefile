@@ -39,7 +39,7 @@ test-anvil: deps ## Deploy to a real anvil node and settle one deal over JSON-RP
 	contracts/tools/anvil-check.sh
 
 test-rust: ## Cargo tests (unit and tests/)
-	$(CARGO) test --locked
+	$(CARGO) test --locked --all-targets
 
 gas: deps ## Print the execution gas of a happy-path job
 	@set -o pipefail; cd contracts && $(FORGE) test --match-test test_gas_happyPath -vv \
