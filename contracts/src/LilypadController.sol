@@ -131,25 +131,18 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     /// The JC accepts the results: the RP is paid and everyone's collateral comes back.
     function acceptResult(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
         _onlyJobCreator(dealId, terms);
-        Agreement memory before = dealStorage.advance(dealKeyOf(dealId, terms), DealState.ResultsAccepted);
-        _requireBeforeDeadline(dealId, before.stateSince, terms.timeouts.judgeResults.timeout);
-        (uint256 cost, uint256 resultsCollateral) = _costs(terms, before.instructionCount);
-        payments.payBoth(
-            terms.members.resourceProvider,
-            cost + resultsCollateral,
-            terms.members.jobCreator,
-            terms.pricing.paymentCollateral - cost + terms.timeouts.judgeResults.collateral
-        );
+        (, Agreement memory before) =
+            _stepBefore(dealId, terms, DealState.ResultsAccepted, terms.timeouts.judgeResults.timeout);
+        _payForTheJob(terms, before.instructionCount, terms.timeouts.judgeResults.collateral);
     }
 
     /// The JC disputes the results: its judge-results collateral comes back, it pays the
     /// mediation fee, and one of the deal's mediators is picked.
     function checkResult(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
         _onlyJobCreator(dealId, terms);
-        Agreement memory before = dealStorage.advance(dealKeyOf(dealId, terms), DealState.ResultsChecked);
-        _requireBeforeDeadline(dealId, before.stateSince, terms.timeouts.judgeResults.timeout);
+        (bytes32 key,) = _stepBefore(dealId, terms, DealState.ResultsChecked, terms.timeouts.judgeResults.timeout);
         payments.exchange(msg.sender, terms.pricing.mediationFee, terms.timeouts.judgeResults.collateral);
-        mediation.request(dealKeyOf(dealId, terms), terms.members.mediators);
+        mediation.request(key, terms.members.mediators);
     }
 
     // ----------------------------------------------------------------------------------
@@ -162,15 +155,9 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
         nonReentrant
     {
         if (msg.sender != address(mediation)) revert NotMediation(msg.sender);
-        Agreement memory before = dealStorage.advance(dealKeyOf(dealId, terms), DealState.MediationAccepted);
-        _requireBeforeDeadline(dealId, before.stateSince, terms.timeouts.mediateResults.timeout);
-        (uint256 cost, uint256 resultsCollateral) = _costs(terms, before.instructionCount);
-        payments.payBoth(
-            terms.members.resourceProvider,
-            cost + resultsCollateral,
-            terms.members.jobCreator,
-            terms.pricing.paymentCollateral - cost
-        );
+        (, Agreement memory before) =
+            _stepBefore(dealId, terms, DealState.MediationAccepted, terms.timeouts.mediateResults.timeout);
+        _payForTheJob(terms, before.instructionCount, 0);
         payments.pay(mediator, terms.pricing.mediationFee);
     }
 
@@ -181,11 +168,11 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
         nonReentrant
     {
         if (msg.sender != address(mediation)) revert NotMediation(msg.sender);
-        Agreement memory before = dealStorage.advance(dealKeyOf(dealId, terms), DealState.MediationRejected);
-        _requireBeforeDeadline(dealId, before.stateSince, terms.timeouts.mediateResults.timeout);
+        (bytes32 key, Agreement memory before) =
+            _stepBefore(dealId, terms, DealState.MediationRejected, terms.timeouts.mediateResults.timeout);
         (, uint256 resultsCollateral) = _costs(terms, before.instructionCount);
         payments.payBoth(terms.members.jobCreator, terms.pricing.paymentCollateral, mediator, terms.pricing.mediationFee);
-        payments.slash(dealKeyOf(dealId, terms), terms.members.resourceProvider, resultsCollateral);
+        payments.slash(key, terms.members.resourceProvider, resultsCollateral);
     }
 
     // ----------------------------------------------------------------------------------
@@ -194,8 +181,8 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
 
     /// The second party never agreed: the party that did gets back exactly what it paid in.
     function timeoutAgree(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
-        Agreement memory before = dealStorage.advance(dealKeyOf(dealId, terms), DealState.TimeoutAgree);
-        _requireAfterDeadline(dealId, before.stateSince, terms.timeouts.agree.timeout);
+        (, Agreement memory before) =
+            _stepAfter(dealId, terms, DealState.TimeoutAgree, terms.timeouts.agree.timeout);
         if (before.resourceProviderAgreed) {
             if (msg.sender != terms.members.resourceProvider) revert NotEntitled(dealId, msg.sender);
             payments.pay(msg.sender, terms.timeouts.submitResults.collateral);
@@ -209,23 +196,20 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     /// submit-results collateral goes to the treasury.
     function timeoutSubmitResults(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
         _onlyJobCreator(dealId, terms);
-        Agreement memory before = dealStorage.advance(dealKeyOf(dealId, terms), DealState.TimeoutSubmitResults);
-        _requireAfterDeadline(dealId, before.stateSince, terms.timeouts.submitResults.timeout);
+        (bytes32 key,) =
+            _stepAfter(dealId, terms, DealState.TimeoutSubmitResults, terms.timeouts.submitResults.timeout);
         payments.pay(msg.sender, terms.pricing.paymentCollateral + terms.timeouts.judgeResults.collateral);
-        payments.slash(dealKeyOf(dealId, terms), terms.members.resourceProvider, terms.timeouts.submitResults.collateral);
+        payments.slash(key, terms.members.resourceProvider, terms.timeouts.submitResults.collateral);
     }
 
     /// The JC never judged the results: the RP is paid as on accept, the JC gets the rest
     /// of its payment collateral, its judge-results collateral goes to the treasury.
     function timeoutJudgeResults(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
         _onlyResourceProvider(dealId, terms);
-        Agreement memory before = dealStorage.advance(dealKeyOf(dealId, terms), DealState.TimeoutJudgeResults);
-        _requireAfterDeadline(dealId, before.stateSince, terms.timeouts.judgeResults.timeout);
-        (uint256 cost, uint256 resultsCollateral) = _costs(terms, before.instructionCount);
-        payments.payBoth(
-            msg.sender, cost + resultsCollateral, terms.members.jobCreator, terms.pricing.paymentCollateral - cost
-        );
-        payments.slash(dealKeyOf(dealId, terms), terms.members.jobCreator, terms.timeouts.judgeResults.collateral);
+        (bytes32 key, Agreement memory before) =
+            _stepAfter(dealId, terms, DealState.TimeoutJudgeResults, terms.timeouts.judgeResults.timeout);
+        _payForTheJob(terms, before.instructionCount, 0);
+        payments.slash(key, terms.members.jobCreator, terms.timeouts.judgeResults.collateral);
     }
 
     /// The mediator never decided: everyone gets back what they paid in.
@@ -233,8 +217,8 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
         if (msg.sender != terms.members.jobCreator && msg.sender != terms.members.resourceProvider) {
             revert NotAParty(dealId, msg.sender);
         }
-        Agreement memory before = dealStorage.advance(dealKeyOf(dealId, terms), DealState.TimeoutMediateResults);
-        _requireAfterDeadline(dealId, before.stateSince, terms.timeouts.mediateResults.timeout);
+        (, Agreement memory before) =
+            _stepAfter(dealId, terms, DealState.TimeoutMediateResults, terms.timeouts.mediateResults.timeout);
         (, uint256 resultsCollateral) = _costs(terms, before.instructionCount);
         payments.payBoth(
             terms.members.jobCreator,
@@ -298,6 +282,38 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     {
         cost = terms.pricing.instructionPrice * instructionCount;
         resultsCollateral = cost * terms.pricing.resultsCollateralMultiple;
+    }
+
+    /// Moves the deal to `to`, which must happen within `timeout` of the current state's start.
+    function _stepBefore(bytes32 dealId, DealTerms calldata terms, DealState to, uint256 timeout)
+        private
+        returns (bytes32 key, Agreement memory before)
+    {
+        key = dealKeyOf(dealId, terms);
+        before = dealStorage.advance(key, to);
+        _requireBeforeDeadline(dealId, before.stateSince, timeout);
+    }
+
+    /// Moves the deal to the timeout state `to`, only once `timeout` has run out.
+    function _stepAfter(bytes32 dealId, DealTerms calldata terms, DealState to, uint256 timeout)
+        private
+        returns (bytes32 key, Agreement memory before)
+    {
+        key = dealKeyOf(dealId, terms);
+        before = dealStorage.advance(key, to);
+        _requireAfterDeadline(dealId, before.stateSince, timeout);
+    }
+
+    /// The job counts as done: the RP gets the cost and its results collateral, the JC the
+    /// rest of its payment collateral plus `jobCreatorExtra`.
+    function _payForTheJob(DealTerms calldata terms, uint64 instructionCount, uint256 jobCreatorExtra) private {
+        (uint256 cost, uint256 resultsCollateral) = _costs(terms, instructionCount);
+        payments.payBoth(
+            terms.members.resourceProvider,
+            cost + resultsCollateral,
+            terms.members.jobCreator,
+            terms.pricing.paymentCollateral - cost + jobCreatorExtra
+        );
     }
 
     function _onlyJobCreator(bytes32 dealId, DealTerms calldata terms) private view {

@@ -25,7 +25,7 @@ interface ILilypadJobClient {
 /// If the operator never answers, the client or refund address can cancel after
 /// `requestTimeout` and take the deposit back, so nothing is stranded. A success report is
 /// checked against Storage: the deal must have ended in ResultsAccepted or
-/// MediationAccepted with exactly that results CID.
+/// MediationAccepted with exactly that results CID, and may complete only one request.
 contract LilypadOnChainJobCreator is Ownable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -59,6 +59,8 @@ contract LilypadOnChainJobCreator is Ownable, ReentrancyGuardTransient {
     uint256 public nextJobId = 1;
 
     mapping(uint256 jobId => Job) private _jobs;
+    /// The job each deal completed, so one deal cannot be reported for two requests.
+    mapping(bytes32 dealKey => uint256 jobId) public jobOfDeal;
 
     event JobAdded(
         uint256 indexed jobId, address indexed client, address refundTo, string module, string[] inputs, uint256 deposit
@@ -76,6 +78,7 @@ contract LilypadOnChainJobCreator is Ownable, ReentrancyGuardTransient {
     error NotPending(uint256 jobId, JobStatus status);
     error DealNotSettled(bytes32 dealKey, DealState state);
     error ResultsMismatch(bytes32 dealKey, bytes32 onChain, bytes32 reported);
+    error DealAlreadyUsed(bytes32 dealKey, uint256 jobId);
     error NotRequester(uint256 jobId, address caller);
     error TooEarlyToCancel(uint256 jobId, uint256 cancellableAt);
     error InvalidSetting();
@@ -152,6 +155,8 @@ contract LilypadOnChainJobCreator is Ownable, ReentrancyGuardTransient {
         }
         bytes32 onChain = dealStorage.resultsIdOf(dealKey);
         if (onChain != resultsId) revert ResultsMismatch(dealKey, onChain, resultsId);
+        if (jobOfDeal[dealKey] != 0) revert DealAlreadyUsed(dealKey, jobOfDeal[dealKey]);
+        jobOfDeal[dealKey] = jobId;
         job.status = JobStatus.Completed;
         job.dealKey = dealKey;
         job.resultsId = resultsId;

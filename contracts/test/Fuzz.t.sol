@@ -58,7 +58,7 @@ contract FuzzTest is LilypadTest {
             _terms(a.price, a.paymentCollateral, a.multiple, a.mediationFee, a.submitCollateral, a.judgeCollateral);
         uint256 cost = a.price * a.instructions;
         uint256 resultsCollateral = cost * a.multiple;
-        Balances memory start = _balances();
+        Ledger memory start = _balances();
 
         if (outcome == Outcome.TimeoutAgreeJobCreator) {
             vm.prank(jc);
@@ -130,14 +130,14 @@ contract FuzzTest is LilypadTest {
 
     /// Net change over the whole deal; `mediatorGain` goes to whichever mediator was picked.
     function _endsWith(
-        Balances memory start,
+        Ledger memory start,
         int256 jobCreator,
         int256 resourceProvider,
         int256 mediatorGain,
         int256 treasuryGain,
         string memory outcome
     ) private view {
-        Balances memory now_ = _balances();
+        Ledger memory now_ = _balances();
         int256 mediators = (now_.mediator1 - start.mediator1) + (now_.mediator2 - start.mediator2);
         cheats.assertEq(now_.jobCreator - start.jobCreator, jobCreator, string.concat(outcome, ": JC"));
         cheats.assertEq(now_.resourceProvider - start.resourceProvider, resourceProvider, string.concat(outcome, ": RP"));

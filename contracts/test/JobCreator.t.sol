@@ -105,6 +105,18 @@ contract JobCreatorTest is LilypadTest {
         jobCreator.completeJob(jobId, key, forged);
     }
 
+    function test_completeJob_oneDealCompletesOneRequestOnly() public {
+        uint256 first = _request("moo");
+        uint256 second = _request("moo again");
+        bytes32 key = _settledDeal(keccak256("cowsay deal"));
+        vm.prank(operator);
+        jobCreator.completeJob(first, key, RESULTS);
+        vm.prank(operator);
+        vm.expectRevert(abi.encodeWithSelector(LilypadOnChainJobCreator.DealAlreadyUsed.selector, key, first));
+        jobCreator.completeJob(second, key, RESULTS);
+        cheats.assertEq(jobCreator.jobOfDeal(key), first, "the deal belongs to the first request");
+    }
+
     function test_failJob_refundsTheUserAndTellsTheClient() public {
         uint256 jobId = _request("moo");
         uint256 before = token.balanceOf(user);

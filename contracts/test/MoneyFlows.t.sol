@@ -22,29 +22,29 @@ contract MoneyFlowsTest is LilypadTest {
 
     function test_agree_resourceProviderEscrowsSubmitCollateral() public {
         DealTerms memory terms = _terms();
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.prank(rp);
         controller.agree(DEAL, terms);
-        _assertDeltas(before, Deltas({jobCreator: 0, resourceProvider: -CS, mediator1: 0, mediator2: 0, treasury: 0, escrow: CS}), "RP agree");
+        _assertDeltas(before, Ledger({jobCreator: 0, resourceProvider: -CS, mediator1: 0, mediator2: 0, treasury: 0, escrow: CS}), "RP agree");
     }
 
     function test_agree_jobCreatorEscrowsPaymentAndJudgeCollateral() public {
         DealTerms memory terms = _terms();
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.prank(jc);
         controller.agree(DEAL, terms);
         _assertDeltas(
-            before, Deltas({jobCreator: -(P + CJ), resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: P + CJ}), "JC agree"
+            before, Ledger({jobCreator: -(P + CJ), resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: P + CJ}), "JC agree"
         );
     }
 
     function test_addResult_resourceProviderStakesResultsCollateralAndGetsSubmitCollateralBack() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.DealAgreed);
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.prank(rp);
         controller.addResult(DEAL, terms, RESULTS, INSTRUCTIONS);
         _assertDeltas(
-            before, Deltas({jobCreator: 0, resourceProvider: -R + CS, mediator1: 0, mediator2: 0, treasury: 0, escrow: R - CS}), "addResult"
+            before, Ledger({jobCreator: 0, resourceProvider: -R + CS, mediator1: 0, mediator2: 0, treasury: 0, escrow: R - CS}), "addResult"
         );
     }
 
@@ -52,39 +52,39 @@ contract MoneyFlowsTest is LilypadTest {
         // Cs 100 > R = 4 x 10 x 2 = 80: the RP receives 20 net.
         DealTerms memory terms = _terms(PRICE, PAYMENT_COLLATERAL, MULTIPLE, MEDIATION_FEE, 100, JUDGE_COLLATERAL);
         _agreeBoth(DEAL, terms);
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.prank(rp);
         controller.addResult(DEAL, terms, RESULTS, INSTRUCTIONS);
-        _assertDeltas(before, Deltas({jobCreator: 0, resourceProvider: 20, mediator1: 0, mediator2: 0, treasury: 0, escrow: -20}), "addResult");
+        _assertDeltas(before, Ledger({jobCreator: 0, resourceProvider: 20, mediator1: 0, mediator2: 0, treasury: 0, escrow: -20}), "addResult");
     }
 
     function test_acceptResult_paysResourceProviderAndReturnsCollateral() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsSubmitted);
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.prank(jc);
         controller.acceptResult(DEAL, terms);
         _assertDeltas(
             before,
-            Deltas({jobCreator: P - COST + CJ, resourceProvider: COST + R, mediator1: 0, mediator2: 0, treasury: 0, escrow: -(P - COST + CJ + COST + R)}),
+            Ledger({jobCreator: P - COST + CJ, resourceProvider: COST + R, mediator1: 0, mediator2: 0, treasury: 0, escrow: -(P - COST + CJ + COST + R)}),
             "acceptResult"
         );
         cheats.assertEq(token.balanceOf(address(payments)), 0, "escrow empty after the deal");
     }
 
     function test_happyPath_netEffectIsJobCreatorPaysCost() public {
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsSubmitted);
         vm.prank(jc);
         controller.acceptResult(DEAL, terms);
-        _assertDeltas(before, Deltas({jobCreator: -COST, resourceProvider: COST, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}), "whole deal");
+        _assertDeltas(before, Ledger({jobCreator: -COST, resourceProvider: COST, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}), "whole deal");
     }
 
     function test_checkResult_returnsJudgeCollateralAndTakesMediationFee() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsSubmitted);
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.prank(jc);
         controller.checkResult(DEAL, terms);
-        _assertDeltas(before, Deltas({jobCreator: CJ - M, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: M - CJ}), "checkResult");
+        _assertDeltas(before, Ledger({jobCreator: CJ - M, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: M - CJ}), "checkResult");
         address picked = mediation.mediatorOf(_key(DEAL, terms));
         cheats.assertTrue(picked == mediator1 || picked == mediator2, "a deal mediator is picked");
     }
@@ -92,12 +92,12 @@ contract MoneyFlowsTest is LilypadTest {
     function test_mediationAccept_paysResourceProviderAndMediator() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
         address picked = mediation.mediatorOf(_key(DEAL, terms));
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.prank(picked);
         mediation.mediationAcceptResult(DEAL, terms);
         _assertDeltas(
             before,
-            Deltas({
+            Ledger({
                 jobCreator: P - COST,
                 resourceProvider: COST + R,
                 mediator1: picked == mediator1 ? M : int256(0),
@@ -114,12 +114,12 @@ contract MoneyFlowsTest is LilypadTest {
     function test_mediationReject_refundsJobCreatorAndSlashesResultsCollateral() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
         address picked = mediation.mediatorOf(_key(DEAL, terms));
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.prank(picked);
         mediation.mediationRejectResult(DEAL, terms);
         _assertDeltas(
             before,
-            Deltas({
+            Ledger({
                 jobCreator: P,
                 resourceProvider: 0,
                 mediator1: picked == mediator1 ? M : int256(0),
@@ -135,48 +135,48 @@ contract MoneyFlowsTest is LilypadTest {
 
     function test_timeoutAgree_refundsResourceProviderExactly() public {
         DealTerms memory terms = _terms();
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.prank(rp);
         controller.agree(DEAL, terms);
         vm.warp(block.timestamp + AGREE_TIMEOUT + 1);
         vm.prank(rp);
         controller.timeoutAgree(DEAL, terms);
-        _assertDeltas(before, Deltas({jobCreator: 0, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}), "timeoutAgree (RP)");
+        _assertDeltas(before, Ledger({jobCreator: 0, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}), "timeoutAgree (RP)");
         _assertState(DEAL, terms, DealState.TimeoutAgree);
     }
 
     function test_timeoutAgree_refundsJobCreatorExactly() public {
         DealTerms memory terms = _terms();
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.prank(jc);
         controller.agree(DEAL, terms);
         vm.warp(block.timestamp + AGREE_TIMEOUT + 1);
         vm.prank(jc);
         controller.timeoutAgree(DEAL, terms);
-        _assertDeltas(before, Deltas({jobCreator: 0, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}), "timeoutAgree (JC)");
+        _assertDeltas(before, Ledger({jobCreator: 0, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}), "timeoutAgree (JC)");
     }
 
     function test_timeoutSubmitResults_refundsJobCreatorAndSlashesSubmitCollateral() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.DealAgreed);
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.warp(block.timestamp + SUBMIT_TIMEOUT + 1);
         vm.prank(jc);
         controller.timeoutSubmitResults(DEAL, terms);
         _assertDeltas(
-            before, Deltas({jobCreator: P + CJ, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: CS, escrow: -(P + CJ + CS)}), "timeoutSubmitResults"
+            before, Ledger({jobCreator: P + CJ, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: CS, escrow: -(P + CJ + CS)}), "timeoutSubmitResults"
         );
         cheats.assertEq(token.balanceOf(address(payments)), 0, "escrow empty after the deal");
     }
 
     function test_timeoutJudgeResults_paysResourceProviderAndSlashesJudgeCollateral() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsSubmitted);
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.warp(block.timestamp + JUDGE_TIMEOUT + 1);
         vm.prank(rp);
         controller.timeoutJudgeResults(DEAL, terms);
         _assertDeltas(
             before,
-            Deltas({jobCreator: P - COST, resourceProvider: COST + R, mediator1: 0, mediator2: 0, treasury: CJ, escrow: -(P - COST + COST + R + CJ)}),
+            Ledger({jobCreator: P - COST, resourceProvider: COST + R, mediator1: 0, mediator2: 0, treasury: CJ, escrow: -(P - COST + COST + R + CJ)}),
             "timeoutJudgeResults"
         );
         cheats.assertEq(token.balanceOf(address(payments)), 0, "escrow empty after the deal");
@@ -184,23 +184,23 @@ contract MoneyFlowsTest is LilypadTest {
 
     function test_timeoutMediateResults_refundsEveryone() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.warp(block.timestamp + MEDIATE_TIMEOUT + 1);
         vm.prank(rp);
         controller.timeoutMediateResults(DEAL, terms);
         _assertDeltas(
-            before, Deltas({jobCreator: P + M, resourceProvider: R, mediator1: 0, mediator2: 0, treasury: 0, escrow: -(P + M + R)}), "timeoutMediateResults"
+            before, Ledger({jobCreator: P + M, resourceProvider: R, mediator1: 0, mediator2: 0, treasury: 0, escrow: -(P + M + R)}), "timeoutMediateResults"
         );
         cheats.assertEq(token.balanceOf(address(payments)), 0, "escrow empty after the deal");
     }
 
     function test_timeoutMediateResults_overWholeDealNobodyLosesAnything() public {
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
         vm.warp(block.timestamp + MEDIATE_TIMEOUT + 1);
         vm.prank(jc);
         controller.timeoutMediateResults(DEAL, terms);
-        _assertDeltas(before, Deltas({jobCreator: 0, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}), "whole deal");
+        _assertDeltas(before, Ledger({jobCreator: 0, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}), "whole deal");
     }
 
     function test_slashGoesToTheCurrentTreasury() public {

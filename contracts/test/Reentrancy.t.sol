@@ -50,7 +50,7 @@ contract ReentrancyTest is LilypadTest {
     function test_payoutCannotReenterToBePaidTwice() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsSubmitted);
         _hostile().arm(address(controller), abi.encodeCall(controller.acceptResult, (DEAL, terms)));
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.prank(jc);
         controller.acceptResult(DEAL, terms);
         _assertBlocked();
@@ -58,7 +58,7 @@ contract ReentrancyTest is LilypadTest {
         uint256 cost = PRICE * INSTRUCTIONS;
         _assertDeltas(
             before,
-            Deltas({
+            Ledger({
                 jobCreator: _i(PAYMENT_COLLATERAL - cost + JUDGE_COLLATERAL),
                 resourceProvider: _i(cost + cost * MULTIPLE),
                 mediator1: 0,

@@ -92,7 +92,7 @@ contract TermsTest is LilypadTest {
 
     function test_zeroInstructionJobCostsNothing() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.DealAgreed);
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.prank(rp);
         controller.addResult(DEAL, terms, RESULTS, 0);
         vm.prank(jc);
@@ -100,7 +100,7 @@ contract TermsTest is LilypadTest {
         // Only the two agreements' deposits come back; nobody pays anybody.
         _assertDeltas(
             before,
-            Deltas({
+            Ledger({
                 jobCreator: _i(PAYMENT_COLLATERAL + JUDGE_COLLATERAL),
                 resourceProvider: _i(SUBMIT_COLLATERAL),
                 mediator1: 0,
@@ -137,7 +137,7 @@ contract TermsTest is LilypadTest {
         _assertState(DEAL, rpTerms, DealState.DealNegotiating);
         _assertState(DEAL, jcTerms, DealState.DealNegotiating);
         // Both get their deposits back once the agree window closes.
-        Balances memory before = _balances();
+        Ledger memory before = _balances();
         vm.warp(block.timestamp + AGREE_TIMEOUT + 1);
         vm.prank(rp);
         controller.timeoutAgree(DEAL, rpTerms);
@@ -145,7 +145,7 @@ contract TermsTest is LilypadTest {
         controller.timeoutAgree(DEAL, jcTerms);
         _assertDeltas(
             before,
-            Deltas({
+            Ledger({
                 jobCreator: _i(PAYMENT_COLLATERAL + 1 + JUDGE_COLLATERAL),
                 resourceProvider: _i(SUBMIT_COLLATERAL),
                 mediator1: 0,

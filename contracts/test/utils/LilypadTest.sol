@@ -192,7 +192,8 @@ abstract contract LilypadTest {
     // Balances, to the wei
     // ---------------------------------------------------------------------------------
 
-    struct Balances {
+    /// Token balances of everyone a deal can pay, or expected changes of them.
+    struct Ledger {
         int256 jobCreator;
         int256 resourceProvider;
         int256 mediator1;
@@ -201,7 +202,7 @@ abstract contract LilypadTest {
         int256 escrow;
     }
 
-    function _balances() internal view returns (Balances memory b) {
+    function _balances() internal view returns (Ledger memory b) {
         b.jobCreator = _i(token.balanceOf(jc));
         b.resourceProvider = _i(token.balanceOf(rp));
         b.mediator1 = _i(token.balanceOf(mediator1));
@@ -210,18 +211,9 @@ abstract contract LilypadTest {
         b.escrow = _i(token.balanceOf(address(payments)));
     }
 
-    /// Expected change of each balance since `before`.
-    struct Deltas {
-        int256 jobCreator;
-        int256 resourceProvider;
-        int256 mediator1;
-        int256 mediator2;
-        int256 treasury;
-        int256 escrow;
-    }
-
-    function _assertDeltas(Balances memory before, Deltas memory expected, string memory step) internal view {
-        Balances memory afterwards = _balances();
+    /// Each balance changed by exactly `expected` since `before`, and no token appeared or vanished.
+    function _assertDeltas(Ledger memory before, Ledger memory expected, string memory step) internal view {
+        Ledger memory afterwards = _balances();
         cheats.assertEq(afterwards.jobCreator - before.jobCreator, expected.jobCreator, string.concat(step, ": JC"));
         cheats.assertEq(
             afterwards.resourceProvider - before.resourceProvider, expected.resourceProvider, string.concat(step, ": RP")
