@@ -8,7 +8,7 @@ CARGO ?= cargo
 # forge from the npm package, run from contracts/ (where foundry.toml lives).
 FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 
-.PHONY: help deps contracts check-artifacts test test-contracts test-anvil test-rust gas deploy-contracts build clean
+.PHONY: help deps contracts check-artifacts test test-contracts test-anvil test-rust gas deploy-contracts lint build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -49,6 +49,11 @@ deploy-contracts: deps ## Deploy every contract to WEB3_RPC_URL with the key in 
 	@test -n "$$WEB3_RPC_URL" || { echo "set WEB3_RPC_URL to the chain's RPC endpoint" >&2; exit 2; }
 	@test -n "$$WEB3_PRIVATE_KEY" || { echo "set WEB3_PRIVATE_KEY (env, never a flag) to the deployer's key" >&2; exit 2; }
 	cd contracts && $(FORGE) script script/Deploy.s.sol:Deploy --rpc-url "$$WEB3_RPC_URL" --broadcast
+
+lint: deps ## Formatting and lints: cargo fmt, clippy (warnings are errors), forge fmt
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+	cd contracts && $(FORGE) fmt --check
 
 build: ## Build the lilypad binary (release)
 	$(CARGO) build --locked --release

@@ -11,8 +11,9 @@ import {LilypadMediation, IMediationSettlement} from "./LilypadMediation.sol";
 /// @title LilypadController
 /// @notice The entry point of the protocol: every step of a deal goes through here.
 /// @dev Identity is `msg.sender`. Each function checks who may call it and when, moves the
-/// deal one step in Storage (which checks the state and the terms hash), then moves the
-/// money through Payments exactly as DESIGN.md §4's table says. State is written before
+/// deal one step in Storage (which checks the state of the record under
+/// `dealKeyOf(dealId, terms)`, so only the terms agreed to reach it), then moves the money
+/// through Payments exactly as DESIGN.md §4's table says. State is written before
 /// any token moves, and every mutator is `nonReentrant`, so a hostile token cannot replay
 /// a step.
 ///
@@ -100,8 +101,7 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
         _validate(terms);
         bool byResourceProvider = msg.sender == terms.members.resourceProvider;
         if (!byResourceProvider && msg.sender != terms.members.jobCreator) revert NotAParty(dealId, msg.sender);
-        Agreement memory before =
-            dealStorage.recordAgreement(dealKeyOf(dealId, terms), dealId, byResourceProvider);
+        Agreement memory before = dealStorage.recordAgreement(dealKeyOf(dealId, terms), dealId, byResourceProvider);
         if (before.resourceProviderAgreed || before.jobCreatorAgreed) {
             // The other party agreed first: this agreement must come within its window.
             _requireBeforeDeadline(dealId, before.stateSince, terms.timeouts.agree.timeout);
@@ -150,10 +150,7 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     // ----------------------------------------------------------------------------------
 
     /// The mediator agrees with the RP: the RP is paid as on accept, the mediator gets the fee.
-    function mediationAcceptResult(bytes32 dealId, DealTerms calldata terms, address mediator)
-        external
-        nonReentrant
-    {
+    function mediationAcceptResult(bytes32 dealId, DealTerms calldata terms, address mediator) external nonReentrant {
         if (msg.sender != address(mediation)) revert NotMediation(msg.sender);
         (, Agreement memory before) =
             _stepBefore(dealId, terms, DealState.MediationAccepted, terms.timeouts.mediateResults.timeout);
@@ -163,15 +160,14 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
 
     /// The mediator disagrees with the RP: the JC gets its payment collateral back, the
     /// mediator gets the fee, the RP's results collateral goes to the treasury.
-    function mediationRejectResult(bytes32 dealId, DealTerms calldata terms, address mediator)
-        external
-        nonReentrant
-    {
+    function mediationRejectResult(bytes32 dealId, DealTerms calldata terms, address mediator) external nonReentrant {
         if (msg.sender != address(mediation)) revert NotMediation(msg.sender);
         (bytes32 key, Agreement memory before) =
             _stepBefore(dealId, terms, DealState.MediationRejected, terms.timeouts.mediateResults.timeout);
         (, uint256 resultsCollateral) = _costs(terms, before.instructionCount);
-        payments.payBoth(terms.members.jobCreator, terms.pricing.paymentCollateral, mediator, terms.pricing.mediationFee);
+        payments.payBoth(
+            terms.members.jobCreator, terms.pricing.paymentCollateral, mediator, terms.pricing.mediationFee
+        );
         payments.slash(key, terms.members.resourceProvider, resultsCollateral);
     }
 
@@ -181,8 +177,7 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
 
     /// The second party never agreed: the party that did gets back exactly what it paid in.
     function timeoutAgree(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
-        (, Agreement memory before) =
-            _stepAfter(dealId, terms, DealState.TimeoutAgree, terms.timeouts.agree.timeout);
+        (, Agreement memory before) = _stepAfter(dealId, terms, DealState.TimeoutAgree, terms.timeouts.agree.timeout);
         if (before.resourceProviderAgreed) {
             if (msg.sender != terms.members.resourceProvider) revert NotEntitled(dealId, msg.sender);
             payments.pay(msg.sender, terms.timeouts.submitResults.collateral);
@@ -196,8 +191,7 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     /// submit-results collateral goes to the treasury.
     function timeoutSubmitResults(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
         _onlyJobCreator(dealId, terms);
-        (bytes32 key,) =
-            _stepAfter(dealId, terms, DealState.TimeoutSubmitResults, terms.timeouts.submitResults.timeout);
+        (bytes32 key,) = _stepAfter(dealId, terms, DealState.TimeoutSubmitResults, terms.timeouts.submitResults.timeout);
         payments.pay(msg.sender, terms.pricing.paymentCollateral + terms.timeouts.judgeResults.collateral);
         payments.slash(key, terms.members.resourceProvider, terms.timeouts.submitResults.collateral);
     }
@@ -249,7 +243,8 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
         }
         if (
             _badTimeout(terms.timeouts.agree.timeout) || _badTimeout(terms.timeouts.submitResults.timeout)
-                || _badTimeout(terms.timeouts.judgeResults.timeout) || _badTimeout(terms.timeouts.mediateResults.timeout)
+                || _badTimeout(terms.timeouts.judgeResults.timeout)
+                || _badTimeout(terms.timeouts.mediateResults.timeout)
         ) revert InvalidTimeout();
         if (
             terms.pricing.instructionPrice > MAX_AMOUNT || terms.pricing.paymentCollateral > MAX_AMOUNT

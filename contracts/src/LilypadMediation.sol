@@ -32,11 +32,7 @@ contract LilypadMediation is Controlled {
     constructor(address controller_) Controlled(controller_) {}
 
     /// Picks and records a mediator for the deal among `mediators`.
-    function request(bytes32 dealKey, address[] calldata mediators)
-        external
-        onlyController
-        returns (address mediator)
-    {
+    function request(bytes32 dealKey, address[] calldata mediators) external onlyController returns (address mediator) {
         if (mediators.length == 0) revert NoMediators(dealKey);
         uint256 pick = uint256(keccak256(abi.encode(block.prevrandao, dealKey))) % mediators.length;
         mediator = mediators[pick];

@@ -91,7 +91,9 @@ contract LilypadOnChainJobCreator is Ownable, ReentrancyGuardTransient {
         uint256 requestTimeout_,
         address owner_
     ) Ownable(owner_) {
-        if (address(token_) == address(0) || address(dealStorage_) == address(0)) revert InvalidSetting();
+        if (address(token_) == address(0) || address(dealStorage_) == address(0)) {
+            revert InvalidSetting();
+        }
         token = token_;
         dealStorage = dealStorage_;
         _setOperator(operator_);

@@ -14,6 +14,9 @@ import {Controlled} from "./Controlled.sol";
 /// never `tx.origin`. Where one step both takes from and returns to the same party
 /// (addResult, checkResult), only the difference moves: the balances end the same,
 /// for one token transfer instead of two. Slashed funds go to the treasury.
+///
+/// The token must move exactly the amounts asked: fee-on-transfer and rebasing tokens
+/// would break the escrow's accounting and are not supported.
 contract LilypadPayments is Controlled, Ownable {
     using SafeERC20 for IERC20;
 
@@ -57,10 +60,7 @@ contract LilypadPayments is Controlled, Ownable {
     }
 
     /// Pays two parties out of escrow in one call (the common settlement shape).
-    function payBoth(address first, uint256 firstAmount, address second, uint256 secondAmount)
-        external
-        onlyController
-    {
+    function payBoth(address first, uint256 firstAmount, address second, uint256 secondAmount) external onlyController {
         if (firstAmount != 0) token.safeTransfer(first, firstAmount);
         if (secondAmount != 0) token.safeTransfer(second, secondAmount);
     }

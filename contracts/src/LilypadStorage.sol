@@ -101,8 +101,7 @@ contract LilypadStorage is Controlled {
 
     /// The only state from which `to` can be reached with `advance`.
     function sourceOf(DealState to) public pure returns (DealState) {
-        if (to == DealState.ResultsAccepted || to == DealState.ResultsChecked || to == DealState.TimeoutJudgeResults)
-        {
+        if (to == DealState.ResultsAccepted || to == DealState.ResultsChecked || to == DealState.TimeoutJudgeResults) {
             return DealState.ResultsSubmitted;
         }
         if (

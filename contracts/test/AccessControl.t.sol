@@ -221,5 +221,4 @@ contract AccessControlTest is LilypadTest {
         cheats.assertEq(address(controller.token()), address(token), "token");
         cheats.assertEq(payments.controller(), address(controller), "payments' controller");
     }
-
 }

@@ -102,14 +102,18 @@ contract DeadlinesTest is LilypadTest {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
         address picked = mediation.mediatorOf(_key(DEAL, terms));
         uint256 deadline = block.timestamp + MEDIATE_TIMEOUT;
-        _allowedUntil(deadline, picked, abi.encodeCall(mediation.mediationAcceptResult, (DEAL, terms)), address(mediation));
+        _allowedUntil(
+            deadline, picked, abi.encodeCall(mediation.mediationAcceptResult, (DEAL, terms)), address(mediation)
+        );
     }
 
     function test_mediationReject_untilMediateDeadline() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
         address picked = mediation.mediatorOf(_key(DEAL, terms));
         uint256 deadline = block.timestamp + MEDIATE_TIMEOUT;
-        _allowedUntil(deadline, picked, abi.encodeCall(mediation.mediationRejectResult, (DEAL, terms)), address(mediation));
+        _allowedUntil(
+            deadline, picked, abi.encodeCall(mediation.mediationRejectResult, (DEAL, terms)), address(mediation)
+        );
     }
 
     function _allowedUntil(uint256 deadline, address caller, bytes memory call) private {

@@ -140,7 +140,9 @@ contract FuzzTest is LilypadTest {
         Ledger memory now_ = _balances();
         int256 mediators = (now_.mediator1 - start.mediator1) + (now_.mediator2 - start.mediator2);
         cheats.assertEq(now_.jobCreator - start.jobCreator, jobCreator, string.concat(outcome, ": JC"));
-        cheats.assertEq(now_.resourceProvider - start.resourceProvider, resourceProvider, string.concat(outcome, ": RP"));
+        cheats.assertEq(
+            now_.resourceProvider - start.resourceProvider, resourceProvider, string.concat(outcome, ": RP")
+        );
         cheats.assertEq(mediators, mediatorGain, string.concat(outcome, ": mediator"));
         cheats.assertEq(now_.treasury - start.treasury, treasuryGain, string.concat(outcome, ": treasury"));
         cheats.assertEq(token.balanceOf(address(payments)), 0, string.concat(outcome, ": escrow empty"));

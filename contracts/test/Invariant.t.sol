@@ -109,7 +109,9 @@ contract DealHandler {
             ? terms.timeouts.agree.timeout
             : a.state == DealState.DealAgreed
                 ? terms.timeouts.submitResults.timeout
-                : a.state == DealState.ResultsSubmitted ? terms.timeouts.judgeResults.timeout : terms.timeouts.mediateResults.timeout;
+                : a.state == DealState.ResultsSubmitted
+                    ? terms.timeouts.judgeResults.timeout
+                    : terms.timeouts.mediateResults.timeout;
         uint256 deadline = a.stateSince + window;
         if (choice % 6 == 0 || block.timestamp > deadline) {
             if (block.timestamp <= deadline) vm.warp(deadline + 1);

@@ -75,7 +75,9 @@ contract JobCreatorTest is LilypadTest {
         cheats.assertEq(client.jobDeals(jobId), key, "and the deal");
         cheats.assertEq(token.balanceOf(operator) - operatorBefore, DEPOSIT, "operator paid the deposit");
         cheats.assertEq(token.balanceOf(address(jobCreator)), 0, "nothing left behind");
-        cheats.assertEq(uint256(jobCreator.getJob(jobId).status), uint256(LilypadOnChainJobCreator.JobStatus.Completed), "completed");
+        cheats.assertEq(
+            uint256(jobCreator.getJob(jobId).status), uint256(LilypadOnChainJobCreator.JobStatus.Completed), "completed"
+        );
         // Reported once only.
         vm.prank(operator);
         vm.expectRevert(
@@ -94,7 +96,9 @@ contract JobCreatorTest is LilypadTest {
         bytes32 openKey = _key(open, terms);
         vm.prank(operator);
         vm.expectRevert(
-            abi.encodeWithSelector(LilypadOnChainJobCreator.DealNotSettled.selector, openKey, DealState.ResultsSubmitted)
+            abi.encodeWithSelector(
+                LilypadOnChainJobCreator.DealNotSettled.selector, openKey, DealState.ResultsSubmitted
+            )
         );
         jobCreator.completeJob(jobId, openKey, RESULTS);
 
@@ -133,7 +137,9 @@ contract JobCreatorTest is LilypadTest {
         uint256 cancellableAt = block.timestamp + jobCreator.requestTimeout();
         vm.warp(cancellableAt);
         vm.prank(user);
-        vm.expectRevert(abi.encodeWithSelector(LilypadOnChainJobCreator.TooEarlyToCancel.selector, jobId, cancellableAt));
+        vm.expectRevert(
+            abi.encodeWithSelector(LilypadOnChainJobCreator.TooEarlyToCancel.selector, jobId, cancellableAt)
+        );
         jobCreator.cancelJob(jobId);
         vm.warp(cancellableAt + 1);
         vm.prank(stranger);
@@ -175,7 +181,9 @@ contract JobCreatorTest is LilypadTest {
         vm.prank(operator);
         jobCreator.failJob(jobId, "failed");
         cheats.assertEq(token.balanceOf(address(bad)) - before, DEPOSIT, "refund still paid");
-        cheats.assertEq(uint256(jobCreator.getJob(jobId).status), uint256(LilypadOnChainJobCreator.JobStatus.Failed), "failed");
+        cheats.assertEq(
+            uint256(jobCreator.getJob(jobId).status), uint256(LilypadOnChainJobCreator.JobStatus.Failed), "failed"
+        );
     }
 
     function test_settingsOnlyValidValues() public {

@@ -25,7 +25,11 @@ contract MoneyFlowsTest is LilypadTest {
         Ledger memory before = _balances();
         vm.prank(rp);
         controller.agree(DEAL, terms);
-        _assertDeltas(before, Ledger({jobCreator: 0, resourceProvider: -CS, mediator1: 0, mediator2: 0, treasury: 0, escrow: CS}), "RP agree");
+        _assertDeltas(
+            before,
+            Ledger({jobCreator: 0, resourceProvider: -CS, mediator1: 0, mediator2: 0, treasury: 0, escrow: CS}),
+            "RP agree"
+        );
     }
 
     function test_agree_jobCreatorEscrowsPaymentAndJudgeCollateral() public {
@@ -34,7 +38,11 @@ contract MoneyFlowsTest is LilypadTest {
         vm.prank(jc);
         controller.agree(DEAL, terms);
         _assertDeltas(
-            before, Ledger({jobCreator: -(P + CJ), resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: P + CJ}), "JC agree"
+            before,
+            Ledger({
+                jobCreator: -(P + CJ), resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: P + CJ
+            }),
+            "JC agree"
         );
     }
 
@@ -44,7 +52,9 @@ contract MoneyFlowsTest is LilypadTest {
         vm.prank(rp);
         controller.addResult(DEAL, terms, RESULTS, INSTRUCTIONS);
         _assertDeltas(
-            before, Ledger({jobCreator: 0, resourceProvider: -R + CS, mediator1: 0, mediator2: 0, treasury: 0, escrow: R - CS}), "addResult"
+            before,
+            Ledger({jobCreator: 0, resourceProvider: -R + CS, mediator1: 0, mediator2: 0, treasury: 0, escrow: R - CS}),
+            "addResult"
         );
     }
 
@@ -55,7 +65,11 @@ contract MoneyFlowsTest is LilypadTest {
         Ledger memory before = _balances();
         vm.prank(rp);
         controller.addResult(DEAL, terms, RESULTS, INSTRUCTIONS);
-        _assertDeltas(before, Ledger({jobCreator: 0, resourceProvider: 20, mediator1: 0, mediator2: 0, treasury: 0, escrow: -20}), "addResult");
+        _assertDeltas(
+            before,
+            Ledger({jobCreator: 0, resourceProvider: 20, mediator1: 0, mediator2: 0, treasury: 0, escrow: -20}),
+            "addResult"
+        );
     }
 
     function test_acceptResult_paysResourceProviderAndReturnsCollateral() public {
@@ -65,7 +79,14 @@ contract MoneyFlowsTest is LilypadTest {
         controller.acceptResult(DEAL, terms);
         _assertDeltas(
             before,
-            Ledger({jobCreator: P - COST + CJ, resourceProvider: COST + R, mediator1: 0, mediator2: 0, treasury: 0, escrow: -(P - COST + CJ + COST + R)}),
+            Ledger({
+                jobCreator: P - COST + CJ,
+                resourceProvider: COST + R,
+                mediator1: 0,
+                mediator2: 0,
+                treasury: 0,
+                escrow: -(P - COST + CJ + COST + R)
+            }),
             "acceptResult"
         );
         cheats.assertEq(token.balanceOf(address(payments)), 0, "escrow empty after the deal");
@@ -76,7 +97,11 @@ contract MoneyFlowsTest is LilypadTest {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsSubmitted);
         vm.prank(jc);
         controller.acceptResult(DEAL, terms);
-        _assertDeltas(before, Ledger({jobCreator: -COST, resourceProvider: COST, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}), "whole deal");
+        _assertDeltas(
+            before,
+            Ledger({jobCreator: -COST, resourceProvider: COST, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}),
+            "whole deal"
+        );
     }
 
     function test_checkResult_returnsJudgeCollateralAndTakesMediationFee() public {
@@ -84,7 +109,11 @@ contract MoneyFlowsTest is LilypadTest {
         Ledger memory before = _balances();
         vm.prank(jc);
         controller.checkResult(DEAL, terms);
-        _assertDeltas(before, Ledger({jobCreator: CJ - M, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: M - CJ}), "checkResult");
+        _assertDeltas(
+            before,
+            Ledger({jobCreator: CJ - M, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: M - CJ}),
+            "checkResult"
+        );
         address picked = mediation.mediatorOf(_key(DEAL, terms));
         cheats.assertTrue(picked == mediator1 || picked == mediator2, "a deal mediator is picked");
     }
@@ -141,7 +170,11 @@ contract MoneyFlowsTest is LilypadTest {
         vm.warp(block.timestamp + AGREE_TIMEOUT + 1);
         vm.prank(rp);
         controller.timeoutAgree(DEAL, terms);
-        _assertDeltas(before, Ledger({jobCreator: 0, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}), "timeoutAgree (RP)");
+        _assertDeltas(
+            before,
+            Ledger({jobCreator: 0, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}),
+            "timeoutAgree (RP)"
+        );
         _assertState(DEAL, terms, DealState.TimeoutAgree);
     }
 
@@ -153,7 +186,11 @@ contract MoneyFlowsTest is LilypadTest {
         vm.warp(block.timestamp + AGREE_TIMEOUT + 1);
         vm.prank(jc);
         controller.timeoutAgree(DEAL, terms);
-        _assertDeltas(before, Ledger({jobCreator: 0, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}), "timeoutAgree (JC)");
+        _assertDeltas(
+            before,
+            Ledger({jobCreator: 0, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}),
+            "timeoutAgree (JC)"
+        );
     }
 
     function test_timeoutSubmitResults_refundsJobCreatorAndSlashesSubmitCollateral() public {
@@ -163,7 +200,16 @@ contract MoneyFlowsTest is LilypadTest {
         vm.prank(jc);
         controller.timeoutSubmitResults(DEAL, terms);
         _assertDeltas(
-            before, Ledger({jobCreator: P + CJ, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: CS, escrow: -(P + CJ + CS)}), "timeoutSubmitResults"
+            before,
+            Ledger({
+                jobCreator: P + CJ,
+                resourceProvider: 0,
+                mediator1: 0,
+                mediator2: 0,
+                treasury: CS,
+                escrow: -(P + CJ + CS)
+            }),
+            "timeoutSubmitResults"
         );
         cheats.assertEq(token.balanceOf(address(payments)), 0, "escrow empty after the deal");
     }
@@ -176,7 +222,14 @@ contract MoneyFlowsTest is LilypadTest {
         controller.timeoutJudgeResults(DEAL, terms);
         _assertDeltas(
             before,
-            Ledger({jobCreator: P - COST, resourceProvider: COST + R, mediator1: 0, mediator2: 0, treasury: CJ, escrow: -(P - COST + COST + R + CJ)}),
+            Ledger({
+                jobCreator: P - COST,
+                resourceProvider: COST + R,
+                mediator1: 0,
+                mediator2: 0,
+                treasury: CJ,
+                escrow: -(P - COST + COST + R + CJ)
+            }),
             "timeoutJudgeResults"
         );
         cheats.assertEq(token.balanceOf(address(payments)), 0, "escrow empty after the deal");
@@ -189,7 +242,11 @@ contract MoneyFlowsTest is LilypadTest {
         vm.prank(rp);
         controller.timeoutMediateResults(DEAL, terms);
         _assertDeltas(
-            before, Ledger({jobCreator: P + M, resourceProvider: R, mediator1: 0, mediator2: 0, treasury: 0, escrow: -(P + M + R)}), "timeoutMediateResults"
+            before,
+            Ledger({
+                jobCreator: P + M, resourceProvider: R, mediator1: 0, mediator2: 0, treasury: 0, escrow: -(P + M + R)
+            }),
+            "timeoutMediateResults"
         );
         cheats.assertEq(token.balanceOf(address(payments)), 0, "escrow empty after the deal");
     }
@@ -200,7 +257,11 @@ contract MoneyFlowsTest is LilypadTest {
         vm.warp(block.timestamp + MEDIATE_TIMEOUT + 1);
         vm.prank(jc);
         controller.timeoutMediateResults(DEAL, terms);
-        _assertDeltas(before, Ledger({jobCreator: 0, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}), "whole deal");
+        _assertDeltas(
+            before,
+            Ledger({jobCreator: 0, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}),
+            "whole deal"
+        );
     }
 
     function test_slashGoesToTheCurrentTreasury() public {

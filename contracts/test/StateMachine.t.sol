@@ -120,7 +120,9 @@ contract StateMachineTest is LilypadTest {
         if (situation == Situation.ResultsAccepted) return controller.acceptResult(dealId, terms);
         controller.checkResult(dealId, terms);
         if (situation == Situation.ResultsChecked) return;
-        if (situation == Situation.TimeoutMediateResults) return _timeout(Step.TimeoutMediateResults, dealId, terms, jc);
+        if (situation == Situation.TimeoutMediateResults) {
+            return _timeout(Step.TimeoutMediateResults, dealId, terms, jc);
+        }
         address picked = mediation.mediatorOf(_key(dealId, terms));
         vm.prank(picked);
         if (situation == Situation.MediationAccepted) return mediation.mediationAcceptResult(dealId, terms);
@@ -153,10 +155,20 @@ contract StateMachineTest is LilypadTest {
         // Mediation outcomes are called as the mediation contract would, so that the state
         // machine (not the mediator check in front of it) is what is exercised here.
         if (step == Step.MediationAccept) {
-            return (address(mediation), target, abi.encodeCall(controller.mediationAcceptResult, (dealId, terms, mediator1)));
+            return
+                (
+                    address(mediation),
+                    target,
+                    abi.encodeCall(controller.mediationAcceptResult, (dealId, terms, mediator1))
+                );
         }
         if (step == Step.MediationReject) {
-            return (address(mediation), target, abi.encodeCall(controller.mediationRejectResult, (dealId, terms, mediator1)));
+            return
+                (
+                    address(mediation),
+                    target,
+                    abi.encodeCall(controller.mediationRejectResult, (dealId, terms, mediator1))
+                );
         }
         if (step == Step.TimeoutAgree) {
             address agreed = situation == Situation.JobCreatorAgreed ? jc : rp;
@@ -189,8 +201,9 @@ contract StateMachineTest is LilypadTest {
             );
         }
         if (situation == Situation.NoDeal) return abi.encodeWithSelector(LilypadStorage.UnknownDeal.selector, key);
-        if (step == Step.AddResult || step == Step.TimeoutSubmitResults) source = DealState.DealAgreed;
-        else if (step == Step.AcceptResult || step == Step.CheckResult || step == Step.TimeoutJudgeResults) {
+        if (step == Step.AddResult || step == Step.TimeoutSubmitResults) {
+            source = DealState.DealAgreed;
+        } else if (step == Step.AcceptResult || step == Step.CheckResult || step == Step.TimeoutJudgeResults) {
             source = DealState.ResultsSubmitted;
         } else if (step == Step.TimeoutAgree) {
             source = DealState.DealNegotiating;
@@ -236,26 +249,63 @@ contract StateMachineTest is LilypadTest {
 
     function _label(Step step, Situation situation) private pure returns (string memory) {
         string[11] memory steps = [
-            "agree(RP)", "agree(JC)", "addResult", "acceptResult", "checkResult", "mediationAccept",
-            "mediationReject", "timeoutAgree", "timeoutSubmitResults", "timeoutJudgeResults", "timeoutMediateResults"
+            "agree(RP)",
+            "agree(JC)",
+            "addResult",
+            "acceptResult",
+            "checkResult",
+            "mediationAccept",
+            "mediationReject",
+            "timeoutAgree",
+            "timeoutSubmitResults",
+            "timeoutJudgeResults",
+            "timeoutMediateResults"
         ];
         string[13] memory situations = [
-            "no deal", "RP agreed", "JC agreed", "DealAgreed", "ResultsSubmitted", "ResultsAccepted",
-            "ResultsChecked", "MediationAccepted", "MediationRejected", "TimeoutAgree", "TimeoutSubmitResults",
-            "TimeoutJudgeResults", "TimeoutMediateResults"
+            "no deal",
+            "RP agreed",
+            "JC agreed",
+            "DealAgreed",
+            "ResultsSubmitted",
+            "ResultsAccepted",
+            "ResultsChecked",
+            "MediationAccepted",
+            "MediationRejected",
+            "TimeoutAgree",
+            "TimeoutSubmitResults",
+            "TimeoutJudgeResults",
+            "TimeoutMediateResults"
         ];
         return string.concat(steps[uint256(step)], " in ", situations[uint256(situation)]);
     }
 
     function test_sourceOfEveryAdvanceableState() public view {
-        cheats.assertEq(uint256(dealStorage.sourceOf(DealState.ResultsAccepted)), uint256(DealState.ResultsSubmitted), "accept");
-        cheats.assertEq(uint256(dealStorage.sourceOf(DealState.ResultsChecked)), uint256(DealState.ResultsSubmitted), "check");
-        cheats.assertEq(uint256(dealStorage.sourceOf(DealState.MediationAccepted)), uint256(DealState.ResultsChecked), "med accept");
-        cheats.assertEq(uint256(dealStorage.sourceOf(DealState.MediationRejected)), uint256(DealState.ResultsChecked), "med reject");
-        cheats.assertEq(uint256(dealStorage.sourceOf(DealState.TimeoutAgree)), uint256(DealState.DealNegotiating), "t agree");
-        cheats.assertEq(uint256(dealStorage.sourceOf(DealState.TimeoutSubmitResults)), uint256(DealState.DealAgreed), "t submit");
-        cheats.assertEq(uint256(dealStorage.sourceOf(DealState.TimeoutJudgeResults)), uint256(DealState.ResultsSubmitted), "t judge");
-        cheats.assertEq(uint256(dealStorage.sourceOf(DealState.TimeoutMediateResults)), uint256(DealState.ResultsChecked), "t mediate");
+        cheats.assertEq(
+            uint256(dealStorage.sourceOf(DealState.ResultsAccepted)), uint256(DealState.ResultsSubmitted), "accept"
+        );
+        cheats.assertEq(
+            uint256(dealStorage.sourceOf(DealState.ResultsChecked)), uint256(DealState.ResultsSubmitted), "check"
+        );
+        cheats.assertEq(
+            uint256(dealStorage.sourceOf(DealState.MediationAccepted)), uint256(DealState.ResultsChecked), "med accept"
+        );
+        cheats.assertEq(
+            uint256(dealStorage.sourceOf(DealState.MediationRejected)), uint256(DealState.ResultsChecked), "med reject"
+        );
+        cheats.assertEq(
+            uint256(dealStorage.sourceOf(DealState.TimeoutAgree)), uint256(DealState.DealNegotiating), "t agree"
+        );
+        cheats.assertEq(
+            uint256(dealStorage.sourceOf(DealState.TimeoutSubmitResults)), uint256(DealState.DealAgreed), "t submit"
+        );
+        cheats.assertEq(
+            uint256(dealStorage.sourceOf(DealState.TimeoutJudgeResults)), uint256(DealState.ResultsSubmitted), "t judge"
+        );
+        cheats.assertEq(
+            uint256(dealStorage.sourceOf(DealState.TimeoutMediateResults)),
+            uint256(DealState.ResultsChecked),
+            "t mediate"
+        );
     }
 
     function test_statesReachedOnlyThroughDedicatedStepsAreNotAdvanceable() public {

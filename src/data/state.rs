@@ -22,7 +22,9 @@ pub enum DealState {
 
 /// A number that names no deal state (from a newer contract, or corrupt input).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("unknown deal state {0}: this node knows states 0 to 10; is the contract newer than the node?")]
+#[error(
+    "unknown deal state {0}: this node knows states 0 to 10; is the contract newer than the node?"
+)]
 pub struct UnknownDealState(pub u8);
 
 impl DealState {
@@ -67,7 +69,10 @@ impl DealState {
     pub fn is_active(self) -> bool {
         matches!(
             self,
-            DealState::DealNegotiating | DealState::DealAgreed | DealState::ResultsSubmitted | DealState::ResultsChecked
+            DealState::DealNegotiating
+                | DealState::DealAgreed
+                | DealState::ResultsSubmitted
+                | DealState::ResultsChecked
         )
     }
 
@@ -78,7 +83,10 @@ impl DealState {
 
     /// Whether the job ran and its results were accepted (by the JC or a mediator).
     pub fn is_success(self) -> bool {
-        matches!(self, DealState::ResultsAccepted | DealState::MediationAccepted)
+        matches!(
+            self,
+            DealState::ResultsAccepted | DealState::MediationAccepted
+        )
     }
 }
 
@@ -86,7 +94,10 @@ impl TryFrom<u8> for DealState {
     type Error = UnknownDealState;
 
     fn try_from(number: u8) -> Result<Self, Self::Error> {
-        DealState::ALL.get(usize::from(number)).copied().ok_or(UnknownDealState(number))
+        DealState::ALL
+            .get(usize::from(number))
+            .copied()
+            .ok_or(UnknownDealState(number))
     }
 }
 
@@ -113,14 +124,24 @@ mod tests {
         for number in 11..=u8::MAX {
             assert_eq!(DealState::try_from(number), Err(UnknownDealState(number)));
         }
-        assert!(UnknownDealState(11).to_string().contains("unknown deal state 11"));
+        assert!(UnknownDealState(11)
+            .to_string()
+            .contains("unknown deal state 11"));
     }
 
     #[test]
     fn terminal_states_are_the_seven_final_ones() {
-        let terminal: Vec<u8> = DealState::ALL.iter().filter(|s| s.is_terminal()).map(|s| s.number()).collect();
+        let terminal: Vec<u8> = DealState::ALL
+            .iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| s.number())
+            .collect();
         assert_eq!(terminal, vec![3, 5, 6, 7, 8, 9, 10]);
-        let success: Vec<u8> = DealState::ALL.iter().filter(|s| s.is_success()).map(|s| s.number()).collect();
+        let success: Vec<u8> = DealState::ALL
+            .iter()
+            .filter(|s| s.is_success())
+            .map(|s| s.number())
+            .collect();
         assert_eq!(success, vec![3, 5]);
     }
 }

@@ -11,9 +11,7 @@ import {LilypadMediation} from "../../src/LilypadMediation.sol";
 import {LilypadOnChainJobCreator} from "../../src/LilypadOnChainJobCreator.sol";
 import {LilypadController} from "../../src/LilypadController.sol";
 import {ExampleClient} from "../../src/ExampleClient.sol";
-import {
-    DealMembers, DealPricing, DealState, DealTerms, DealTimeout, DealTimeouts
-} from "../../src/Types.sol";
+import {DealMembers, DealPricing, DealState, DealTerms, DealTimeout, DealTimeouts} from "../../src/Types.sol";
 
 /// Base for every forge test: deploys the system the way `lilypad chain deploy` does (parts
 /// first, pointing at the Controller's predicted address, then the Controller, which checks
@@ -216,14 +214,16 @@ abstract contract LilypadTest {
         Ledger memory afterwards = _balances();
         cheats.assertEq(afterwards.jobCreator - before.jobCreator, expected.jobCreator, string.concat(step, ": JC"));
         cheats.assertEq(
-            afterwards.resourceProvider - before.resourceProvider, expected.resourceProvider, string.concat(step, ": RP")
+            afterwards.resourceProvider - before.resourceProvider,
+            expected.resourceProvider,
+            string.concat(step, ": RP")
         );
         cheats.assertEq(afterwards.mediator1 - before.mediator1, expected.mediator1, string.concat(step, ": mediator1"));
         cheats.assertEq(afterwards.mediator2 - before.mediator2, expected.mediator2, string.concat(step, ": mediator2"));
         cheats.assertEq(afterwards.treasury - before.treasury, expected.treasury, string.concat(step, ": treasury"));
         cheats.assertEq(afterwards.escrow - before.escrow, expected.escrow, string.concat(step, ": escrow"));
-        int256 total = afterwards.jobCreator + afterwards.resourceProvider + afterwards.mediator1
-            + afterwards.mediator2 + afterwards.treasury + afterwards.escrow;
+        int256 total = afterwards.jobCreator + afterwards.resourceProvider + afterwards.mediator1 + afterwards.mediator2
+            + afterwards.treasury + afterwards.escrow;
         int256 totalBefore = before.jobCreator + before.resourceProvider + before.mediator1 + before.mediator2
             + before.treasury + before.escrow;
         cheats.assertEq(total, totalBefore, string.concat(step, ": tokens are conserved"));
