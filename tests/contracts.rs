@@ -42,7 +42,7 @@ fn every_artifact_has_an_abi_and_bytecode() {
             .strip_prefix("0x")
             .unwrap_or_else(|| panic!("{name}: bytecode lacks 0x"));
         assert!(
-            hex.len() > 100 && hex.len() % 2 == 0,
+            hex.len() > 100 && hex.len().is_multiple_of(2),
             "{name}: bytecode too short or odd"
         );
         assert!(

@@ -131,8 +131,8 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     /// The JC accepts the results: the RP is paid and everyone's collateral comes back.
     function acceptResult(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
         _onlyJobCreator(dealId, terms);
-        (, Agreement memory before) =
-            _stepBefore(dealId, terms, DealState.ResultsAccepted, terms.timeouts.judgeResults.timeout);
+        (, Agreement memory before) = _advance(dealId, terms, DealState.ResultsAccepted);
+        _requireBeforeDeadline(dealId, before.stateSince, terms.timeouts.judgeResults.timeout);
         _payForTheJob(terms, before.instructionCount, terms.timeouts.judgeResults.collateral);
     }
 
@@ -140,7 +140,8 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     /// mediation fee, and one of the deal's mediators is picked.
     function checkResult(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
         _onlyJobCreator(dealId, terms);
-        (bytes32 key,) = _stepBefore(dealId, terms, DealState.ResultsChecked, terms.timeouts.judgeResults.timeout);
+        (bytes32 key, Agreement memory before) = _advance(dealId, terms, DealState.ResultsChecked);
+        _requireBeforeDeadline(dealId, before.stateSince, terms.timeouts.judgeResults.timeout);
         payments.exchange(msg.sender, terms.pricing.mediationFee, terms.timeouts.judgeResults.collateral);
         mediation.request(key, terms.members.mediators);
     }
@@ -152,8 +153,8 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     /// The mediator agrees with the RP: the RP is paid as on accept, the mediator gets the fee.
     function mediationAcceptResult(bytes32 dealId, DealTerms calldata terms, address mediator) external nonReentrant {
         if (msg.sender != address(mediation)) revert NotMediation(msg.sender);
-        (, Agreement memory before) =
-            _stepBefore(dealId, terms, DealState.MediationAccepted, terms.timeouts.mediateResults.timeout);
+        (, Agreement memory before) = _advance(dealId, terms, DealState.MediationAccepted);
+        _requireBeforeDeadline(dealId, before.stateSince, terms.timeouts.mediateResults.timeout);
         _payForTheJob(terms, before.instructionCount, 0);
         payments.pay(mediator, terms.pricing.mediationFee);
     }
@@ -162,8 +163,8 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     /// mediator gets the fee, the RP's results collateral goes to the treasury.
     function mediationRejectResult(bytes32 dealId, DealTerms calldata terms, address mediator) external nonReentrant {
         if (msg.sender != address(mediation)) revert NotMediation(msg.sender);
-        (bytes32 key, Agreement memory before) =
-            _stepBefore(dealId, terms, DealState.MediationRejected, terms.timeouts.mediateResults.timeout);
+        (bytes32 key, Agreement memory before) = _advance(dealId, terms, DealState.MediationRejected);
+        _requireBeforeDeadline(dealId, before.stateSince, terms.timeouts.mediateResults.timeout);
         (, uint256 resultsCollateral) = _costs(terms, before.instructionCount);
         payments.payBoth(
             terms.members.jobCreator, terms.pricing.paymentCollateral, mediator, terms.pricing.mediationFee
@@ -177,7 +178,8 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
 
     /// The second party never agreed: the party that did gets back exactly what it paid in.
     function timeoutAgree(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
-        (, Agreement memory before) = _stepAfter(dealId, terms, DealState.TimeoutAgree, terms.timeouts.agree.timeout);
+        (, Agreement memory before) = _advance(dealId, terms, DealState.TimeoutAgree);
+        _requireAfterDeadline(dealId, before.stateSince, terms.timeouts.agree.timeout);
         if (before.resourceProviderAgreed) {
             if (msg.sender != terms.members.resourceProvider) revert NotEntitled(dealId, msg.sender);
             payments.pay(msg.sender, terms.timeouts.submitResults.collateral);
@@ -191,7 +193,8 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     /// submit-results collateral goes to the treasury.
     function timeoutSubmitResults(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
         _onlyJobCreator(dealId, terms);
-        (bytes32 key,) = _stepAfter(dealId, terms, DealState.TimeoutSubmitResults, terms.timeouts.submitResults.timeout);
+        (bytes32 key, Agreement memory before) = _advance(dealId, terms, DealState.TimeoutSubmitResults);
+        _requireAfterDeadline(dealId, before.stateSince, terms.timeouts.submitResults.timeout);
         payments.pay(msg.sender, terms.pricing.paymentCollateral + terms.timeouts.judgeResults.collateral);
         payments.slash(key, terms.members.resourceProvider, terms.timeouts.submitResults.collateral);
     }
@@ -200,8 +203,8 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     /// of its payment collateral, its judge-results collateral goes to the treasury.
     function timeoutJudgeResults(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
         _onlyResourceProvider(dealId, terms);
-        (bytes32 key, Agreement memory before) =
-            _stepAfter(dealId, terms, DealState.TimeoutJudgeResults, terms.timeouts.judgeResults.timeout);
+        (bytes32 key, Agreement memory before) = _advance(dealId, terms, DealState.TimeoutJudgeResults);
+        _requireAfterDeadline(dealId, before.stateSince, terms.timeouts.judgeResults.timeout);
         _payForTheJob(terms, before.instructionCount, 0);
         payments.slash(key, terms.members.jobCreator, terms.timeouts.judgeResults.collateral);
     }
@@ -211,8 +214,8 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
         if (msg.sender != terms.members.jobCreator && msg.sender != terms.members.resourceProvider) {
             revert NotAParty(dealId, msg.sender);
         }
-        (, Agreement memory before) =
-            _stepAfter(dealId, terms, DealState.TimeoutMediateResults, terms.timeouts.mediateResults.timeout);
+        (, Agreement memory before) = _advance(dealId, terms, DealState.TimeoutMediateResults);
+        _requireAfterDeadline(dealId, before.stateSince, terms.timeouts.mediateResults.timeout);
         (, uint256 resultsCollateral) = _costs(terms, before.instructionCount);
         payments.payBoth(
             terms.members.jobCreator,
@@ -279,24 +282,13 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
         resultsCollateral = cost * terms.pricing.resultsCollateralMultiple;
     }
 
-    /// Moves the deal to `to`, which must happen within `timeout` of the current state's start.
-    function _stepBefore(bytes32 dealId, DealTerms calldata terms, DealState to, uint256 timeout)
+    /// Moves the deal to `to` (Storage checks the state it comes from).
+    function _advance(bytes32 dealId, DealTerms calldata terms, DealState to)
         private
         returns (bytes32 key, Agreement memory before)
     {
         key = dealKeyOf(dealId, terms);
         before = dealStorage.advance(key, to);
-        _requireBeforeDeadline(dealId, before.stateSince, timeout);
-    }
-
-    /// Moves the deal to the timeout state `to`, only once `timeout` has run out.
-    function _stepAfter(bytes32 dealId, DealTerms calldata terms, DealState to, uint256 timeout)
-        private
-        returns (bytes32 key, Agreement memory before)
-    {
-        key = dealKeyOf(dealId, terms);
-        before = dealStorage.advance(key, to);
-        _requireAfterDeadline(dealId, before.stateSince, timeout);
     }
 
     /// The job counts as done: the RP gets the cost and its results collateral, the JC the
