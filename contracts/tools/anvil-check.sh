@@ -11,17 +11,29 @@ ANVIL=$BIN/anvil-linux-amd64/bin/anvil
 FORGE=$BIN/forge-linux-amd64/bin/forge
 CAST=$BIN/cast-linux-amd64/bin/cast
 
-port=$((20000 + RANDOM % 20000))
 log=$(mktemp)
-"$ANVIL" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
-anvil_pid=$!
+anvil_pid=
 trap 'kill $anvil_pid 2>/dev/null || true; rm -f "$log"' EXIT
-export ETH_RPC_URL="http://127.0.0.1:$port"
-for _ in $(seq 1 50); do
-  "$CAST" chain-id >/dev/null 2>&1 && break
-  sleep 0.1
+# A random loopback port; another one if it is taken.
+for _ in 1 2 3 4 5; do
+  port=$((20000 + RANDOM % 20000))
+  "$ANVIL" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
+  anvil_pid=$!
+  export ETH_RPC_URL="http://127.0.0.1:$port"
+  # Ready once *our* anvil says it is listening (a port taken by another node must
+  # not be mistaken for ours).
+  for _ in $(seq 1 50); do
+    grep -q "Listening on" "$log" && break 2
+    kill -0 "$anvil_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$anvil_pid" 2>/dev/null || true
 done
-"$CAST" chain-id >/dev/null || { cat "$log"; echo "anvil did not start" >&2; exit 1; }
+grep -q "Listening on" "$log" && "$CAST" chain-id >/dev/null || {
+  cat "$log"
+  echo "anvil did not start" >&2
+  exit 1
+}
 
 # anvil's development accounts, unlocked, so only the deployer needs a key: the first
 # account's, which anvil's default mnemonic makes public knowledge.
