@@ -4,5 +4,7 @@
 //!
 //! The crate is one binary whose roles are modules; see DESIGN.md §2 for the layout.
 
+pub mod chain;
 pub mod cli;
 pub mod data;
+pub mod results;

@@ -1,0 +1,248 @@
+//! `Chain`: one key's view of the deployed contracts. It sends transactions through one
+//! nonce manager per key (estimate first, so a reverting call consumes no nonce), checks
+//! every receipt's status, and turns revert data into the contracts' named errors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ethers::contract::{ContractCall, ContractError};
+use ethers::middleware::SignerMiddleware;
+use ethers::providers::{Http, Middleware, Provider};
+use ethers::signers::{LocalWallet, Signer};
+use ethers::types::{Address, BlockNumber, TransactionReceipt, U256};
+use tokio::sync::Mutex;
+
+use super::bindings::*;
+
+/// The middleware every contract handle uses.
+pub type Client = SignerMiddleware<Provider<Http>, LocalWallet>;
+
+/// What went wrong talking to the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("cannot reach the chain at {url}: {source}. Is WEB3_RPC_URL right and the node up?")]
+    Unreachable { url: String, source: ethers::providers::ProviderError },
+    #[error("{what}: the contract refused: {reason}")]
+    Reverted { what: String, reason: String },
+    #[error("{what}: transaction {tx:?} failed (status 0)")]
+    Failed { what: String, tx: ethers::types::H256 },
+    #[error("{what}: no receipt for {tx:?} after {secs} s; the node may be stuck or the gas price too low")]
+    NoReceipt { what: String, tx: ethers::types::H256, secs: u64 },
+    #[error("{what}: {message}")]
+    Rpc { what: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Every deployed contract, found from the controller.
+#[derive(Clone)]
+pub struct Contracts {
+    pub controller: LilypadController<Client>,
+    pub storage: LilypadStorage<Client>,
+    pub payments: LilypadPayments<Client>,
+    pub mediation: LilypadMediation<Client>,
+    pub users: LilypadUsers<Client>,
+    pub token: LilypadToken<Client>,
+    pub job_creator: LilypadOnChainJobCreator<Client>,
+}
+
+/// One key's connection to the chain.
+pub struct Chain {
+    pub client: Arc<Client>,
+    pub contracts: Contracts,
+    pub chain_id: u64,
+    pub rpc_url: String,
+    poll: Duration,
+    /// The next nonce to use, or None to ask the node. Held while a transaction is sent.
+    nonce: Mutex<Option<U256>>,
+}
+
+/// Connects to `rpc_url` and creates an HTTP provider that polls every `poll`.
+pub async fn provider(rpc_url: &str, poll: Duration) -> Result<(Provider<Http>, u64), ChainError> {
+    let provider = Provider::<Http>::try_from(rpc_url)
+        .map_err(|e| ChainError::Invalid(format!("WEB3_RPC_URL {rpc_url:?} is not a URL: {e}")))?
+        .interval(poll);
+    let chain_id = provider
+        .get_chainid()
+        .await
+        .map_err(|source| ChainError::Unreachable { url: rpc_url.to_string(), source })?;
+    Ok((provider, chain_id.as_u64()))
+}
+
+/// A signing client for `wallet` on `rpc_url`.
+pub async fn signing_client(rpc_url: &str, wallet: LocalWallet, poll: Duration) -> Result<(Arc<Client>, u64), ChainError> {
+    let (provider, chain_id) = provider(rpc_url, poll).await?;
+    let wallet = wallet.with_chain_id(chain_id);
+    Ok((Arc::new(SignerMiddleware::new(provider, wallet)), chain_id))
+}
+
+impl Chain {
+    /// Connects `wallet` to the contracts behind `controller`.
+    pub async fn connect(rpc_url: &str, wallet: LocalWallet, controller: Address, poll: Duration) -> Result<Chain, ChainError> {
+        let (client, chain_id) = signing_client(rpc_url, wallet, poll).await?;
+        let code = client
+            .get_code(controller, None)
+            .await
+            .map_err(|e| ChainError::Rpc { what: "read the controller's code".into(), message: e.to_string() })?;
+        if code.is_empty() {
+            return Err(ChainError::Invalid(format!(
+                "no contract at WEB3_CONTROLLER_ADDRESS {controller:?} on chain {chain_id}; deploy with `lilypad chain deploy` or fix the address"
+            )));
+        }
+        let controller = LilypadController::new(controller, client.clone());
+        let read = |what: &str, e: ContractError<Client>| ChainError::Rpc { what: format!("read {what}"), message: e.to_string() };
+        let storage = controller.deal_storage().call().await.map_err(|e| read("the storage address", e))?;
+        let payments = controller.payments().call().await.map_err(|e| read("the payments address", e))?;
+        let mediation = controller.mediation().call().await.map_err(|e| read("the mediation address", e))?;
+        let users = controller.users().call().await.map_err(|e| read("the users address", e))?;
+        let job_creator = controller.job_creator().call().await.map_err(|e| read("the job creator address", e))?;
+        let token = controller.token().call().await.map_err(|e| read("the token address", e))?;
+        let contracts = Contracts {
+            storage: LilypadStorage::new(storage, client.clone()),
+            payments: LilypadPayments::new(payments, client.clone()),
+            mediation: LilypadMediation::new(mediation, client.clone()),
+            users: LilypadUsers::new(users, client.clone()),
+            token: LilypadToken::new(token, client.clone()),
+            job_creator: LilypadOnChainJobCreator::new(job_creator, client.clone()),
+            controller,
+        };
+        Ok(Chain { client, contracts, chain_id, rpc_url: rpc_url.to_string(), poll, nonce: Mutex::new(None) })
+    }
+
+    /// This key's address.
+    pub fn address(&self) -> Address {
+        self.client.address()
+    }
+
+    /// Sends `call` and waits for a successful receipt. `what` names the step in errors.
+    pub async fn send<D: ethers::abi::Detokenize>(
+        &self,
+        what: &str,
+        call: ContractCall<Client, D>,
+    ) -> Result<TransactionReceipt, ChainError> {
+        let gas = call.estimate_gas().await.map_err(|e| revert_error(what, &e))?;
+        let mut tx = call.tx.clone();
+        tx.set_from(self.address());
+        tx.set_gas(gas * 6 / 5 + 10_000);
+        let hash = {
+            let mut next = self.nonce.lock().await;
+            let nonce = match *next {
+                Some(nonce) => nonce,
+                None => self
+                    .client
+                    .get_transaction_count(self.address(), Some(BlockNumber::Pending.into()))
+                    .await
+                    .map_err(|e| ChainError::Rpc { what: format!("{what}: read the nonce"), message: e.to_string() })?,
+            };
+            tx.set_nonce(nonce);
+            match self.client.send_transaction(tx, None).await {
+                Ok(pending) => {
+                    *next = Some(nonce + 1);
+                    pending.tx_hash()
+                }
+                Err(e) => {
+                    // Ask the node next time: we do not know whether the nonce was used.
+                    *next = None;
+                    return Err(ChainError::Rpc { what: what.to_string(), message: e.to_string() });
+                }
+            }
+        };
+        self.wait_receipt(what, hash).await
+    }
+
+    async fn wait_receipt(&self, what: &str, tx: ethers::types::H256) -> Result<TransactionReceipt, ChainError> {
+        const LIMIT: Duration = Duration::from_secs(180);
+        let started = std::time::Instant::now();
+        loop {
+            match self.client.get_transaction_receipt(tx).await {
+                Ok(Some(receipt)) => {
+                    return if receipt.status == Some(1.into()) {
+                        Ok(receipt)
+                    } else {
+                        Err(ChainError::Failed { what: what.to_string(), tx })
+                    };
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(%e, ?tx, "receipt not readable yet"),
+            }
+            if started.elapsed() > LIMIT {
+                return Err(ChainError::NoReceipt { what: what.to_string(), tx, secs: LIMIT.as_secs() });
+            }
+            tokio::time::sleep(self.poll.min(Duration::from_millis(500))).await;
+        }
+    }
+
+    /// Makes sure the Payments contract may take at least `amount` of our tokens.
+    pub async fn ensure_allowance(&self, amount: U256) -> Result<(), ChainError> {
+        let payments = self.contracts.payments.address();
+        let current = self
+            .contracts
+            .token
+            .allowance(self.address(), payments)
+            .call()
+            .await
+            .map_err(|e| ChainError::Rpc { what: "read the token allowance".into(), message: e.to_string() })?;
+        if current < amount {
+            self.send("approve the payments contract", self.contracts.token.approve(payments, U256::MAX)).await?;
+        }
+        Ok(())
+    }
+
+    /// The token balance of `who`.
+    pub async fn token_balance(&self, who: Address) -> Result<U256, ChainError> {
+        self.contracts
+            .token
+            .balance_of(who)
+            .call()
+            .await
+            .map_err(|e| ChainError::Rpc { what: format!("read the token balance of {who:?}"), message: e.to_string() })
+    }
+
+    /// The on-chain record of a deal (all zero if no party has agreed yet).
+    pub async fn agreement(&self, deal_key: [u8; 32]) -> Result<lilypad_storage::Agreement, ChainError> {
+        self.contracts
+            .storage
+            .agreement(deal_key)
+            .call()
+            .await
+            .map_err(|e| ChainError::Rpc { what: "read a deal's agreement".into(), message: e.to_string() })
+    }
+
+    /// The poll interval this client was made with.
+    pub fn poll_interval(&self) -> Duration {
+        self.poll
+    }
+}
+
+/// Names the contract error in `error`, if its revert data is one of ours.
+pub fn revert_error(what: &str, error: &ContractError<Client>) -> ChainError {
+    let reason = error
+        .as_revert()
+        .map(|data| describe_revert(data))
+        .unwrap_or_else(|| error.to_string());
+    ChainError::Reverted { what: what.to_string(), reason }
+}
+
+/// A readable form of revert data from any of our contracts.
+pub fn describe_revert(data: &ethers::types::Bytes) -> String {
+    use ethers::abi::AbiDecode;
+    if let Ok(error) = lilypad_controller::LilypadControllerErrors::decode(data) {
+        return format!("{error:?}");
+    }
+    if let Ok(error) = lilypad_storage::LilypadStorageErrors::decode(data) {
+        return format!("{error:?}");
+    }
+    if let Ok(error) = lilypad_payments::LilypadPaymentsErrors::decode(data) {
+        return format!("{error:?}");
+    }
+    if let Ok(error) = lilypad_mediation::LilypadMediationErrors::decode(data) {
+        return format!("{error:?}");
+    }
+    if let Ok(error) = lilypad_on_chain_job_creator::LilypadOnChainJobCreatorErrors::decode(data) {
+        return format!("{error:?}");
+    }
+    if let Ok(error) = lilypad_token::LilypadTokenErrors::decode(data) {
+        return format!("{error:?}");
+    }
+    format!("revert data 0x{}", hex::encode(data))
+}

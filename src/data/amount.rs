@@ -1,0 +1,51 @@
+//! Token amounts (wei) on the wire: decimal strings, because JSON numbers lose precision
+//! above 2^53 in most clients. The contracts cap every amount at 2^128 - 1, so `u128` holds any.
+
+use serde::{Deserialize, Deserializer, Serializer};
+
+/// `#[serde(with = "amount")]` for a `u128` field.
+pub fn serialize<S: Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&value.to_string())
+}
+
+/// Accepts a decimal string (or, for hand-written JSON, a small integer).
+pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u128, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        String(String),
+        Number(u64),
+    }
+    match Text::deserialize(deserializer)? {
+        Text::String(text) => text.parse().map_err(|_| {
+            serde::de::Error::custom(format!("{text:?} is not an amount in wei (a decimal integer)"))
+        }),
+        Text::Number(number) => Ok(number.into()),
+    }
+}
+
+/// Parses an amount given on the command line or in the environment: wei as an integer,
+/// or whole tokens with an `lp` suffix (`2lp` = 2 * 10^18 wei).
+pub fn parse(text: &str) -> Result<u128, String> {
+    let text = text.trim();
+    let (digits, scale) = match text.strip_suffix("lp").or_else(|| text.strip_suffix("LP")) {
+        Some(tokens) => (tokens.trim(), 10u128.pow(18)),
+        None => (text, 1),
+    };
+    digits
+        .parse::<u128>()
+        .ok()
+        .and_then(|value| value.checked_mul(scale))
+        .ok_or_else(|| format!("{text:?} is not an amount: give wei (e.g. 1000) or tokens (e.g. 2lp)"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_wei_and_tokens() {
+        assert_eq!(super::parse("1000"), Ok(1000));
+        assert_eq!(super::parse("2lp"), Ok(2_000_000_000_000_000_000));
+        assert!(super::parse("-1").is_err());
+        assert!(super::parse("1.5lp").is_err());
+    }
+}

@@ -1,0 +1,210 @@
+//! Deals: a job offer and a resource offer joined, with the members, pricing and timeouts
+//! both parties sign up to on chain. The rules that turn two offers into a deal live in
+//! [`Deal::propose`], which the solver uses to match and each party uses to check a deal
+//! before it agrees: a deal is acceptable exactly when it is what the rules give for its
+//! two offers and the party's own offer is one of them.
+
+use ethers::types::Address;
+use serde::{Deserialize, Serialize};
+
+use super::ids::{digest_of, IdError};
+use super::offers::{ContentAddressed, JobOffer, Pricing, ResourceOffer, Timeouts};
+
+/// Who takes part in a deal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Members {
+    pub solver: Address,
+    pub job_creator: Address,
+    pub resource_provider: Address,
+    /// Mediators both offers trust, sorted.
+    pub mediators: Vec<Address>,
+}
+
+/// A matched pair of offers and the terms that follow from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deal {
+    /// CID of this deal's canonical JSON with `id` empty; its digest is the on-chain deal id.
+    pub id: String,
+    pub job_offer: JobOffer,
+    pub resource_offer: ResourceOffer,
+    pub members: Members,
+    pub pricing: Pricing,
+    pub timeouts: Timeouts,
+}
+
+impl ContentAddressed for Deal {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn id_mut(&mut self) -> &mut String {
+        &mut self.id
+    }
+}
+
+/// Why two offers cannot make a deal. The solver's `explain` endpoint counts these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, thiserror::Error, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mismatch {
+    #[error("the machine does not cover the job's CPU, RAM or GPU needs")]
+    Spec,
+    #[error("the resource provider does not run this module")]
+    Module,
+    #[error("the resource provider asks more per instruction than the job creator pays")]
+    Price,
+    #[error("collaterals or mediation fee differ")]
+    Collateral,
+    #[error("timeouts differ")]
+    Timeouts,
+    #[error("the offers name different solvers")]
+    Solver,
+    #[error("no mediator is trusted by both sides")]
+    NoCommonMediator,
+    #[error("the job creator and the resource provider are the same address")]
+    SameParty,
+}
+
+/// Why a party refuses a deal the solver proposed.
+#[derive(Debug, thiserror::Error)]
+pub enum DealRefused {
+    #[error("deal {0}: its id does not match its content")]
+    BadId(String),
+    #[error("deal {deal}: it does not carry our offer {ours} (it names {theirs})")]
+    NotOurOffer { deal: String, ours: String, theirs: String },
+    #[error("deal {deal}: we ({me:?}) are not its {role}")]
+    NotOurRole { deal: String, me: Address, role: &'static str },
+    #[error("deal {deal}: its offers cannot make a deal: {reason}")]
+    Incompatible { deal: String, reason: Mismatch },
+    #[error("deal {deal}: its {what} differ from what the offers give")]
+    TermsDiffer { deal: String, what: &'static str },
+}
+
+impl Deal {
+    /// The deal the rules make of `job` and `resource`, or why there is none.
+    /// Price: what the provider asks. Everything else must be the same in both offers.
+    pub fn propose(job: &JobOffer, resource: &ResourceOffer) -> Result<Deal, Mismatch> {
+        if job.job_creator == resource.resource_provider {
+            return Err(Mismatch::SameParty);
+        }
+        if job.services.solver != resource.services.solver {
+            return Err(Mismatch::Solver);
+        }
+        if !resource.spec.covers(&job.spec) {
+            return Err(Mismatch::Spec);
+        }
+        if !resource.allows_module(&job.module) {
+            return Err(Mismatch::Module);
+        }
+        if resource.pricing.instruction_price > job.pricing.instruction_price {
+            return Err(Mismatch::Price);
+        }
+        let (ours, theirs) = (&resource.pricing, &job.pricing);
+        if ours.payment_collateral != theirs.payment_collateral
+            || ours.results_collateral_multiple != theirs.results_collateral_multiple
+            || ours.mediation_fee != theirs.mediation_fee
+        {
+            return Err(Mismatch::Collateral);
+        }
+        if resource.timeouts != job.timeouts {
+            return Err(Mismatch::Timeouts);
+        }
+        let mut mediators: Vec<Address> = job
+            .services
+            .mediators
+            .iter()
+            .filter(|m| resource.services.mediators.contains(m))
+            .filter(|m| **m != job.job_creator && **m != resource.resource_provider)
+            .copied()
+            .collect();
+        mediators.sort();
+        mediators.dedup();
+        if mediators.is_empty() {
+            return Err(Mismatch::NoCommonMediator);
+        }
+        let deal = Deal {
+            id: String::new(),
+            job_offer: job.clone(),
+            resource_offer: resource.clone(),
+            members: Members {
+                solver: job.services.solver,
+                job_creator: job.job_creator,
+                resource_provider: resource.resource_provider,
+                mediators,
+            },
+            pricing: Pricing { instruction_price: resource.pricing.instruction_price, ..job.pricing },
+            timeouts: job.timeouts,
+        };
+        Ok(deal.seal())
+    }
+
+    /// The on-chain deal id: the sha2-256 digest of the deal's CID.
+    pub fn chain_id(&self) -> Result<[u8; 32], IdError> {
+        digest_of(&self.id)
+    }
+
+    /// The resource provider's check before it agrees: our offer, our role, exact terms.
+    pub fn check_for_resource_provider(&self, ours: &ResourceOffer, me: Address) -> Result<(), DealRefused> {
+        if self.resource_offer.id != ours.id {
+            return Err(DealRefused::NotOurOffer {
+                deal: self.id.clone(),
+                ours: ours.id.clone(),
+                theirs: self.resource_offer.id.clone(),
+            });
+        }
+        if self.members.resource_provider != me || ours.resource_provider != me {
+            return Err(DealRefused::NotOurRole { deal: self.id.clone(), me, role: "resource provider" });
+        }
+        self.check_against(&self.job_offer, ours)
+    }
+
+    /// The job creator's check before it agrees.
+    pub fn check_for_job_creator(&self, ours: &JobOffer, me: Address) -> Result<(), DealRefused> {
+        if self.job_offer.id != ours.id {
+            return Err(DealRefused::NotOurOffer {
+                deal: self.id.clone(),
+                ours: ours.id.clone(),
+                theirs: self.job_offer.id.clone(),
+            });
+        }
+        if self.members.job_creator != me || ours.job_creator != me {
+            return Err(DealRefused::NotOurRole { deal: self.id.clone(), me, role: "job creator" });
+        }
+        self.check_against(ours, &self.resource_offer)
+    }
+
+    /// Whether this deal is exactly what the rules make of `job` and `resource`
+    /// (our copy of our own offer, their offer as the deal carries it).
+    fn check_against(&self, job: &JobOffer, resource: &ResourceOffer) -> Result<(), DealRefused> {
+        if !self.id_is_valid() || !self.job_offer.id_is_valid() || !self.resource_offer.id_is_valid() {
+            return Err(DealRefused::BadId(self.id.clone()));
+        }
+        let expected = Deal::propose(job, resource)
+            .map_err(|reason| DealRefused::Incompatible { deal: self.id.clone(), reason })?;
+        let differs = |what| Err(DealRefused::TermsDiffer { deal: self.id.clone(), what });
+        if self.job_offer != expected.job_offer || self.resource_offer != expected.resource_offer {
+            return differs("offers");
+        }
+        if self.members != expected.members {
+            return differs("members");
+        }
+        if self.pricing != expected.pricing {
+            return differs("pricing");
+        }
+        if self.timeouts != expected.timeouts {
+            return differs("timeouts");
+        }
+        Ok(())
+    }
+}
+
+/// What a resource provider reports after running a deal's job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub deal_id: String,
+    /// CID (raw codec) of the results tarball; its digest is committed on chain.
+    pub results_cid: String,
+    /// Set when the job could not run (the tarball then holds what is known).
+    pub error: Option<String>,
+    /// The container's exit code.
+    pub exit_code: Option<i64>,
+    pub instruction_count: u64,
+}

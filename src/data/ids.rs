@@ -1,0 +1,73 @@
+//! Content identifiers: every offer, deal and result tarball is named by a CIDv1 over the
+//! sha2-256 of its bytes. On chain a deal or a result is the bare 32-byte digest.
+
+use cid::Cid;
+use multihash::Multihash;
+use sha2::{Digest, Sha256};
+
+/// Multicodec of canonical-JSON documents (offers, deals).
+pub const JSON_CODEC: u64 = 0x0200;
+/// Multicodec of opaque bytes (results tarballs).
+pub const RAW_CODEC: u64 = 0x55;
+/// Multihash code of sha2-256.
+const SHA2_256: u64 = 0x12;
+
+/// Why a string is not an id this network can use.
+#[derive(Debug, thiserror::Error)]
+pub enum IdError {
+    #[error("{0:?} is not a CID: {1}")]
+    Parse(String, cid::Error),
+    #[error("CID {0} does not use sha2-256, so it has no on-chain form")]
+    NotSha256(String),
+}
+
+/// The CIDv1 (base32 text) of `bytes` under `codec`.
+pub fn cid_of(codec: u64, bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    // A 32-byte digest always fits a 64-byte multihash.
+    let hash = Multihash::<64>::wrap(SHA2_256, &digest).expect("32 bytes fit in 64");
+    Cid::new_v1(codec, hash).to_string()
+}
+
+/// The sha2-256 digest inside a CID: the id the contracts store.
+pub fn digest_of(cid_text: &str) -> Result<[u8; 32], IdError> {
+    let cid = Cid::try_from(cid_text).map_err(|e| IdError::Parse(cid_text.to_string(), e))?;
+    let hash = cid.hash();
+    if hash.code() != SHA2_256 || hash.digest().len() != 32 {
+        return Err(IdError::NotSha256(cid_text.to_string()));
+    }
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(hash.digest());
+    Ok(digest)
+}
+
+/// The raw-codec CID whose digest is `digest` (how a results id read from chain is shown).
+pub fn raw_cid_from_digest(digest: [u8; 32]) -> String {
+    let hash = Multihash::<64>::wrap(SHA2_256, &digest).expect("32 bytes fit in 64");
+    Cid::new_v1(RAW_CODEC, hash).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cid_round_trips_to_its_digest() {
+        let cid = cid_of(RAW_CODEC, b"hello");
+        assert!(cid.starts_with('b'), "CIDv1 in base32: {cid}");
+        let digest = digest_of(&cid).unwrap();
+        assert_eq!(digest.as_slice(), Sha256::digest(b"hello").as_slice());
+        assert_eq!(raw_cid_from_digest(digest), cid);
+    }
+
+    #[test]
+    fn codecs_give_different_cids_for_the_same_bytes() {
+        assert_ne!(cid_of(RAW_CODEC, b"x"), cid_of(JSON_CODEC, b"x"));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(matches!(digest_of("not-a-cid"), Err(IdError::Parse(..))));
+        assert!(matches!(digest_of(""), Err(IdError::Parse(..))));
+    }
+}

@@ -1,0 +1,173 @@
+//! Job offers (what a job creator wants run) and resource offers (what a resource
+//! provider sells). Both are named by the CID of their canonical JSON with `id` empty,
+//! so anyone can recompute an id and no one can change an offer without changing its id.
+
+use std::collections::BTreeMap;
+
+use ethers::types::Address;
+use serde::{Deserialize, Serialize};
+
+use super::amount;
+use super::ids::{cid_of, JSON_CODEC};
+
+/// Machine resources: what a job needs or what a resource offer has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MachineSpec {
+    /// CPU in millicores (1000 = one core).
+    pub cpu: u64,
+    /// Memory in MiB.
+    pub ram: u64,
+    /// Number of GPUs.
+    pub gpu: u64,
+    /// Memory per GPU in MiB (0: any).
+    #[serde(default)]
+    pub vram: u64,
+}
+
+impl MachineSpec {
+    /// Whether a machine with `self` can run a job that needs `need`.
+    pub fn covers(&self, need: &MachineSpec) -> bool {
+        self.cpu >= need.cpu
+            && self.ram >= need.ram
+            && self.gpu >= need.gpu
+            && (need.gpu == 0 || need.vram == 0 || self.vram >= need.vram)
+    }
+}
+
+/// Prices and stakes, in token wei. In a job offer `instruction_price` is the most the job
+/// creator pays; in a resource offer it is what the provider asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pricing {
+    #[serde(with = "amount")]
+    pub instruction_price: u128,
+    #[serde(with = "amount")]
+    pub payment_collateral: u128,
+    pub results_collateral_multiple: u64,
+    #[serde(with = "amount")]
+    pub mediation_fee: u128,
+}
+
+/// Deadlines (seconds) and the two stakes that back them (wei), as the contracts take them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    pub agree: u64,
+    pub submit_results: u64,
+    pub judge_results: u64,
+    pub mediate_results: u64,
+    /// Staked by the RP when it agrees; lost if it never submits results.
+    #[serde(with = "amount")]
+    pub submit_results_collateral: u128,
+    /// Staked by the JC when it agrees; lost if it never judges the results.
+    #[serde(with = "amount")]
+    pub judge_results_collateral: u128,
+}
+
+/// The third parties an offer trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Services {
+    pub solver: Address,
+    pub mediators: Vec<Address>,
+}
+
+/// What a job creator asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobOffer {
+    /// CID of this offer's canonical JSON with `id` empty.
+    pub id: String,
+    /// Unix milliseconds, as the job creator's clock saw it.
+    pub created_at: u64,
+    pub job_creator: Address,
+    /// The module, e.g. `cowsay:v0.0.1`.
+    pub module: String,
+    /// The module's inputs (`-i K=V`).
+    pub inputs: BTreeMap<String, String>,
+    /// What the job needs, from the module's rendered spec.
+    pub spec: MachineSpec,
+    pub pricing: Pricing,
+    pub timeouts: Timeouts,
+    pub services: Services,
+    /// Makes two otherwise equal offers distinct.
+    pub nonce: String,
+}
+
+/// What a resource provider sells: one slot of its machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceOffer {
+    /// CID of this offer's canonical JSON with `id` empty.
+    pub id: String,
+    pub created_at: u64,
+    pub resource_provider: Address,
+    pub spec: MachineSpec,
+    pub pricing: Pricing,
+    pub timeouts: Timeouts,
+    /// Modules this provider runs (`NAME:TAG` or `NAME` for any tag); empty: any.
+    pub modules: Vec<String>,
+    pub services: Services,
+    pub nonce: String,
+}
+
+/// Something named by the CID of its canonical JSON with the id left empty.
+pub trait ContentAddressed: Serialize + Clone {
+    fn id(&self) -> &str;
+    fn id_mut(&mut self) -> &mut String;
+
+    /// The id this value must have.
+    fn compute_id(&self) -> String {
+        let mut blank = self.clone();
+        blank.id_mut().clear();
+        // Serialising plain structs, strings and BTreeMaps cannot fail.
+        let json = serde_json::to_vec(&blank).expect("serialisable");
+        cid_of(JSON_CODEC, &json)
+    }
+
+    /// Sets the id from the content.
+    fn seal(mut self) -> Self {
+        let id = self.compute_id();
+        *self.id_mut() = id;
+        self
+    }
+
+    /// Whether the id matches the content.
+    fn id_is_valid(&self) -> bool {
+        self.id() == self.compute_id()
+    }
+}
+
+impl ContentAddressed for JobOffer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn id_mut(&mut self) -> &mut String {
+        &mut self.id
+    }
+}
+
+impl ContentAddressed for ResourceOffer {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn id_mut(&mut self) -> &mut String {
+        &mut self.id
+    }
+}
+
+impl ResourceOffer {
+    /// Whether this offer allows `module` (`NAME:TAG`).
+    pub fn allows_module(&self, module: &str) -> bool {
+        let name = module.split(':').next().unwrap_or(module);
+        self.modules.is_empty() || self.modules.iter().any(|allowed| allowed == module || allowed == name)
+    }
+}
+
+/// A random hex nonce.
+pub fn new_nonce() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// Unix milliseconds now.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

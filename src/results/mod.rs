@@ -1,0 +1,259 @@
+//! Results: a job's results directory (`stdout`, `stderr`, `exitCode`, `outputs/`) packed
+//! as a deterministic tar (sorted entries, zero times and owners, fixed modes) whose CID is
+//! the results id, so two honest runs of a reproducible job give the same id byte for byte.
+//! Unpacking refuses anything that could write outside the target directory.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use crate::data::ids::{cid_of, RAW_CODEC};
+
+/// Why a results tarball is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TarError {
+    #[error("tar entry {0:?} has an absolute path")]
+    Absolute(String),
+    #[error("tar entry {0:?} climbs out with '..'")]
+    ParentDir(String),
+    #[error("tar entry {0:?} is a {1}; only files and directories are allowed")]
+    NotFileOrDir(String, &'static str),
+    #[error("the results unpack to more than {0} bytes")]
+    TooLarge(u64),
+    #[error("the results have more than {0} entries")]
+    TooManyEntries(usize),
+    #[error("malformed tar: {0}")]
+    Malformed(#[from] std::io::Error),
+}
+
+/// Limits on what a results tarball may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: u64,
+    pub max_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_bytes: 256 * 1024 * 1024, max_entries: 10_000 }
+    }
+}
+
+/// Packs `dir` as a deterministic tar and returns (bytes, CID).
+pub fn pack(dir: &Path) -> std::io::Result<(Vec<u8>, String)> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.mode(tar::HeaderMode::Deterministic);
+    builder.follow_symlinks(false);
+    let mut entries = Vec::new();
+    collect(dir, dir, &mut entries)?;
+    entries.sort();
+    for relative in entries {
+        let full = dir.join(&relative);
+        let meta = fs::symlink_metadata(&full)?;
+        let mut header = tar::Header::new_ustar();
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        if meta.is_dir() {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
+            builder.append_data(&mut header, &relative, std::io::empty())?;
+        } else if meta.is_file() {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(0o644);
+            header.set_size(meta.len());
+            builder.append_data(&mut header, &relative, fs::File::open(&full)?)?;
+        }
+        // Links and special files a job left behind are not part of its results.
+    }
+    let bytes = builder.into_inner()?;
+    let cid = cid_of(RAW_CODEC, &bytes);
+    Ok((bytes, cid))
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let relative = path.strip_prefix(root).map_err(std::io::Error::other)?.to_path_buf();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            out.push(relative);
+            collect(root, &path, out)?;
+        } else if kind.is_file() {
+            out.push(relative);
+        }
+    }
+    Ok(())
+}
+
+/// Checks every entry of a tarball without writing anything.
+pub fn validate(bytes: &[u8], limits: Limits) -> Result<(), TarError> {
+    walk(bytes, limits, |_, _| Ok(()))
+}
+
+/// Unpacks a validated tarball into `target` (created if absent).
+pub fn unpack(bytes: &[u8], target: &Path, limits: Limits) -> Result<(), TarError> {
+    validate(bytes, limits)?;
+    fs::create_dir_all(target)?;
+    walk(bytes, limits, |path, entry| {
+        let destination = target.join(path);
+        match entry {
+            None => fs::create_dir_all(&destination)?,
+            Some(data) => {
+                if let Some(parent) = destination.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                fs::write(&destination, data)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Visits every entry with its checked relative path and, for files, its contents.
+fn walk(
+    bytes: &[u8],
+    limits: Limits,
+    mut visit: impl FnMut(&Path, Option<&[u8]>) -> Result<(), TarError>,
+) -> Result<(), TarError> {
+    let mut archive = tar::Archive::new(bytes);
+    let mut total = 0u64;
+    for (count, entry) in archive.entries()?.enumerate() {
+        if count >= limits.max_entries {
+            return Err(TarError::TooManyEntries(limits.max_entries));
+        }
+        let mut entry = entry?;
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let path = safe_path(&raw, &shown)?;
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => visit(&path, None)?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                total = total.saturating_add(entry.size());
+                if total > limits.max_bytes {
+                    return Err(TarError::TooLarge(limits.max_bytes));
+                }
+                let mut data = Vec::with_capacity(entry.size() as usize);
+                entry.read_to_end(&mut data)?;
+                visit(&path, Some(&data))?;
+            }
+            tar::EntryType::Symlink => return Err(TarError::NotFileOrDir(shown, "symbolic link")),
+            tar::EntryType::Link => return Err(TarError::NotFileOrDir(shown, "hard link")),
+            // Extended headers are consumed by the tar crate; anything else is refused.
+            _ => return Err(TarError::NotFileOrDir(shown, "special file")),
+        }
+    }
+    Ok(())
+}
+
+/// A relative path made only of normal components.
+fn safe_path(raw: &[u8], shown: &str) -> Result<PathBuf, TarError> {
+    let text = std::str::from_utf8(raw).map_err(|_| TarError::NotFileOrDir(shown.to_string(), "non-UTF-8 name"))?;
+    if text.starts_with('/') || text.starts_with('\\') {
+        return Err(TarError::Absolute(shown.to_string()));
+    }
+    let path = PathBuf::from(text);
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => clean.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => return Err(TarError::ParentDir(shown.to_string())),
+            Component::RootDir | Component::Prefix(_) => return Err(TarError::Absolute(shown.to_string())),
+        }
+    }
+    if clean.as_os_str().is_empty() {
+        return Err(TarError::NotFileOrDir(shown.to_string(), "nameless entry"));
+    }
+    Ok(clean)
+}
+
+/// Writes a job's results directory: `stdout`, `stderr`, `exitCode`, and `outputs/`.
+pub fn write_results_dir(dir: &Path, stdout: &[u8], stderr: &[u8], exit_code: i64) -> std::io::Result<()> {
+    fs::create_dir_all(dir.join("outputs"))?;
+    fs::write(dir.join("stdout"), stdout)?;
+    fs::write(dir.join("stderr"), stderr)?;
+    fs::write(dir.join("exitCode"), exit_code.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar with one entry whose name is written raw into the header (the tar crate's
+    /// safe setters refuse such names, which is the point of the test).
+    fn hostile_tar(name: &str, kind: tar::EntryType) -> Vec<u8> {
+        let mut header = tar::Header::new_old();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_size(if kind == tar::EntryType::Regular { 3 } else { 0 });
+        if kind == tar::EntryType::Symlink {
+            header.set_link_name("/etc/passwd").unwrap();
+        }
+        header.set_cksum();
+        let mut builder = tar::Builder::new(Vec::new());
+        let data: &[u8] = if kind == tar::EntryType::Regular { b"bad" } else { b"" };
+        builder.append(&header, data).unwrap();
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn packing_is_deterministic_and_round_trips() {
+        let first = tempfile::tempdir().unwrap();
+        write_results_dir(first.path(), b"moo\n", b"", 0).unwrap();
+        fs::write(first.path().join("outputs/b.txt"), b"b").unwrap();
+        fs::write(first.path().join("outputs/a.txt"), b"a").unwrap();
+        let second = tempfile::tempdir().unwrap();
+        write_results_dir(second.path(), b"moo\n", b"", 0).unwrap();
+        fs::write(second.path().join("outputs/a.txt"), b"a").unwrap();
+        fs::write(second.path().join("outputs/b.txt"), b"b").unwrap();
+        let (bytes, cid) = pack(first.path()).unwrap();
+        let (again, cid_again) = pack(second.path()).unwrap();
+        assert_eq!(bytes, again);
+        assert_eq!(cid, cid_again);
+        let out = tempfile::tempdir().unwrap();
+        unpack(&bytes, out.path(), Limits::default()).unwrap();
+        assert_eq!(fs::read(out.path().join("stdout")).unwrap(), b"moo\n");
+        assert_eq!(fs::read(out.path().join("outputs/a.txt")).unwrap(), b"a");
+        assert_eq!(fs::read_to_string(out.path().join("exitCode")).unwrap(), "0");
+    }
+
+    #[test]
+    fn different_results_give_different_ids() {
+        let one = tempfile::tempdir().unwrap();
+        write_results_dir(one.path(), b"moo\n", b"", 0).unwrap();
+        let two = tempfile::tempdir().unwrap();
+        write_results_dir(two.path(), b"mooo\n", b"", 0).unwrap();
+        assert_ne!(pack(one.path()).unwrap().1, pack(two.path()).unwrap().1);
+    }
+
+    #[test]
+    fn hostile_entries_are_refused() {
+        let limits = Limits::default();
+        let parent = hostile_tar("../escape", tar::EntryType::Regular);
+        assert!(matches!(validate(&parent, limits), Err(TarError::ParentDir(_))));
+        let nested = hostile_tar("outputs/../../escape", tar::EntryType::Regular);
+        assert!(matches!(validate(&nested, limits), Err(TarError::ParentDir(_))));
+        let absolute = hostile_tar("/etc/cron.d/x", tar::EntryType::Regular);
+        assert!(matches!(validate(&absolute, limits), Err(TarError::Absolute(_))));
+        let link = hostile_tar("outputs/link", tar::EntryType::Symlink);
+        assert!(matches!(validate(&link, limits), Err(TarError::NotFileOrDir(_, "symbolic link"))));
+        let target = tempfile::tempdir().unwrap();
+        assert!(unpack(&parent, &target.path().join("in"), limits).is_err());
+        assert!(!target.path().join("escape").exists());
+    }
+
+    #[test]
+    fn size_and_count_caps_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        write_results_dir(dir.path(), &vec![b'x'; 1000], b"", 0).unwrap();
+        let (bytes, _) = pack(dir.path()).unwrap();
+        assert!(matches!(validate(&bytes, Limits { max_bytes: 999, max_entries: 100 }), Err(TarError::TooLarge(999))));
+        assert!(matches!(validate(&bytes, Limits { max_bytes: 1 << 20, max_entries: 2 }), Err(TarError::TooManyEntries(2))));
+        assert!(matches!(validate(b"definitely not a tar file, just some bytes", Limits::default()), Err(_)));
+    }
+}
