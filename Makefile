@@ -8,7 +8,7 @@ CARGO ?= cargo
 # forge from the npm package, run from contracts/ (where foundry.toml lives).
 FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 
-.PHONY: help deps contracts check-artifacts test test-contracts test-anvil test-rust gas deploy-contracts lint build clean
+.PHONY: help deps contracts check-artifacts test test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -61,3 +61,12 @@ build: ## Build the lilypad binary (release)
 clean: ## Remove build outputs (not the committed contract artifacts)
 	$(CARGO) clean
 	rm -rf contracts/build
+
+COWSAY_IMAGE := lilypad/cowsay:v0.0.1
+COWSAY_DIR := deploy/images/cowsay
+
+images: ## Build the module images the built-in catalog names (lilypad/cowsay:v0.0.1, FROM scratch)
+	@docker info >/dev/null 2>&1 || { echo "no Docker engine answers: install docker.io and start dockerd (see README)" >&2; exit 2; }
+	cd $(COWSAY_DIR) && RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --locked --release --target x86_64-unknown-linux-gnu
+	cp $(COWSAY_DIR)/target/x86_64-unknown-linux-gnu/release/cowsay $(COWSAY_DIR)/cowsay
+	docker build --no-cache -q -t $(COWSAY_IMAGE) $(COWSAY_DIR)

@@ -7,4 +7,6 @@
 pub mod chain;
 pub mod cli;
 pub mod data;
+pub mod executor;
+pub mod module;
 pub mod results;

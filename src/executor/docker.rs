@@ -1,0 +1,172 @@
+//! The Docker executor (bollard). Sandbox: no network unless the module asks and the RP
+//! allows it, every capability dropped, no-new-privileges, read-only root filesystem with
+//! a private /tmp, CPU/memory/pids limits from the deal, the outputs directory bind-mounted,
+//! a wall-clock timeout that kills the container, capped stdout/stderr. GPUs are passed as
+//! NVIDIA device requests.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
+use bollard::query_parameters::{
+    CreateImageOptions, KillContainerOptions, LogsOptions, RemoveContainerOptions, StartContainerOptions,
+    WaitContainerOptions,
+};
+use bollard::Docker;
+use futures::StreamExt;
+
+use super::{Executor, ExecutorError, RunOutput};
+use crate::module::JobSpec;
+
+/// Most bytes of stdout (and of stderr) kept from a job.
+pub const MAX_LOG_BYTES: usize = 1024 * 1024;
+
+/// Runs jobs on the local Docker engine.
+#[derive(Clone)]
+pub struct DockerExecutor {
+    docker: Docker,
+    allow_network: bool,
+}
+
+impl DockerExecutor {
+    /// Connects to the engine (DOCKER_HOST or the local socket) and agrees on an API version.
+    pub async fn connect(allow_network: bool) -> Result<DockerExecutor, ExecutorError> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| ExecutorError::EngineUnavailable(e.to_string()))?
+            .negotiate_version()
+            .await
+            .map_err(|e| ExecutorError::EngineUnavailable(e.to_string()))?;
+        docker.ping().await.map_err(|e| ExecutorError::EngineUnavailable(e.to_string()))?;
+        Ok(DockerExecutor { docker, allow_network })
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<(), ExecutorError> {
+        if self.docker.inspect_image(image).await.is_ok() {
+            return Ok(());
+        }
+        tracing::info!(image, "pulling image");
+        let options = CreateImageOptions { from_image: Some(image.to_string()), ..Default::default() };
+        let mut progress = self.docker.create_image(Some(options), None, None);
+        while let Some(step) = progress.next().await {
+            step.map_err(|e| ExecutorError::Image { image: image.to_string(), message: e.to_string() })?;
+        }
+        Ok(())
+    }
+
+    fn host_config(&self, job: &JobSpec, outputs_dir: &Path, gpus: u64) -> HostConfig {
+        let outputs = outputs_dir.display().to_string();
+        let binds = job
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(index, path)| {
+                if index == 0 {
+                    format!("{outputs}:{path}:rw")
+                } else {
+                    let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("output");
+                    format!("{outputs}/{name}:{path}:rw")
+                }
+            })
+            .collect();
+        let network = job.network && self.allow_network;
+        HostConfig {
+            binds: Some(binds),
+            network_mode: Some(if network { "bridge".into() } else { "none".into() }),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            readonly_rootfs: Some(true),
+            tmpfs: Some([("/tmp".to_string(), "rw,size=268435456".to_string())].into()),
+            pids_limit: Some(512),
+            memory: (job.machine.ram > 0).then(|| (job.machine.ram as i64) * 1024 * 1024),
+            nano_cpus: (job.machine.cpu > 0).then(|| (job.machine.cpu as i64) * 1_000_000),
+            device_requests: (gpus > 0).then(|| {
+                vec![DeviceRequest {
+                    driver: Some("nvidia".into()),
+                    count: Some(gpus as i64),
+                    capabilities: Some(vec![vec!["gpu".into()]]),
+                    ..Default::default()
+                }]
+            }),
+            ..Default::default()
+        }
+    }
+
+    async fn remove(&self, id: &str) {
+        let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        if let Err(e) = self.docker.remove_container(id, Some(options)).await {
+            tracing::warn!(container = id, %e, "could not remove a finished container");
+        }
+    }
+
+    async fn collect_logs(&self, id: &str) -> Result<(Vec<u8>, Vec<u8>), ExecutorError> {
+        let options = LogsOptions { stdout: true, stderr: true, follow: false, ..Default::default() };
+        let mut logs = self.docker.logs(id, Some(options));
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        while let Some(chunk) = logs.next().await {
+            let chunk = chunk.map_err(|e| ExecutorError::Engine { what: "read the job's output".into(), message: e.to_string() })?;
+            let (target, bytes) = match chunk {
+                bollard::container::LogOutput::StdOut { message } => (&mut stdout, message),
+                bollard::container::LogOutput::StdErr { message } => (&mut stderr, message),
+                _ => continue,
+            };
+            let room = MAX_LOG_BYTES.saturating_sub(target.len());
+            target.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+        Ok((stdout, stderr))
+    }
+
+    async fn wait(&self, id: &str) -> Result<i64, ExecutorError> {
+        let mut wait = self.docker.wait_container(id, None::<WaitContainerOptions>);
+        match wait.next().await {
+            Some(Ok(response)) => Ok(response.status_code),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(ExecutorError::Engine { what: "wait for the job".into(), message: e.to_string() }),
+            None => Err(ExecutorError::Engine { what: "wait for the job".into(), message: "the engine closed the stream".into() }),
+        }
+    }
+}
+
+impl Executor for DockerExecutor {
+    async fn run(&self, job: &JobSpec, outputs_dir: &Path, gpus: u64) -> Result<RunOutput, ExecutorError> {
+        self.ensure_image(&job.image).await?;
+        std::fs::create_dir_all(outputs_dir)
+            .map_err(|source| ExecutorError::Io { path: outputs_dir.display().to_string(), source })?;
+        let outputs_dir = outputs_dir
+            .canonicalize()
+            .map_err(|source| ExecutorError::Io { path: outputs_dir.display().to_string(), source })?;
+        let body = ContainerCreateBody {
+            image: Some(job.image.clone()),
+            entrypoint: (!job.entrypoint.is_empty()).then(|| job.entrypoint.clone()),
+            env: Some(job.env.clone()),
+            working_dir: job.working_dir.clone(),
+            network_disabled: Some(!(job.network && self.allow_network)),
+            labels: Some([("org.lilypad.module".to_string(), job.module.clone())].into()),
+            host_config: Some(self.host_config(job, &outputs_dir, gpus)),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(None::<bollard::query_parameters::CreateContainerOptions>, body)
+            .await
+            .map_err(|e| ExecutorError::Engine { what: format!("create a container of {}", job.image), message: e.to_string() })?;
+        let id = created.id;
+        let outcome = async {
+            self.docker
+                .start_container(&id, None::<StartContainerOptions>)
+                .await
+                .map_err(|e| ExecutorError::Engine { what: "start the job".into(), message: e.to_string() })?;
+            let exit_code = match tokio::time::timeout(Duration::from_secs(job.timeout_secs), self.wait(&id)).await {
+                Ok(code) => code?,
+                Err(_) => {
+                    let _ = self.docker.kill_container(&id, None::<KillContainerOptions>).await;
+                    return Err(ExecutorError::Timeout(job.timeout_secs));
+                }
+            };
+            let (stdout, stderr) = self.collect_logs(&id).await?;
+            Ok(RunOutput { stdout, stderr, exit_code })
+        }
+        .await;
+        self.remove(&id).await;
+        outcome
+    }
+}

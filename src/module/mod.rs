@@ -1,0 +1,260 @@
+//! Modules: resolve a module name to its `lilypad_module.json.tmpl`, render it with the
+//! job's inputs (Go text/template syntax, each input JSON-encoded, exactly as existing
+//! Lilypad modules expect) and read the Docker job it describes, refusing what we cannot honour.
+//!
+//! Names resolve first in the catalog compiled into the binary (`cowsay:v0.0.1`, whose image
+//! `make images` builds from deploy/images/cowsay), then as a local directory holding a
+//! `lilypad_module.json.tmpl`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::data::MachineSpec;
+
+/// Templates shipped inside the binary, by `NAME:TAG`.
+const CATALOG: &[(&str, &str)] = &[("cowsay:v0.0.1", include_str!("catalog/cowsay-v0.0.1.json.tmpl"))];
+
+/// Why a module cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("unknown module {0:?}: the catalog has {catalog}; a local directory with lilypad_module.json.tmpl also works", catalog = catalog_names())]
+    Unknown(String),
+    #[error("module {module} needs input {input:?}: pass -i {input}=VALUE")]
+    MissingInput { module: String, input: String },
+    #[error("module {module}: cannot render its template: {message}")]
+    Template { module: String, message: String },
+    #[error("module {module}: the rendered spec is not valid JSON of the expected shape: {message}")]
+    Spec { module: String, message: String },
+    #[error("module {module}: {message}")]
+    Unsupported { module: String, message: String },
+    #[error("module {module}: cannot read {path}: {source}")]
+    Read { module: String, path: String, source: std::io::Error },
+}
+
+fn catalog_names() -> String {
+    CATALOG.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+}
+
+/// What the executor runs: the Docker part of a rendered module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpec {
+    pub module: String,
+    pub machine: MachineSpec,
+    pub image: String,
+    pub entrypoint: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    /// Whether the job asks for network access (the RP may refuse it).
+    pub network: bool,
+    pub timeout_secs: u64,
+    /// Container paths whose contents become `outputs/`.
+    pub outputs: Vec<String>,
+}
+
+/// The rendered `lilypad_module.json.tmpl`.
+#[derive(Deserialize)]
+struct Rendered {
+    machine: RenderedMachine,
+    job: RenderedJob,
+}
+
+#[derive(Deserialize)]
+struct RenderedMachine {
+    #[serde(default)]
+    gpu: u64,
+    #[serde(default)]
+    cpu: u64,
+    #[serde(default)]
+    ram: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RenderedJob {
+    spec: RenderedSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RenderedSpec {
+    #[serde(default)]
+    engine: String,
+    docker: RenderedDocker,
+    #[serde(default)]
+    network: Option<RenderedNetwork>,
+    #[serde(default)]
+    timeout: Option<u64>,
+    #[serde(default)]
+    outputs: Vec<RenderedOutput>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RenderedDocker {
+    image: String,
+    #[serde(default)]
+    entrypoint: Vec<String>,
+    #[serde(default)]
+    environment_variables: Vec<String>,
+    #[serde(default)]
+    working_directory: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RenderedNetwork {
+    #[serde(rename = "Type", default)]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RenderedOutput {
+    #[serde(default)]
+    path: String,
+}
+
+/// Default job timeout when a module names none (seconds).
+const DEFAULT_TIMEOUT_SECS: u64 = 600;
+
+/// Finds the template of `module`.
+pub fn template_of(module: &str) -> Result<String, ModuleError> {
+    if let Some((_, template)) = CATALOG.iter().find(|(name, _)| *name == module) {
+        return Ok((*template).to_string());
+    }
+    let dir = Path::new(module);
+    let path = dir.join("lilypad_module.json.tmpl");
+    if dir.is_dir() {
+        return std::fs::read_to_string(&path).map_err(|source| ModuleError::Read {
+            module: module.to_string(),
+            path: path.display().to_string(),
+            source,
+        });
+    }
+    Err(ModuleError::Unknown(module.to_string()))
+}
+
+/// Resolves and renders `module` with `inputs`.
+pub fn resolve(module: &str, inputs: &BTreeMap<String, String>) -> Result<JobSpec, ModuleError> {
+    let template = template_of(module)?;
+    render(module, &template, inputs)
+}
+
+/// Renders `template` with each input JSON-encoded, then reads the job it describes.
+pub fn render(module: &str, template: &str, inputs: &BTreeMap<String, String>) -> Result<JobSpec, ModuleError> {
+    let context: HashMap<String, gtmpl_value::Value> = inputs
+        .iter()
+        .map(|(key, value)| {
+            // JSON-encoding a string cannot fail.
+            let encoded = serde_json::to_string(value).expect("a string encodes");
+            (key.clone(), gtmpl_value::Value::String(encoded))
+        })
+        .collect();
+    let text = gtmpl::template(template, gtmpl_value::Value::Object(context)).map_err(|error| {
+        let message = error.to_string();
+        match missing_field(&message) {
+            Some(input) => ModuleError::MissingInput { module: module.to_string(), input },
+            None => ModuleError::Template { module: module.to_string(), message },
+        }
+    })?;
+    let rendered: Rendered = serde_json::from_str(&text)
+        .map_err(|e| ModuleError::Spec { module: module.to_string(), message: e.to_string() })?;
+    let spec = rendered.job.spec;
+    let unsupported = |message: String| ModuleError::Unsupported { module: module.to_string(), message };
+    if !spec.engine.is_empty() && spec.engine != "Docker" {
+        return Err(unsupported(format!("engine {:?} is not supported; only Docker", spec.engine)));
+    }
+    if spec.docker.image.trim().is_empty() {
+        return Err(unsupported("the spec names no Docker image".into()));
+    }
+    let network = match spec.network.map(|n| n.kind).unwrap_or_default().as_str() {
+        "" | "None" => false,
+        "Full" | "HTTP" => true,
+        other => return Err(unsupported(format!("network type {other:?} is not supported (None, HTTP or Full)"))),
+    };
+    let mut outputs: Vec<String> = spec.outputs.into_iter().map(|o| o.path).filter(|p| !p.is_empty()).collect();
+    if outputs.is_empty() {
+        outputs.push("/outputs".into());
+    }
+    if let Some(bad) = outputs.iter().find(|p| !p.starts_with('/') || p.contains("..")) {
+        return Err(unsupported(format!("output path {bad:?} must be absolute and plain")));
+    }
+    Ok(JobSpec {
+        module: module.to_string(),
+        machine: MachineSpec { cpu: rendered.machine.cpu, ram: rendered.machine.ram, gpu: rendered.machine.gpu, vram: 0 },
+        image: spec.docker.image,
+        entrypoint: spec.docker.entrypoint,
+        env: spec.docker.environment_variables,
+        working_dir: spec.docker.working_directory.filter(|d| !d.is_empty()),
+        network,
+        timeout_secs: spec.timeout.filter(|t| *t > 0).unwrap_or(DEFAULT_TIMEOUT_SECS),
+        outputs,
+    })
+}
+
+/// The input a "no field" template error names.
+fn missing_field(message: &str) -> Option<String> {
+    // gtmpl reports a missing key of an object as "no field for key <name> ...".
+    let lower = message.to_ascii_lowercase();
+    let start = lower.find("no field")?;
+    let rest = &message[start..];
+    rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .find(|w| !["no", "field", "for", "key", "in", "Object", "NoFiledFor", "of"].contains(w))
+        .map(str::to_string)
+}
+
+/// Parses `-i K=V` arguments.
+pub fn parse_inputs(pairs: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut inputs = BTreeMap::new();
+    for pair in pairs {
+        let (key, value) = pair.split_once('=').ok_or_else(|| format!("input {pair:?} is not KEY=VALUE"))?;
+        if key.is_empty() {
+            return Err(format!("input {pair:?} has an empty key"));
+        }
+        inputs.insert(key.to_string(), value.to_string());
+    }
+    Ok(inputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn cowsay_renders_with_its_input_json_encoded() {
+        let spec = resolve("cowsay:v0.0.1", &inputs(&[("Message", "moo \"quoted\"")])).unwrap();
+        assert_eq!(spec.image, "lilypad/cowsay:v0.0.1");
+        assert_eq!(spec.entrypoint, vec!["/usr/bin/cowsay".to_string(), "moo \"quoted\"".to_string()]);
+        assert!(!spec.network);
+        assert_eq!(spec.timeout_secs, 60);
+        assert_eq!(spec.machine, MachineSpec { cpu: 500, ram: 64, gpu: 0, vram: 0 });
+    }
+
+    #[test]
+    fn a_missing_input_names_the_input() {
+        let error = resolve("cowsay:v0.0.1", &inputs(&[])).unwrap_err();
+        assert!(error.to_string().contains("-i Message=VALUE"), "{error}");
+    }
+
+    #[test]
+    fn unknown_modules_and_bad_specs_are_clear_errors() {
+        let error = resolve("nope:v1", &inputs(&[])).unwrap_err();
+        assert!(error.to_string().contains("cowsay:v0.0.1"), "{error}");
+        let wasm = r#"{"machine":{},"job":{"Spec":{"Engine":"Wasm","Docker":{"Image":"x"}}}}"#;
+        assert!(matches!(render("m", wasm, &inputs(&[])), Err(ModuleError::Unsupported { .. })));
+        assert!(matches!(render("m", "{ not json", &inputs(&[])), Err(ModuleError::Spec { .. })));
+    }
+
+    #[test]
+    fn inputs_parse_as_key_value() {
+        assert_eq!(parse_inputs(&["Message=a=b".into()]).unwrap()["Message"], "a=b");
+        assert!(parse_inputs(&["novalue".into()]).is_err());
+    }
+}
