@@ -4,9 +4,12 @@
 //!
 //! The crate is one binary whose roles are modules; see DESIGN.md §2 for the layout.
 
+pub mod bus;
 pub mod chain;
 pub mod cli;
+pub mod config;
 pub mod data;
 pub mod executor;
 pub mod module;
 pub mod results;
+pub mod solver;

@@ -1,0 +1,335 @@
+//! Settings for every role, layered: defaults < `lilypad.toml` < environment (the Go
+//! system's names: WEB3_PRIVATE_KEY, SERVICE_SOLVER, OFFER_GPU, ...) < command-line flags.
+//! Keys are the environment names in lower case, so the file, the env and the flags use one
+//! vocabulary. Validated once at start with errors that name the flag and the variable.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ethers::signers::LocalWallet;
+use ethers::types::Address;
+use serde::Deserialize;
+
+use crate::data::{amount, MachineSpec, Pricing, Services, Timeouts};
+
+/// A value that must never be printed.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "<unset>" } else { "<redacted>" })
+    }
+}
+
+/// Every setting. Field names are the environment variables in lower case.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub web3_rpc_url: Option<String>,
+    pub web3_private_key: Option<Secret>,
+    pub web3_private_key_file: Option<PathBuf>,
+    pub web3_chain_id: Option<u64>,
+    pub web3_controller_address: Option<String>,
+    pub service_solver: Option<String>,
+    pub service_mediators: Option<String>,
+    /// The solver's URL for clients; default: read from the Users contract.
+    pub solver_url: Option<String>,
+    pub server_host: String,
+    pub server_port: u16,
+    pub server_url: Option<String>,
+    pub offer_cpu: u64,
+    pub offer_ram: u64,
+    pub offer_gpu: u64,
+    pub offer_vram: u64,
+    pub offer_count: u32,
+    pub offer_modules: String,
+    pub offer_ttl: u64,
+    pub allow_network: bool,
+    pub pricing_instruction_price: String,
+    pub pricing_payment_collateral: String,
+    pub pricing_results_collateral_multiple: u64,
+    pub pricing_mediation_fee: String,
+    pub timeout_agree_time: u64,
+    pub timeout_submit_results_time: u64,
+    pub timeout_submit_results_collateral: String,
+    pub timeout_judge_results_time: u64,
+    pub timeout_judge_results_collateral: String,
+    pub timeout_mediate_results_time: u64,
+    pub data_dir: PathBuf,
+    pub log_level: String,
+    pub log_format: String,
+    pub poll_interval_ms: u64,
+    pub max_upload_bytes: u64,
+}
+
+/// A setting that is missing or wrong; the message names the flag and the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read settings: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("{name} (--{flag}) is required: {hint}")]
+    Missing { name: &'static str, flag: &'static str, hint: &'static str },
+    #[error("{name} (--{flag}): {message}")]
+    Invalid { name: &'static str, flag: &'static str, message: String },
+}
+
+fn default_data_dir() -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) => Path::new(&home).join(".lilypad"),
+        None => PathBuf::from("/tmp/lilypad"),
+    }
+}
+
+/// The defaults, as (key, value) pairs.
+fn defaults() -> Vec<(&'static str, config::Value)> {
+    vec![
+        ("server_host", "127.0.0.1".into()),
+        ("server_port", 8080.into()),
+        ("offer_cpu", 1000.into()),
+        ("offer_ram", 1024.into()),
+        ("offer_gpu", 0.into()),
+        ("offer_vram", 0.into()),
+        ("offer_count", 1.into()),
+        ("offer_modules", "".into()),
+        ("offer_ttl", 30.into()),
+        ("allow_network", false.into()),
+        ("pricing_instruction_price", "1lp".into()),
+        ("pricing_payment_collateral", "2lp".into()),
+        ("pricing_results_collateral_multiple", 2.into()),
+        ("pricing_mediation_fee", "1lp".into()),
+        ("timeout_agree_time", 3600.into()),
+        ("timeout_submit_results_time", 3600.into()),
+        ("timeout_submit_results_collateral", "1lp".into()),
+        ("timeout_judge_results_time", 3600.into()),
+        ("timeout_judge_results_collateral", "1lp".into()),
+        ("timeout_mediate_results_time", 3600.into()),
+        ("data_dir", default_data_dir().display().to_string().into()),
+        ("log_level", "info".into()),
+        ("log_format", "pretty".into()),
+        ("poll_interval_ms", 1000.into()),
+        ("max_upload_bytes", (64u64 * 1024 * 1024).into()),
+    ]
+}
+
+impl Settings {
+    /// Loads the layers. `file`: an explicit settings file (must exist), else `./lilypad.toml`
+    /// if present. `env`: the environment (None: the process's). `flags`: set flags as (key, value).
+    pub fn load(
+        file: Option<&Path>,
+        env: Option<HashMap<String, String>>,
+        flags: &[(&'static str, String)],
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        for (key, value) in defaults() {
+            builder = builder.set_default(key, value)?;
+        }
+        builder = match file {
+            Some(path) => builder.add_source(config::File::from(path).required(true)),
+            None => builder.add_source(config::File::with_name("lilypad.toml").required(false)),
+        };
+        let env = env.unwrap_or_else(|| std::env::vars().collect());
+        let env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(key, value)| !value.is_empty() && key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .collect();
+        builder = builder.add_source(config::Environment::default().source(Some(env)).try_parsing(true));
+        for (key, value) in flags {
+            builder = builder.set_override(*key, value.clone())?;
+        }
+        Ok(builder.build()?.try_deserialize()?)
+    }
+
+    /// This node's key: WEB3_PRIVATE_KEY, or the file WEB3_PRIVATE_KEY_FILE names.
+    pub fn wallet(&self) -> Result<LocalWallet, ConfigError> {
+        let text = match (&self.web3_private_key, &self.web3_private_key_file) {
+            (Some(key), _) if !key.0.is_empty() => key.0.clone(),
+            (_, Some(path)) => std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                name: "WEB3_PRIVATE_KEY_FILE",
+                flag: "key-file",
+                message: format!("cannot read {}: {e}", path.display()),
+            })?,
+            _ => {
+                return Err(ConfigError::Missing {
+                    name: "WEB3_PRIVATE_KEY",
+                    flag: "key-file",
+                    hint: "set WEB3_PRIVATE_KEY in the environment, or WEB3_PRIVATE_KEY_FILE / --key-file to a file holding the key (`lilypad keys generate` makes one)",
+                })
+            }
+        };
+        parse_key(text.trim()).map_err(|message| ConfigError::Invalid { name: "WEB3_PRIVATE_KEY", flag: "key-file", message })
+    }
+
+    pub fn rpc_url(&self) -> Result<String, ConfigError> {
+        self.web3_rpc_url.clone().ok_or(ConfigError::Missing {
+            name: "WEB3_RPC_URL",
+            flag: "rpc-url",
+            hint: "the chain's JSON-RPC endpoint, e.g. http://127.0.0.1:8545",
+        })
+    }
+
+    pub fn controller(&self) -> Result<Address, ConfigError> {
+        let text = self.web3_controller_address.as_deref().ok_or(ConfigError::Missing {
+            name: "WEB3_CONTROLLER_ADDRESS",
+            flag: "controller",
+            hint: "the LilypadController's address (printed by `lilypad chain deploy`)",
+        })?;
+        parse_address(text, "WEB3_CONTROLLER_ADDRESS", "controller")
+    }
+
+    pub fn solver(&self) -> Result<Address, ConfigError> {
+        let text = self.service_solver.as_deref().ok_or(ConfigError::Missing {
+            name: "SERVICE_SOLVER",
+            flag: "solver",
+            hint: "the solver's address; both sides of a deal must name the same one",
+        })?;
+        parse_address(text, "SERVICE_SOLVER", "solver")
+    }
+
+    pub fn mediators(&self) -> Result<Vec<Address>, ConfigError> {
+        let text = self.service_mediators.as_deref().unwrap_or("");
+        let mediators = text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_address(s, "SERVICE_MEDIATORS", "mediators"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if mediators.is_empty() {
+            return Err(ConfigError::Missing {
+                name: "SERVICE_MEDIATORS",
+                flag: "mediators",
+                hint: "a comma-separated list of mediator addresses you trust",
+            });
+        }
+        Ok(mediators)
+    }
+
+    pub fn services(&self) -> Result<Services, ConfigError> {
+        Ok(Services { solver: self.solver()?, mediators: self.mediators()? })
+    }
+
+    pub fn pricing(&self) -> Result<Pricing, ConfigError> {
+        let amount = |text: &str, name, flag| {
+            amount::parse(text).map_err(|message| ConfigError::Invalid { name, flag, message })
+        };
+        Ok(Pricing {
+            instruction_price: amount(&self.pricing_instruction_price, "PRICING_INSTRUCTION_PRICE", "instruction-price")?,
+            payment_collateral: amount(&self.pricing_payment_collateral, "PRICING_PAYMENT_COLLATERAL", "payment-collateral")?,
+            results_collateral_multiple: self.pricing_results_collateral_multiple,
+            mediation_fee: amount(&self.pricing_mediation_fee, "PRICING_MEDIATION_FEE", "mediation-fee")?,
+        })
+    }
+
+    pub fn timeouts(&self) -> Result<Timeouts, ConfigError> {
+        let amount = |text: &str, name, flag| {
+            amount::parse(text).map_err(|message| ConfigError::Invalid { name, flag, message })
+        };
+        let timeouts = Timeouts {
+            agree: self.timeout_agree_time,
+            submit_results: self.timeout_submit_results_time,
+            judge_results: self.timeout_judge_results_time,
+            mediate_results: self.timeout_mediate_results_time,
+            submit_results_collateral: amount(
+                &self.timeout_submit_results_collateral,
+                "TIMEOUT_SUBMIT_RESULTS_COLLATERAL",
+                "submit-results-collateral",
+            )?,
+            judge_results_collateral: amount(
+                &self.timeout_judge_results_collateral,
+                "TIMEOUT_JUDGE_RESULTS_COLLATERAL",
+                "judge-results-collateral",
+            )?,
+        };
+        for (value, name, flag) in [
+            (timeouts.agree, "TIMEOUT_AGREE_TIME", "agree-timeout"),
+            (timeouts.submit_results, "TIMEOUT_SUBMIT_RESULTS_TIME", "submit-results-timeout"),
+            (timeouts.judge_results, "TIMEOUT_JUDGE_RESULTS_TIME", "judge-results-timeout"),
+            (timeouts.mediate_results, "TIMEOUT_MEDIATE_RESULTS_TIME", "mediate-results-timeout"),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid { name, flag, message: "must be at least 1 second".into() });
+            }
+        }
+        Ok(timeouts)
+    }
+
+    /// What this RP offers per slot.
+    pub fn offer_spec(&self) -> Result<MachineSpec, ConfigError> {
+        if self.offer_cpu == 0 {
+            return Err(ConfigError::Invalid { name: "OFFER_CPU", flag: "offer-cpu", message: "must be > 0 millicores".into() });
+        }
+        if self.offer_ram == 0 {
+            return Err(ConfigError::Invalid { name: "OFFER_RAM", flag: "offer-ram", message: "must be > 0 MiB".into() });
+        }
+        if self.offer_count == 0 {
+            return Err(ConfigError::Invalid { name: "OFFER_COUNT", flag: "offer-count", message: "must be at least 1 slot".into() });
+        }
+        Ok(MachineSpec { cpu: self.offer_cpu, ram: self.offer_ram, gpu: self.offer_gpu, vram: self.offer_vram })
+    }
+
+    pub fn modules(&self) -> Vec<String> {
+        self.offer_modules.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(10))
+    }
+}
+
+/// Parses a hex private key (0x optional).
+pub fn parse_key(text: &str) -> Result<LocalWallet, String> {
+    let hex_text = text.strip_prefix("0x").unwrap_or(text);
+    let bytes = hex::decode(hex_text).map_err(|_| "not a hex private key".to_string())?;
+    LocalWallet::from_bytes(&bytes).map_err(|_| "not a valid secp256k1 private key (32 bytes)".to_string())
+}
+
+fn parse_address(text: &str, name: &'static str, flag: &'static str) -> Result<Address, ConfigError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ConfigError::Invalid { name, flag, message: format!("{text:?} is not an address (0x + 40 hex digits)") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lilypad.toml");
+        std::fs::write(&file, "offer_cpu = 2000\noffer_ram = 4096\nserver_port = 9000\n").unwrap();
+        let settings = Settings::load(Some(&file), env(&[("OFFER_RAM", "8192"), ("SERVER_PORT", "9100")]), &[("server_port", "9200".into())]).unwrap();
+        assert_eq!(settings.offer_gpu, 0, "default");
+        assert_eq!(settings.offer_cpu, 2000, "file over default");
+        assert_eq!(settings.offer_ram, 8192, "env over file");
+        assert_eq!(settings.server_port, 9200, "flag over env");
+    }
+
+    #[test]
+    fn secrets_do_not_print_and_missing_settings_name_their_variable() {
+        let settings = Settings::load(None, env(&[("WEB3_PRIVATE_KEY", "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")]), &[]).unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("59c6995e"), "{shown}");
+        assert!(settings.wallet().is_ok());
+        let error = settings.rpc_url().unwrap_err().to_string();
+        assert!(error.contains("WEB3_RPC_URL"), "{error}");
+        let bad = Settings::load(None, env(&[("WEB3_PRIVATE_KEY", "0xnothex")]), &[]).unwrap();
+        let error = bad.wallet().unwrap_err().to_string();
+        assert!(error.contains("WEB3_PRIVATE_KEY") && !error.contains("nothex"), "{error}");
+    }
+
+    #[test]
+    fn amounts_and_lists_parse() {
+        let settings = Settings::load(None, env(&[("PRICING_INSTRUCTION_PRICE", "7"), ("SERVICE_MEDIATORS", "0x0000000000000000000000000000000000000001, 0x0000000000000000000000000000000000000002")]), &[]).unwrap();
+        assert_eq!(settings.pricing().unwrap().instruction_price, 7);
+        assert_eq!(settings.pricing().unwrap().payment_collateral, 2 * 10u128.pow(18));
+        assert_eq!(settings.mediators().unwrap().len(), 2);
+        let bad = Settings::load(None, env(&[("OFFER_CPU", "0")]), &[]).unwrap();
+        assert!(bad.offer_spec().unwrap_err().to_string().contains("OFFER_CPU"));
+    }
+}

@@ -1,0 +1,159 @@
+//! The matcher: deterministic and without double-booking. Job offers are taken in
+//! (created_at, id) order; each gets the cheapest compatible resource offer by
+//! (price, created_at, id), which then leaves the pool. Resource offers are grouped by
+//! module allow-list key and kept sorted, so a pass is a walk over sorted candidates, not a
+//! database round trip per pair.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::data::{Deal, JobOffer, Mismatch, ResourceOffer};
+
+/// Matches `jobs` against `resources`; returns the deals in job order.
+pub fn match_offers(jobs: &[JobOffer], resources: &[ResourceOffer]) -> Vec<Deal> {
+    let mut jobs: Vec<&JobOffer> = jobs.iter().collect();
+    jobs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let mut pool: Vec<&ResourceOffer> = resources.iter().collect();
+    pool.sort_by(|a, b| {
+        (a.pricing.instruction_price, a.created_at, &a.id).cmp(&(b.pricing.instruction_price, b.created_at, &b.id))
+    });
+    let mut taken = vec![false; pool.len()];
+    let mut deals = Vec::new();
+    for job in jobs {
+        // The pool is sorted by price: the first compatible untaken offer is the cheapest.
+        for (index, resource) in pool.iter().enumerate() {
+            if taken[index] {
+                continue;
+            }
+            if resource.pricing.instruction_price > job.pricing.instruction_price {
+                break; // every later offer asks even more
+            }
+            if let Ok(deal) = Deal::propose(job, resource) {
+                taken[index] = true;
+                deals.push(deal);
+                break;
+            }
+        }
+    }
+    deals
+}
+
+/// Why a job offer has no deal: how many resource offers were rejected for each reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    pub job_offer_id: String,
+    /// Set when the job offer already has a deal.
+    pub deal_id: Option<String>,
+    /// Live resource offers considered.
+    pub resource_offers: usize,
+    /// Resource offers that would match (but may be taken by older job offers).
+    pub compatible: usize,
+    /// Resource offers not refreshed within their TTL (not considered).
+    pub offline: usize,
+    pub rejected: BTreeMap<Mismatch, usize>,
+}
+
+/// Counts, per reason, why each live resource offer does not fit `job`.
+pub fn explain(job: &JobOffer, live: &[ResourceOffer], offline: usize) -> Explanation {
+    let mut explanation =
+        Explanation { job_offer_id: job.id.clone(), resource_offers: live.len(), offline, ..Default::default() };
+    for resource in live {
+        match Deal::propose(job, resource) {
+            Ok(_) => explanation.compatible += 1,
+            Err(reason) => *explanation.rejected.entry(reason).or_default() += 1,
+        }
+    }
+    explanation
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{ContentAddressed, MachineSpec, Pricing, Services, Timeouts};
+    use ethers::types::Address;
+
+    fn services() -> Services {
+        Services { solver: Address::repeat_byte(0x50), mediators: vec![Address::repeat_byte(0x4d)] }
+    }
+
+    fn pricing(price: u128) -> Pricing {
+        Pricing { instruction_price: price, payment_collateral: 10, results_collateral_multiple: 2, mediation_fee: 1 }
+    }
+
+    fn timeouts() -> Timeouts {
+        Timeouts { agree: 60, submit_results: 60, judge_results: 60, mediate_results: 60, submit_results_collateral: 1, judge_results_collateral: 1 }
+    }
+
+    fn job(n: u64, price: u128, cpu: u64) -> JobOffer {
+        JobOffer {
+            id: String::new(),
+            created_at: n,
+            job_creator: Address::repeat_byte(0x1c),
+            module: "cowsay:v0.0.1".into(),
+            inputs: Default::default(),
+            spec: MachineSpec { cpu, ram: 10, gpu: 0, vram: 0 },
+            pricing: pricing(price),
+            timeouts: timeouts(),
+            services: services(),
+            nonce: n.to_string(),
+        }
+        .seal()
+    }
+
+    fn resource(n: u64, price: u128, cpu: u64) -> ResourceOffer {
+        ResourceOffer {
+            id: String::new(),
+            created_at: n,
+            resource_provider: Address::repeat_byte(0x70),
+            spec: MachineSpec { cpu, ram: 100, gpu: 0, vram: 0 },
+            pricing: pricing(price),
+            timeouts: timeouts(),
+            modules: vec![],
+            services: services(),
+            nonce: n.to_string(),
+        }
+        .seal()
+    }
+
+    #[test]
+    fn cheapest_compatible_offer_wins_and_is_used_once() {
+        let jobs = vec![job(2, 5, 1000), job(1, 5, 1000)];
+        let resources = vec![resource(1, 4, 1000), resource(2, 3, 1000), resource(3, 1, 10)];
+        let deals = match_offers(&jobs, &resources);
+        assert_eq!(deals.len(), 2);
+        // The older job (created_at 1) gets the cheapest offer that fits (price 3; price 1 is too small).
+        assert_eq!(deals[0].job_offer.created_at, 1);
+        assert_eq!(deals[0].pricing.instruction_price, 3);
+        assert_eq!(deals[1].pricing.instruction_price, 4);
+        assert_ne!(deals[0].resource_offer.id, deals[1].resource_offer.id);
+    }
+
+    #[test]
+    fn no_offer_is_double_booked_and_order_does_not_matter() {
+        let jobs: Vec<_> = (0..50).map(|n| job(n, 10, 500)).collect();
+        let resources: Vec<_> = (0..20).map(|n| resource(n, (n % 7) as u128 + 1, 1000)).collect();
+        let deals = match_offers(&jobs, &resources);
+        assert_eq!(deals.len(), 20);
+        let mut used: Vec<_> = deals.iter().map(|d| d.resource_offer.id.clone()).collect();
+        used.sort();
+        used.dedup();
+        assert_eq!(used.len(), 20);
+        let mut reversed_jobs = jobs.clone();
+        reversed_jobs.reverse();
+        let mut reversed_resources = resources.clone();
+        reversed_resources.reverse();
+        assert_eq!(match_offers(&reversed_jobs, &reversed_resources), deals);
+    }
+
+    #[test]
+    fn explain_counts_reasons() {
+        let job = job(1, 2, 1000);
+        let live = vec![resource(1, 5, 1000), resource(2, 1, 10), resource(3, 1, 1000)];
+        let explanation = explain(&job, &live, 4);
+        assert_eq!(explanation.compatible, 1);
+        assert_eq!(explanation.offline, 4);
+        assert_eq!(explanation.rejected.get(&Mismatch::Price), Some(&1));
+        assert_eq!(explanation.rejected.get(&Mismatch::Spec), Some(&1));
+    }
+}

@@ -1,0 +1,306 @@
+//! `lilypad solver`: the market. Takes signed offers over HTTP, matches them into deals,
+//! relays result files, mirrors deal states from chain events, and streams numbered events
+//! over `/ws`. State lives in SQLite under DATA_DIR, so a restart loses nothing.
+
+pub mod api;
+pub mod matcher;
+pub mod store;
+mod watcher;
+mod ws;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ethers::types::Address;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, Event};
+use crate::chain::terms::{deal_key, terms_of};
+use crate::chain::Chain;
+use crate::data::offers::now_millis;
+use crate::data::signing::AuthError;
+use crate::data::{ContentAddressed, JobOffer, JobResult, ResourceOffer};
+use crate::results::{self, Limits};
+use store::{JobOfferRecord, ResourceOfferRecord, Store, StoreError, TxRecord};
+
+/// What the solver can fail with (the API maps these to statuses).
+#[derive(Debug, thiserror::Error)]
+pub enum SolverError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Solver settings.
+#[derive(Debug, Clone)]
+pub struct SolverSettings {
+    pub data_dir: PathBuf,
+    /// A resource offer not refreshed for this long is not matched.
+    pub offer_ttl_ms: u64,
+    pub max_upload_bytes: u64,
+    pub listen: SocketAddr,
+    /// Published in the Users contract so clients find the solver.
+    pub public_url: Option<String>,
+}
+
+/// The solver's shared state.
+pub struct Solver {
+    pub store: Store,
+    pub bus: Bus,
+    pub address: Address,
+    pub settings: SolverSettings,
+    pub shutdown: CancellationToken,
+    /// One matching pass at a time.
+    matching: Mutex<()>,
+}
+
+/// A running solver.
+pub struct SolverHandle {
+    pub address: SocketAddr,
+    pub url: String,
+    pub solver: Arc<Solver>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Solver {
+    fn files_dir(&self) -> PathBuf {
+        self.settings.data_dir.join("files")
+    }
+
+    fn publish(&self, events: impl IntoIterator<Item = Event>) {
+        for event in events {
+            self.bus.publish(event);
+        }
+    }
+
+    pub async fn add_job_offer(&self, offer: JobOffer, signer: Address) -> Result<JobOfferRecord, SolverError> {
+        if offer.job_creator != signer {
+            return Err(AuthError::NotTheParty { signer, role: "the job creator", what: "job offer" }.into());
+        }
+        if !offer.id_is_valid() {
+            return Err(SolverError::Invalid(format!("job offer id {:?} does not match its content (expected {})", offer.id, offer.compute_id())));
+        }
+        if offer.services.solver != self.address {
+            return Err(SolverError::Invalid(format!("the offer names solver {:?}; this solver is {:?}", offer.services.solver, self.address)));
+        }
+        if let Some(event) = self.store.add_job_offer(&offer).await? {
+            tracing::info!(job_offer_id = %offer.id, module = %offer.module, "job offer added");
+            self.publish([event]);
+        }
+        self.match_now().await?;
+        Ok(self.store.job_offer(&offer.id).await?.unwrap_or(JobOfferRecord { offer, deal_id: None }))
+    }
+
+    pub async fn add_resource_offer(&self, offer: ResourceOffer, signer: Address) -> Result<ResourceOfferRecord, SolverError> {
+        if offer.resource_provider != signer {
+            return Err(AuthError::NotTheParty { signer, role: "the resource provider", what: "resource offer" }.into());
+        }
+        if !offer.id_is_valid() {
+            return Err(SolverError::Invalid(format!("resource offer id {:?} does not match its content (expected {})", offer.id, offer.compute_id())));
+        }
+        if offer.services.solver != self.address {
+            return Err(SolverError::Invalid(format!("the offer names solver {:?}; this solver is {:?}", offer.services.solver, self.address)));
+        }
+        if let Some(event) = self.store.add_resource_offer(&offer, now_millis()).await? {
+            tracing::info!(resource_offer_id = %offer.id, "resource offer added");
+            self.publish([event]);
+        }
+        self.match_now().await?;
+        self.store.resource_offer(&offer.id).await?.ok_or_else(|| SolverError::NotFound(offer.id.clone()))
+    }
+
+    pub async fn refresh_resource_offer(&self, id: &str, signer: Address) -> Result<ResourceOfferRecord, SolverError> {
+        if !self.store.refresh_resource_offer(id, signer, now_millis()).await? {
+            return Err(SolverError::NotFound(format!("no resource offer {id} of {signer:?}")));
+        }
+        self.store.resource_offer(id).await?.ok_or_else(|| SolverError::NotFound(id.to_string()))
+    }
+
+    /// One matching pass over everything open; stores the deals in one transaction.
+    pub async fn match_now(&self) -> Result<usize, SolverError> {
+        let _pass = self.matching.lock().await;
+        let jobs = self.store.open_job_offers().await?;
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let alive_since = now_millis().saturating_sub(self.settings.offer_ttl_ms);
+        let resources = self.store.live_resource_offers(alive_since).await?;
+        let deals = matcher::match_offers(&jobs, &resources);
+        let mut keyed = Vec::with_capacity(deals.len());
+        for deal in deals {
+            let id = deal.chain_id().map_err(|e| SolverError::Invalid(e.to_string()))?;
+            let key = format!("0x{}", hex::encode(deal_key(id, &terms_of(&deal))));
+            keyed.push((deal, key));
+        }
+        let events = self.store.commit_deals(&keyed).await?;
+        for (deal, _) in &keyed {
+            tracing::info!(deal_id = %deal.id, job_offer_id = %deal.job_offer.id, resource_offer_id = %deal.resource_offer.id, "deal created");
+        }
+        let count = events.len();
+        self.publish(events);
+        Ok(count)
+    }
+
+    pub async fn explain(&self, job_offer_id: &str) -> Result<matcher::Explanation, SolverError> {
+        let record = self
+            .store
+            .job_offer(job_offer_id)
+            .await?
+            .ok_or_else(|| SolverError::NotFound(format!("no job offer {job_offer_id}")))?;
+        let alive_since = now_millis().saturating_sub(self.settings.offer_ttl_ms);
+        let open: Vec<_> = self.store.resource_offers(None).await?.into_iter().filter(|r| r.deal_id.is_none()).collect();
+        let offline = open.iter().filter(|r| r.last_seen < alive_since).count();
+        let live: Vec<ResourceOffer> = open.into_iter().filter(|r| r.last_seen >= alive_since).map(|r| r.offer).collect();
+        let mut explanation = matcher::explain(&record.offer, &live, offline);
+        explanation.deal_id = record.deal_id;
+        Ok(explanation)
+    }
+
+    async fn deal_for(&self, deal_id: &str) -> Result<store::DealRecord, SolverError> {
+        self.store.deal(deal_id).await?.ok_or_else(|| SolverError::NotFound(format!("no deal {deal_id}")))
+    }
+
+    pub async fn upload_files(&self, deal_id: &str, tar: &[u8], signer: Address) -> Result<serde_json::Value, SolverError> {
+        let record = self.deal_for(deal_id).await?;
+        if record.deal.members.resource_provider != signer {
+            return Err(AuthError::NotTheParty { signer, role: "the resource provider", what: "deal" }.into());
+        }
+        let limits = Limits { max_bytes: self.settings.max_upload_bytes * 4, ..Limits::default() };
+        results::validate(tar, limits).map_err(|e| SolverError::Invalid(format!("results of deal {deal_id} refused: {e}")))?;
+        let cid = crate::data::ids::cid_of(crate::data::ids::RAW_CODEC, tar);
+        let dir = self.files_dir();
+        let path = dir.join(format!("{cid}.tar"));
+        let write = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            let partial = dir.join(format!("{cid}.tar.partial"));
+            tokio::fs::write(&partial, tar).await?;
+            tokio::fs::rename(&partial, &path).await
+        };
+        write.await.map_err(|e| SolverError::Io(format!("cannot store results of deal {deal_id}: {e}")))?;
+        self.store.put_file(deal_id, &cid, &path).await?;
+        tracing::info!(deal_id, results_cid = %cid, bytes = tar.len(), "results uploaded");
+        Ok(serde_json::json!({ "deal_id": deal_id, "results_cid": cid }))
+    }
+
+    pub async fn add_result(&self, deal_id: &str, result: JobResult, signer: Address) -> Result<JobResult, SolverError> {
+        let record = self.deal_for(deal_id).await?;
+        if record.deal.members.resource_provider != signer {
+            return Err(AuthError::NotTheParty { signer, role: "the resource provider", what: "deal" }.into());
+        }
+        if result.deal_id != deal_id {
+            return Err(SolverError::Invalid(format!("the result names deal {} but was posted to {deal_id}", result.deal_id)));
+        }
+        match self.store.file(deal_id).await? {
+            Some((cid, _)) if cid == result.results_cid => {}
+            Some((cid, _)) => {
+                return Err(SolverError::Conflict(format!("the uploaded results of deal {deal_id} are {cid}, not {}", result.results_cid)))
+            }
+            None => return Err(SolverError::Conflict(format!("upload the results of deal {deal_id} before posting the result"))),
+        }
+        if let Some(event) = self.store.put_result(&result).await? {
+            self.publish([event]);
+        }
+        self.store.result(deal_id).await?.ok_or_else(|| SolverError::NotFound(deal_id.to_string()))
+    }
+
+    /// Who may read a deal's results: its JC, its RP and its mediators.
+    fn may_read(record: &store::DealRecord, signer: Address) -> Result<(), SolverError> {
+        let members = &record.deal.members;
+        if members.job_creator == signer || members.resource_provider == signer || members.mediators.contains(&signer) {
+            Ok(())
+        } else {
+            Err(AuthError::NotTheParty { signer, role: "the job creator, resource provider or a mediator", what: "deal" }.into())
+        }
+    }
+
+    pub async fn result_for(&self, deal_id: &str, signer: Address) -> Result<JobResult, SolverError> {
+        let record = self.deal_for(deal_id).await?;
+        Self::may_read(&record, signer)?;
+        self.store.result(deal_id).await?.ok_or_else(|| SolverError::NotFound(format!("deal {deal_id} has no result yet")))
+    }
+
+    pub async fn download_files(&self, deal_id: &str, signer: Address) -> Result<Vec<u8>, SolverError> {
+        let record = self.deal_for(deal_id).await?;
+        let members = &record.deal.members;
+        if members.job_creator != signer && !members.mediators.contains(&signer) {
+            return Err(AuthError::NotTheParty { signer, role: "the job creator or a mediator", what: "deal" }.into());
+        }
+        let (_, path) = self.store.file(deal_id).await?.ok_or_else(|| SolverError::NotFound(format!("deal {deal_id} has no results yet")))?;
+        tokio::fs::read(&path).await.map_err(|e| SolverError::Io(format!("cannot read the results of deal {deal_id}: {e}")))
+    }
+
+    pub async fn add_tx(&self, record: TxRecord) -> Result<TxRecord, SolverError> {
+        let deal = self.deal_for(&record.deal_id).await?;
+        Self::may_read(&deal, record.address)?;
+        self.store.add_tx(&record).await?;
+        Ok(record)
+    }
+
+    pub async fn metrics(&self) -> warp::reply::Response {
+        use warp::Reply;
+        let Ok((per_state, jobs, resources, last)) = self.store.counts().await else {
+            return warp::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        let mut text = String::new();
+        text.push_str("# HELP lilypad_deals Deals by on-chain state.\n# TYPE lilypad_deals gauge\n");
+        for (state, count) in per_state {
+            let name = crate::data::DealState::try_from(state).map(|s| s.name()).unwrap_or("Unknown");
+            text.push_str(&format!("lilypad_deals{{state=\"{name}\"}} {count}\n"));
+        }
+        text.push_str(&format!("# HELP lilypad_open_job_offers Unmatched job offers.\n# TYPE lilypad_open_job_offers gauge\nlilypad_open_job_offers {jobs}\n"));
+        text.push_str(&format!("# HELP lilypad_open_resource_offers Unmatched resource offers.\n# TYPE lilypad_open_resource_offers gauge\nlilypad_open_resource_offers {resources}\n"));
+        text.push_str(&format!("# HELP lilypad_events_total Events stored.\n# TYPE lilypad_events_total counter\nlilypad_events_total {last}\n"));
+        warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response()
+    }
+}
+
+/// Starts the solver: opens the store, registers the URL on chain, serves the API, watches
+/// the chain and re-matches every tick. Returns once listening.
+pub async fn start(chain: Arc<Chain>, settings: SolverSettings, shutdown: CancellationToken) -> anyhow::Result<SolverHandle> {
+    use anyhow::Context;
+    tokio::fs::create_dir_all(&settings.data_dir)
+        .await
+        .with_context(|| format!("cannot create the solver's DATA_DIR {}", settings.data_dir.display()))?;
+    let db = settings.data_dir.join("solver.db");
+    let store = Store::open(&db).await.with_context(|| format!("cannot open the solver database {}", db.display()))?;
+    let solver = Arc::new(Solver {
+        store,
+        bus: Bus::default(),
+        address: chain.address(),
+        settings: settings.clone(),
+        shutdown: shutdown.clone(),
+        matching: Mutex::new(()),
+    });
+    let routes = api::routes(solver.clone());
+    let signal = shutdown.clone();
+    let (address, server) = warp::serve(routes)
+        .try_bind_with_graceful_shutdown(settings.listen, async move { signal.cancelled().await })
+        .with_context(|| format!("cannot listen on {} (SERVER_HOST/SERVER_PORT); is another solver running?", settings.listen))?;
+    let url = settings.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+    watcher::register(&chain, &url).await.context("cannot register the solver's URL in the Users contract")?;
+    tracing::info!(%address, %url, solver = ?solver.address, "solver listening");
+    let watcher = tokio::spawn(watcher::watch_chain(chain.clone(), solver.clone()));
+    let ticker = tokio::spawn(watcher::tick(solver.clone(), chain.poll_interval()));
+    let closing = solver.clone();
+    let task = tokio::spawn(async move {
+        server.await;
+        let _ = watcher.await;
+        let _ = ticker.await;
+        closing.store.close().await;
+        tracing::info!("solver stopped");
+    });
+    Ok(SolverHandle { address, url, solver, task })
+}
