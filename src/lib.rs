@@ -7,9 +7,11 @@
 pub mod bus;
 pub mod chain;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod data;
 pub mod executor;
 pub mod module;
 pub mod results;
+pub mod rp;
 pub mod solver;

@@ -269,8 +269,7 @@ pub fn routes(solver: Arc<Solver>) -> impl Filter<Extract = (impl Reply,), Error
         respond(solver.store.txs(&id).await.map_err(|e| ApiError::Internal(e.to_string())), StatusCode::OK)
     });
     let ws = warp::path!("ws").and(warp::ws()).and(warp::query::<WsQuery>()).and(with()).map(|ws: warp::ws::Ws, query: WsQuery, solver: Arc<Solver>| {
-        let since = query.since.unwrap_or(0);
-        ws.on_upgrade(move |socket| super::ws::serve(socket, solver, since)).into_response()
+        ws.on_upgrade(move |socket| super::ws::serve(socket, solver, query.since)).into_response()
     });
 
     health

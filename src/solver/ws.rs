@@ -13,12 +13,13 @@ use super::Solver;
 /// Events per replay page.
 const PAGE: u32 = 500;
 
-pub async fn serve(socket: WebSocket, solver: Arc<Solver>, since: u64) {
+/// `since`: replay events after it; None: only events from now on.
+pub async fn serve(socket: WebSocket, solver: Arc<Solver>, since: Option<u64>) {
     let (mut sink, mut incoming) = socket.split();
     // Subscribe before replaying, so nothing falls between the replay and the live stream.
     let mut live = solver.bus.subscribe();
-    let mut last = since;
-    loop {
+    let mut last = since.unwrap_or(0);
+    while since.is_some() {
         let page = match solver.store.events_since(last, PAGE).await {
             Ok(page) => page,
             Err(error) => {

@@ -1,0 +1,311 @@
+//! `lilypad rp`: the resource provider. Keeps one live resource offer per free slot
+//! (posted and refreshed), checks every deal the solver proposes against its own offer
+//! before agreeing on chain, runs the job in Docker, packs the results as a deterministic
+//! tar whose CID is the results id, uploads it, and calls addResult. Each deal is driven by
+//! its on-chain state, so every step is idempotent and a restart resumes where it stopped.
+
+mod ledger;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::terms::{self, deal_key, terms_of};
+use crate::chain::Chain;
+use crate::client::SolverClient;
+use crate::data::ids::digest_of;
+use crate::data::offers::{new_nonce, now_millis};
+use crate::data::{ContentAddressed, Deal, DealState, JobResult, MachineSpec, Pricing, ResourceOffer, Services, Timeouts};
+use crate::executor::docker::DockerExecutor;
+use crate::executor::Executor;
+use ledger::{Ledger, LocalDeal, Stage};
+
+/// Every job counts as one instruction (DESIGN.md: cost = price x instructions).
+pub const INSTRUCTIONS_PER_JOB: u64 = 1;
+
+/// What the RP sells and how it behaves.
+#[derive(Debug, Clone)]
+pub struct RpSettings {
+    pub data_dir: PathBuf,
+    /// Per slot.
+    pub spec: MachineSpec,
+    /// How many jobs may run at once (`--offer-count`).
+    pub slots: u32,
+    pub pricing: Pricing,
+    pub timeouts: Timeouts,
+    pub modules: Vec<String>,
+    pub services: Services,
+    /// How often offers are refreshed (the solver drops offers not refreshed within its TTL).
+    pub refresh_every: Duration,
+    pub poll: Duration,
+}
+
+struct Rp {
+    chain: Arc<Chain>,
+    client: SolverClient,
+    executor: DockerExecutor,
+    settings: RpSettings,
+    ledger: Ledger,
+    /// Deals a task is driving right now.
+    busy: Mutex<HashSet<String>>,
+    slots: Semaphore,
+}
+
+/// Runs the RP until `shutdown`.
+pub async fn run(chain: Arc<Chain>, client: SolverClient, executor: DockerExecutor, settings: RpSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    tokio::fs::create_dir_all(&settings.data_dir)
+        .await
+        .with_context(|| format!("cannot create DATA_DIR {}", settings.data_dir.display()))?;
+    let ledger = Ledger::open(&settings.data_dir.join("rp.db")).await.context("cannot open the RP's database")?;
+    let rp = Arc::new(Rp {
+        slots: Semaphore::new(settings.slots as usize),
+        chain,
+        client,
+        executor,
+        ledger,
+        busy: Mutex::new(HashSet::new()),
+        settings,
+    });
+    tracing::info!(address = ?rp.chain.address(), slots = rp.settings.slots, spec = ?rp.settings.spec, "resource provider started");
+    let mut events = rp.client.events(shutdown.child_token());
+    let mut last_refresh: Option<Instant> = None;
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        if let Err(error) = rp.keep_offers(&mut last_refresh).await {
+            tracing::warn!(%error, "cannot post or refresh offers; will retry");
+        }
+        if let Err(error) = rp.clone().drive_deals(&mut tasks).await {
+            tracing::warn!(%error, "cannot read deals from the solver; will retry");
+        }
+        while let Some(Some(done)) = tasks.join_next().now_or_never() {
+            if let Err(error) = done {
+                tracing::error!(%error, "a deal task ended abnormally");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = events.recv() => {}
+            _ = tokio::time::sleep(rp.settings.poll) => {}
+        }
+    }
+    tracing::info!(running = tasks.len(), "resource provider stopping; waiting for running steps");
+    let _ = tokio::time::timeout(Duration::from_secs(30), async { while tasks.join_next().await.is_some() {} }).await;
+    rp.ledger.close().await;
+    Ok(())
+}
+
+use futures::FutureExt;
+
+impl Rp {
+    fn new_offer(&self) -> ResourceOffer {
+        ResourceOffer {
+            id: String::new(),
+            created_at: now_millis(),
+            resource_provider: self.chain.address(),
+            spec: self.settings.spec,
+            pricing: self.settings.pricing,
+            timeouts: self.settings.timeouts,
+            modules: self.settings.modules.clone(),
+            services: self.settings.services.clone(),
+            nonce: new_nonce(),
+        }
+        .seal()
+    }
+
+    /// One open offer per free slot; refreshes them so the solver knows we are alive.
+    async fn keep_offers(&self, last_refresh: &mut Option<Instant>) -> anyhow::Result<()> {
+        let active = self.ledger.active_deals().await?.len() as u32;
+        let mut open = self.ledger.open_offers().await?;
+        let want = self.settings.slots.saturating_sub(active) as usize;
+        while open.len() < want {
+            let offer = self.new_offer();
+            self.ledger.add_offer(&offer).await?;
+            self.client.post_resource_offer(&offer).await?;
+            tracing::info!(resource_offer_id = %offer.id, "resource offer posted");
+            open.push(offer);
+        }
+        if last_refresh.is_none_or(|at| at.elapsed() >= self.settings.refresh_every) {
+            for offer in &open {
+                match self.client.refresh_resource_offer(&offer.id).await {
+                    Ok(_) => {}
+                    Err(error) if error.status() == Some(404) => {
+                        self.client.post_resource_offer(offer).await?;
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            *last_refresh = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Starts a task for every deal of ours that needs a step.
+    async fn drive_deals(self: Arc<Self>, tasks: &mut tokio::task::JoinSet<()>) -> anyhow::Result<()> {
+        let records = self.client.deals(&format!("resource_provider={:?}", self.chain.address())).await?;
+        for record in records {
+            let deal = record.deal;
+            let local = match self.ledger.deal(&deal.id).await? {
+                Some(local) => local,
+                None => {
+                    if DealState::try_from(record.state).map(DealState::is_terminal).unwrap_or(true) {
+                        continue;
+                    }
+                    self.accept_or_refuse(&deal).await?
+                }
+            };
+            if matches!(local.stage, Stage::Refused | Stage::Finished) {
+                continue;
+            }
+            if !self.busy.lock().map(|mut busy| busy.insert(deal.id.clone())).unwrap_or(false) {
+                continue;
+            }
+            let rp = self.clone();
+            tasks.spawn(async move {
+                let id = local.deal.id.clone();
+                if let Err(error) = rp.step(local).await {
+                    tracing::warn!(deal_id = %id, error = format!("{error:#}"), "deal step failed; will retry");
+                }
+                if let Ok(mut busy) = rp.busy.lock() {
+                    busy.remove(&id);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a new deal against our own offer; records the decision.
+    async fn accept_or_refuse(&self, deal: &Deal) -> anyhow::Result<LocalDeal> {
+        let decision = match self.ledger.offer(&deal.resource_offer.id).await? {
+            None => Err(format!("deal {} names resource offer {} which we never made", deal.id, deal.resource_offer.id)),
+            Some(ours) => deal.check_for_resource_provider(&ours, self.chain.address()).map_err(|e| e.to_string()),
+        };
+        let stage = match &decision {
+            Ok(()) => {
+                tracing::info!(deal_id = %deal.id, "deal matches our offer; agreeing");
+                Stage::Accepted
+            }
+            Err(reason) => {
+                tracing::warn!(deal_id = %deal.id, %reason, "refusing a deal that does not match our offer");
+                Stage::Refused
+            }
+        };
+        self.ledger.add_deal(deal, stage, decision.err().as_deref()).await?;
+        Ok(LocalDeal { deal: deal.clone(), stage, results_cid: None })
+    }
+
+    /// Moves one deal forward as far as its on-chain state allows.
+    async fn step(&self, mut local: LocalDeal) -> anyhow::Result<()> {
+        let deal = local.deal.clone();
+        let deal_id = deal.chain_id()?;
+        let terms = terms_of(&deal);
+        let key = deal_key(deal_id, &terms);
+        let controller = &self.chain.contracts.controller;
+        loop {
+            let agreement = self.chain.agreement(key).await?;
+            let state = DealState::try_from(agreement.state)?;
+            match state {
+                DealState::DealNegotiating if !agreement.resource_provider_agreed => {
+                    self.chain.ensure_allowance(deal.timeouts.submit_results_collateral.into()).await?;
+                    let receipt = self.chain.send("agree to the deal", controller.agree(deal_id, terms.clone())).await?;
+                    self.record_tx(&deal.id, "agree", receipt.transaction_hash).await;
+                    tracing::info!(deal_id = %deal.id, "agreed on chain");
+                }
+                DealState::DealNegotiating => return Ok(()), // waiting for the job creator
+                DealState::DealAgreed => {
+                    let _slot = self.slots.acquire().await?;
+                    if local.stage == Stage::Accepted {
+                        let cid = self.run_job(&deal).await?;
+                        self.ledger.set_stage(&deal.id, Stage::Packed, Some(&cid)).await?;
+                        local.stage = Stage::Packed;
+                        local.results_cid = Some(cid);
+                    }
+                    let cid = local.results_cid.clone().context("packed results have no CID")?;
+                    self.submit(&deal, &cid).await?;
+                    self.ledger.set_stage(&deal.id, Stage::Submitted, None).await?;
+                    local.stage = Stage::Submitted;
+                }
+                state if state.is_terminal() => {
+                    self.ledger.set_stage(&deal.id, Stage::Finished, None).await?;
+                    tracing::info!(deal_id = %deal.id, state = state.name(), "deal finished");
+                    return Ok(());
+                }
+                _ => {
+                    if local.stage != Stage::Submitted {
+                        self.ledger.set_stage(&deal.id, Stage::Submitted, None).await?;
+                    }
+                    return Ok(()); // results submitted; the job creator judges
+                }
+            }
+        }
+    }
+
+    fn job_dir(&self, deal: &Deal) -> PathBuf {
+        self.settings.data_dir.join("jobs").join(&deal.id)
+    }
+
+    /// Runs the deal's job and packs its results; returns the results CID.
+    async fn run_job(&self, deal: &Deal) -> anyhow::Result<String> {
+        let dir = self.job_dir(deal);
+        let results = dir.join("results");
+        if results.exists() {
+            tokio::fs::remove_dir_all(&results).await.with_context(|| format!("cannot clear {}", results.display()))?;
+        }
+        tokio::fs::create_dir_all(results.join("outputs")).await?;
+        let started = Instant::now();
+        let output = match crate::module::resolve(&deal.job_offer.module, &deal.job_offer.inputs) {
+            Err(error) => Err(error.to_string()),
+            Ok(spec) if !deal.resource_offer.spec.covers(&spec.machine) => {
+                Err(format!("the module needs {:?}, more than this offer's {:?}", spec.machine, deal.resource_offer.spec))
+            }
+            Ok(spec) => {
+                tracing::info!(deal_id = %deal.id, image = %spec.image, "running the job");
+                self.executor.run(&spec, &results.join("outputs"), spec.machine.gpu).await.map_err(|e| e.to_string())
+            }
+        };
+        let (stdout, stderr, exit_code) = match output {
+            Ok(output) => (output.stdout, output.stderr, output.exit_code),
+            Err(error) => {
+                tracing::warn!(deal_id = %deal.id, %error, "the job could not run");
+                (Vec::new(), format!("lilypad: the job could not run: {error}\n").into_bytes(), -1)
+            }
+        };
+        crate::results::write_results_dir(&results, &stdout, &stderr, exit_code)?;
+        let (tar, cid) = crate::results::pack(&results)?;
+        tokio::fs::write(dir.join("results.tar"), &tar).await?;
+        tracing::info!(deal_id = %deal.id, results_cid = %cid, exit_code, seconds = started.elapsed().as_secs_f32(), "job ran");
+        Ok(cid)
+    }
+
+    /// Uploads the results, posts the result and commits it on chain.
+    async fn submit(&self, deal: &Deal, cid: &str) -> anyhow::Result<()> {
+        let tar = tokio::fs::read(self.job_dir(deal).join("results.tar")).await.context("the packed results are missing")?;
+        let uploaded = self.client.upload_files(&deal.id, tar).await?;
+        anyhow::ensure!(uploaded == cid, "the solver computed results CID {uploaded}, we computed {cid}");
+        let exit_code = tokio::fs::read_to_string(self.job_dir(deal).join("results/exitCode")).await.ok().and_then(|t| t.trim().parse().ok());
+        let result = JobResult {
+            deal_id: deal.id.clone(),
+            results_cid: cid.to_string(),
+            error: None,
+            exit_code,
+            instruction_count: INSTRUCTIONS_PER_JOB,
+        };
+        self.client.post_result(&result).await?;
+        self.chain.ensure_allowance(terms::results_collateral(deal, INSTRUCTIONS_PER_JOB)).await?;
+        let call = self.chain.contracts.controller.add_result(deal.chain_id()?, terms_of(deal), digest_of(cid)?, INSTRUCTIONS_PER_JOB);
+        let receipt = self.chain.send("submit the results", call).await?;
+        self.record_tx(&deal.id, "add_result", receipt.transaction_hash).await;
+        tracing::info!(deal_id = %deal.id, results_cid = %cid, "results submitted on chain");
+        Ok(())
+    }
+
+    async fn record_tx(&self, deal_id: &str, action: &str, hash: ethers::types::H256) {
+        if let Err(error) = self.client.record_tx(deal_id, action, &format!("{hash:?}")).await {
+            tracing::debug!(%error, "cannot record a transaction with the solver");
+        }
+    }
+}
