@@ -1,0 +1,281 @@
+//! `lilypad dev`: a whole local network in one process. Starts anvil, deploys the contracts,
+//! funds a key per role with ETH and LP, starts the solver and a resource provider, and
+//! writes `DATA_DIR/dev/network.json` so `lilypad run` in another terminal finds it.
+//! `lilypad run` with no network configured starts the same thing for one job.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use ethers::signers::{LocalWallet, Signer};
+use ethers::types::{Address, U256};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::deploy::{deploy, fund, DeploySettings, Deployment};
+use crate::chain::{client::signing_client, Chain};
+use crate::client::SolverClient;
+use crate::data::{MachineSpec, Pricing, Services, Timeouts};
+use crate::executor::docker::DockerExecutor;
+use crate::rp::RpSettings;
+use crate::solver::{SolverHandle, SolverSettings};
+
+/// anvil's first dev account: a public test key that holds ETH on every anvil chain.
+pub const ANVIL_DEPLOYER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// What each role gets from the deployer.
+const FUND_ETH: u128 = 100 * 10u128.pow(18);
+const FUND_LP: u128 = 10_000 * 10u128.pow(18);
+
+/// How to start the network.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub data_dir: PathBuf,
+    pub anvil_path: Option<PathBuf>,
+    /// 0: any free port.
+    pub solver_port: u16,
+    pub rp_spec: MachineSpec,
+    pub rp_slots: u32,
+    pub pricing: Pricing,
+    pub timeouts: Timeouts,
+    pub poll: Duration,
+    /// Write `network.json` (off for an embedded network).
+    pub publish: bool,
+}
+
+/// The keys of a dev network, one per role.
+pub struct RoleKeys {
+    pub deployer: LocalWallet,
+    pub solver: LocalWallet,
+    pub resource_provider: LocalWallet,
+    pub job_creator: LocalWallet,
+    pub mediator: LocalWallet,
+}
+
+/// What `lilypad run` needs to use a running dev network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkFile {
+    pub rpc_url: String,
+    pub chain_id: u64,
+    pub deployment: Deployment,
+    pub solver: Address,
+    pub solver_url: String,
+    pub mediators: Vec<Address>,
+    /// A funded job-creator key for `lilypad run`.
+    pub job_creator_key_file: PathBuf,
+}
+
+/// A running dev network. Dropping it kills anvil.
+pub struct DevNetwork {
+    pub rpc_url: String,
+    pub chain_id: u64,
+    pub deployment: Deployment,
+    pub keys: RoleKeys,
+    pub services: Services,
+    pub solver: SolverHandle,
+    pub data_dir: PathBuf,
+    pub shutdown: CancellationToken,
+    pub poll: Duration,
+    anvil: tokio::process::Child,
+    roles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Finds anvil: the flag, then contracts/node_modules (from the working directory, the
+/// executable's checkout, or this source tree), then PATH.
+pub fn find_anvil(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        if path.is_file() {
+            return Ok(path.to_path_buf());
+        }
+        bail!("--anvil-path {} does not exist", path.display());
+    }
+    let relative = Path::new("contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    let mut roots = vec![std::env::current_dir().unwrap_or_default()];
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    roots.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    for root in roots {
+        let candidate = root.join(relative);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        let candidate = dir.join("anvil");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!("anvil not found: run `make deps` (installs it under contracts/node_modules) or pass --anvil-path")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn start_anvil(path: &Path) -> anyhow::Result<(tokio::process::Child, String)> {
+    for _attempt in 0..3 {
+        let port = free_port()?;
+        let mut child = tokio::process::Command::new(path)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start anvil at {}", path.display()))?;
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = child.try_wait() {
+                break; // port taken between our check and its bind: try another
+            }
+            if crate::chain::client::provider(&url, Duration::from_millis(50)).await.is_ok() {
+                return Ok((child, url));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill().await;
+    }
+    bail!("anvil did not start (three ports tried)")
+}
+
+impl DevNetwork {
+    /// Starts everything; returns once the solver listens and the RP has started.
+    pub async fn start(options: DevOptions) -> anyhow::Result<DevNetwork> {
+        let anvil_path = find_anvil(options.anvil_path.as_deref())?;
+        tracing::info!(anvil = %anvil_path.display(), "starting anvil");
+        let (anvil, rpc_url) = start_anvil(&anvil_path).await?;
+        let deployer = crate::config::parse_key(ANVIL_DEPLOYER_KEY).map_err(anyhow::Error::msg)?;
+        let keys = RoleKeys {
+            deployer: deployer.clone(),
+            solver: crate::keys::generate(),
+            resource_provider: crate::keys::generate(),
+            job_creator: crate::keys::generate(),
+            mediator: crate::keys::generate(),
+        };
+        let (client, chain_id) = signing_client(&rpc_url, deployer.clone(), Duration::from_millis(20)).await?;
+        let settings = DeploySettings {
+            treasury: deployer.address(),
+            job_creator_operator: deployer.address(),
+            existing_token: None,
+            token_supply: U256::from(1_000_000_000u128 * 10u128.pow(18)),
+            job_deposit: U256::from(2u128 * 10u128.pow(18)),
+            request_timeout: U256::from(86_400u64),
+        };
+        let deployment = deploy(client.clone(), &settings).await.context("cannot deploy the contracts")?;
+        tracing::info!(controller = ?deployment.controller, token = ?deployment.token, "contracts deployed");
+        for wallet in [&keys.solver, &keys.resource_provider, &keys.job_creator, &keys.mediator] {
+            fund(client.clone(), deployment.token, wallet.address(), FUND_ETH.into(), FUND_LP.into())
+                .await
+                .with_context(|| format!("cannot fund {:?}", wallet.address()))?;
+        }
+        let services = Services { solver: keys.solver.address(), mediators: vec![keys.mediator.address()] };
+        let shutdown = CancellationToken::new();
+        let connect = |wallet: &LocalWallet| Chain::connect(&rpc_url, wallet.clone(), deployment.controller, options.poll);
+        let solver_chain = Arc::new(connect(&keys.solver).await?);
+        let solver = crate::solver::start(
+            solver_chain,
+            SolverSettings {
+                data_dir: options.data_dir.join("solver"),
+                offer_ttl_ms: 30_000,
+                max_upload_bytes: 64 * 1024 * 1024,
+                listen: SocketAddr::from(([127, 0, 0, 1], options.solver_port)),
+                public_url: None,
+            },
+            shutdown.clone(),
+        )
+        .await?;
+        let rp_chain = Arc::new(connect(&keys.resource_provider).await?);
+        let executor = DockerExecutor::connect(false).await?;
+        let rp_settings = RpSettings {
+            data_dir: options.data_dir.join("rp"),
+            spec: options.rp_spec,
+            slots: options.rp_slots,
+            pricing: options.pricing,
+            timeouts: options.timeouts,
+            modules: Vec::new(),
+            services: services.clone(),
+            refresh_every: Duration::from_secs(10),
+            poll: options.poll,
+        };
+        let rp_client = SolverClient::new(&solver.url, keys.resource_provider.clone());
+        let rp_shutdown = shutdown.clone();
+        let rp = tokio::spawn(async move {
+            if let Err(error) = crate::rp::run(rp_chain, rp_client, executor, rp_settings, rp_shutdown).await {
+                tracing::error!(error = format!("{error:#}"), "resource provider stopped");
+            }
+        });
+        let network = DevNetwork {
+            rpc_url,
+            chain_id,
+            deployment,
+            keys,
+            services,
+            solver,
+            data_dir: options.data_dir.clone(),
+            shutdown,
+            poll: options.poll,
+            anvil,
+            roles: vec![rp],
+        };
+        if options.publish {
+            network.publish()?;
+        }
+        Ok(network)
+    }
+
+    /// Where `network.json` lives for a data dir.
+    pub fn network_file(data_dir: &Path) -> PathBuf {
+        data_dir.join("network.json")
+    }
+
+    fn publish(&self) -> anyhow::Result<()> {
+        let key_file = self.data_dir.join("keys/job-creator.key");
+        let _ = std::fs::remove_file(&key_file);
+        crate::keys::write_key(&key_file, &self.keys.job_creator).with_context(|| format!("cannot write {}", key_file.display()))?;
+        let file = NetworkFile {
+            rpc_url: self.rpc_url.clone(),
+            chain_id: self.chain_id,
+            deployment: self.deployment,
+            solver: self.services.solver,
+            solver_url: self.solver.url.clone(),
+            mediators: self.services.mediators.clone(),
+            job_creator_key_file: key_file,
+        };
+        let path = Self::network_file(&self.data_dir);
+        std::fs::write(&path, serde_json::to_vec_pretty(&file)?).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
+    /// A chain client for this network's job creator.
+    pub async fn job_creator_chain(&self) -> anyhow::Result<Arc<Chain>> {
+        Ok(Arc::new(Chain::connect(&self.rpc_url, self.keys.job_creator.clone(), self.deployment.controller, self.poll).await?))
+    }
+
+    /// Stops the roles, then anvil.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        for role in self.roles.drain(..) {
+            let _ = role.await;
+        }
+        let _ = (&mut self.solver.task).await;
+        if self.data_dir.join("network.json").exists() {
+            let _ = std::fs::remove_file(self.data_dir.join("network.json"));
+        }
+        let _ = self.anvil.kill().await;
+    }
+}
+
+/// Reads a running dev network's file, if the network answers.
+pub async fn find_running(data_dir: &Path) -> Option<NetworkFile> {
+    let text = std::fs::read_to_string(DevNetwork::network_file(data_dir)).ok()?;
+    let file: NetworkFile = serde_json::from_str(&text).ok()?;
+    let probe = SolverClient::new(&file.solver_url, crate::keys::generate());
+    probe.health().await.ok()?;
+    crate::chain::client::provider(&file.rpc_url, Duration::from_millis(100)).await.ok()?;
+    Some(file)
+}

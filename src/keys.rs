@@ -1,0 +1,45 @@
+//! Key files: `lilypad keys generate` writes a new secp256k1 key as hex to a file only its
+//! owner can read; roles read keys from WEB3_PRIVATE_KEY or such a file, never from flags.
+
+use std::io::Write;
+use std::path::Path;
+
+use ethers::signers::{LocalWallet, Signer};
+
+/// Writes `wallet`'s key to `path` (mode 0600), refusing to overwrite an existing file.
+pub fn write_key(path: &Path, wallet: &LocalWallet) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    writeln!(file, "0x{}", hex::encode(wallet.signer().to_bytes()))
+}
+
+/// A new random key.
+pub fn generate() -> LocalWallet {
+    LocalWallet::new(&mut rand::thread_rng())
+}
+
+/// The address of a wallet, checksummed.
+pub fn address_of(wallet: &LocalWallet) -> String {
+    ethers::utils::to_checksum(&wallet.address(), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_key_reads_back_and_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k/role.key");
+        let wallet = generate();
+        write_key(&path, &wallet).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(crate::config::parse_key(text.trim()).unwrap().address(), wallet.address());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(write_key(&path, &wallet).is_err(), "never overwrites a key");
+    }
+}

@@ -1,0 +1,73 @@
+//! End to end on real parts: anvil, the deployed contracts, the solver over HTTP/WS, a
+//! resource provider running the cowsay image on the real Docker engine, and the job
+//! creator's `run` flow. Asserts the output, the final on-chain state and every balance.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{balances, network, pricing, timeouts};
+use ethers::signers::Signer;
+use ethers::types::U256;
+use lilypad::chain::terms::{deal_key, terms_of};
+use lilypad::client::SolverClient;
+use lilypad::data::DealState;
+use lilypad::run::{run_job, JobRequest};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cowsay_runs_end_to_end_and_every_token_moves_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network(dir.path()).await;
+    let jc_chain = network.job_creator_chain().await.unwrap();
+    let jc = network.keys.job_creator.address();
+    let rp = network.keys.resource_provider.address();
+    let escrow = network.deployment.payments;
+    let before = balances(&jc_chain, &[jc, rp, escrow]).await;
+
+    let request = JobRequest {
+        module: "cowsay:v0.0.1".into(),
+        inputs: [("Message".to_string(), "moo".to_string())].into(),
+        pricing: pricing(),
+        timeouts: timeouts(),
+        services: network.services.clone(),
+        results_dir: dir.path().join("results"),
+        timeout: Duration::from_secs(120),
+        poll: Duration::from_millis(100),
+        progress: false,
+    };
+    let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let outcome = run_job(jc_chain.clone(), client.clone(), request).await.expect("the job completes");
+
+    assert!(outcome.stdout.contains("< moo >"), "stdout: {}", outcome.stdout);
+    assert!(outcome.stdout.contains("(oo)"), "stdout: {}", outcome.stdout);
+    assert_eq!(outcome.exit_code, Some(0));
+    assert_eq!(std::fs::read_to_string(outcome.results_dir.join("outputs/cow.txt")).unwrap(), outcome.stdout);
+
+    // On chain: ResultsAccepted, with the results id the RP committed.
+    let record = client.deal(&outcome.deal_id).await.unwrap();
+    let key = deal_key(record.deal.chain_id().unwrap(), &terms_of(&record.deal));
+    let agreement = jc_chain.agreement(key).await.unwrap();
+    assert_eq!(DealState::try_from(agreement.state).unwrap(), DealState::ResultsAccepted);
+    assert_eq!(agreement.instruction_count, 1);
+    let committed = jc_chain.contracts.storage.results_id_of(key).call().await.unwrap();
+    assert_eq!(committed, lilypad::data::ids::digest_of(&outcome.results_cid).unwrap());
+
+    // Money, to the wei: one instruction at the RP's price moves from JC to RP; escrow is empty again.
+    let after = balances(&jc_chain, &[jc, rp, escrow]).await;
+    let cost = U256::from(pricing().instruction_price);
+    assert_eq!(before[0] - after[0], cost, "the job creator pays exactly the cost");
+    assert_eq!(after[1] - before[1], cost, "the resource provider earns exactly the cost");
+    assert_eq!(after[2], before[2], "escrow holds nothing once the deal is settled");
+
+    // The solver mirrored the chain: its record says ResultsAccepted too (it polls, so wait briefly).
+    let mut mirrored = 0;
+    for _ in 0..50 {
+        mirrored = client.deal(&outcome.deal_id).await.unwrap().state;
+        if mirrored == DealState::ResultsAccepted.number() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mirrored, DealState::ResultsAccepted.number());
+    network.stop().await;
+}
