@@ -70,7 +70,7 @@ impl SolverClient {
                 .header(SIGNATURE_HEADER, headers.signature);
         }
         if method == Method::POST {
-            request = request.body(body);
+            request = request.header(reqwest::header::CONTENT_LENGTH, body.len()).body(body);
         }
         let what = format!("{method} {path}");
         let response = request

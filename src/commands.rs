@@ -1,0 +1,280 @@
+//! What each subcommand does: builds the role's parts from the settings and runs it under
+//! one shutdown signal (Ctrl-C or SIGTERM).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ethers::providers::Middleware;
+use ethers::signers::Signer;
+use ethers::types::{Address, U256};
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::deploy::{deploy, fund, DeploySettings};
+use crate::chain::{client::signing_client, Chain};
+use crate::cli::{ChainCommand, Command, DevArgs, KeysCommand, RunArgs};
+use crate::client::{solver_url, SolverClient};
+use crate::config::Settings;
+use crate::data::amount;
+use crate::dev::{DevNetwork, DevOptions};
+use crate::executor::docker::DockerExecutor;
+use crate::rp::RpSettings;
+use crate::run::{run_job, JobRequest};
+use crate::solver::SolverSettings;
+
+/// Cancels the token on Ctrl-C or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
+        }
+        tracing::info!("shutting down");
+        cancel.cancel();
+    });
+    token
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Arc<Chain>> {
+    let chain = Chain::connect(&settings.rpc_url()?, settings.wallet()?, settings.controller()?, settings.poll_interval()).await?;
+    if let Some(expected) = settings.web3_chain_id {
+        if expected != chain.chain_id {
+            bail!("WEB3_CHAIN_ID is {expected} but {} is chain {}", chain.rpc_url, chain.chain_id);
+        }
+    }
+    Ok(Arc::new(chain))
+}
+
+/// Runs the command.
+pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Solver(_) => solver(settings).await,
+        Command::Rp(_) => rp(settings).await,
+        Command::Run(args) => run(args, settings).await,
+        Command::Dev(args) => dev(args, settings).await,
+        Command::Chain(command) => chain(command, settings).await,
+        Command::Keys(KeysCommand::Generate { out }) => {
+            let wallet = crate::keys::generate();
+            let path = out.unwrap_or_else(|| settings.data_dir.join("keys").join(format!("{}.key", crate::keys::address_of(&wallet))));
+            crate::keys::write_key(&path, &wallet).with_context(|| format!("cannot create key file {}", path.display()))?;
+            println!("address: {}", crate::keys::address_of(&wallet));
+            println!("key file: {} (mode 0600; point WEB3_PRIVATE_KEY_FILE or --key-file at it)", path.display());
+            Ok(())
+        }
+    }
+}
+
+async fn solver(settings: Settings) -> anyhow::Result<()> {
+    let chain = connect(&settings).await?;
+    let listen: SocketAddr = format!("{}:{}", settings.server_host, settings.server_port)
+        .parse()
+        .with_context(|| format!("SERVER_HOST {:?} is not an IP address", settings.server_host))?;
+    let shutdown = shutdown_on_signals();
+    let handle = crate::solver::start(
+        chain,
+        SolverSettings {
+            data_dir: settings.data_dir.join("solver"),
+            offer_ttl_ms: settings.offer_ttl * 1000,
+            max_upload_bytes: settings.max_upload_bytes,
+            listen,
+            public_url: settings.server_url.clone(),
+        },
+        shutdown,
+    )
+    .await?;
+    handle.task.await.context("the solver task failed")?;
+    Ok(())
+}
+
+async fn rp(settings: Settings) -> anyhow::Result<()> {
+    let chain = connect(&settings).await?;
+    let services = settings.services()?;
+    let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
+    let executor = DockerExecutor::connect(settings.allow_network).await?;
+    let rp_settings = RpSettings {
+        data_dir: settings.data_dir.join("rp"),
+        spec: settings.offer_spec()?,
+        slots: settings.offer_count,
+        pricing: settings.pricing()?,
+        timeouts: settings.timeouts()?,
+        modules: settings.modules(),
+        services,
+        refresh_every: Duration::from_secs((settings.offer_ttl / 3).max(1)),
+        poll: settings.poll_interval(),
+    };
+    let client = SolverClient::new(&url, chain.client.signer().clone());
+    crate::rp::run(chain, client, executor, rp_settings, shutdown_on_signals()).await
+}
+
+async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
+    let inputs = crate::module::parse_inputs(&args.inputs).map_err(anyhow::Error::msg)?;
+    crate::module::resolve(&args.module, &inputs)?; // fail fast on a bad module or input
+    let results_dir = args.output.clone().unwrap_or_else(|| settings.data_dir.join("downloaded-files"));
+    let (pricing, timeouts) = (settings.pricing()?, settings.timeouts()?);
+    let request = |services| JobRequest {
+        module: args.module.clone(),
+        inputs: inputs.clone(),
+        pricing,
+        timeouts,
+        services,
+        results_dir: results_dir.clone(),
+        timeout: Duration::from_secs(args.timeout),
+        poll: settings.poll_interval().min(Duration::from_millis(500)),
+        progress: !args.quiet,
+    };
+    let outcome = if settings.web3_rpc_url.is_some() {
+        let chain = connect(&settings).await?;
+        let services = settings.services()?;
+        let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
+        let client = SolverClient::new(&url, chain.client.signer().clone());
+        run_job(chain, client, request(services)).await?
+    } else if let Some(network) = crate::dev::find_running(&settings.data_dir.join("dev")).await {
+        eprintln!("using the local network of `lilypad dev` at {} (solver {})", network.rpc_url, network.solver_url);
+        let wallet = match settings.wallet() {
+            Ok(wallet) => wallet,
+            Err(_) => {
+                let text = std::fs::read_to_string(&network.job_creator_key_file)
+                    .with_context(|| format!("cannot read {}", network.job_creator_key_file.display()))?;
+                crate::config::parse_key(text.trim()).map_err(anyhow::Error::msg)?
+            }
+        };
+        let chain = Arc::new(Chain::connect(&network.rpc_url, wallet, network.deployment.controller, settings.poll_interval()).await?);
+        let services = crate::data::Services { solver: network.solver, mediators: network.mediators.clone() };
+        let client = SolverClient::new(&network.solver_url, chain.client.signer().clone());
+        run_job(chain, client, request(services)).await?
+    } else {
+        eprintln!("no network configured (WEB3_RPC_URL is unset and no `lilypad dev` is running): starting an embedded local network (anvil, contracts, solver, resource provider) for this job");
+        let dir = tempfile_dir()?;
+        let network = DevNetwork::start(dev_options(&settings, dir.clone(), None, 0)?).await?;
+        let chain = network.job_creator_chain().await?;
+        let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+        let outcome = run_job(chain, client, request(network.services.clone())).await;
+        network.stop().await;
+        let _ = std::fs::remove_dir_all(&dir.join("solver"));
+        outcome?
+    };
+    print!("{}", outcome.stdout);
+    eprintln!("deal {} finished in {}; results {} in {}", outcome.deal_id, outcome.state.name(), outcome.results_cid, outcome.results_dir.display());
+    match outcome.exit_code {
+        Some(0) => Ok(()),
+        Some(code) => bail!("the job exited with code {code}; see {}/stderr", outcome.results_dir.display()),
+        None => bail!("the job left no exit code; see {}", outcome.results_dir.display()),
+    }
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("lilypad-embedded-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn dev_options(settings: &Settings, data_dir: PathBuf, anvil_path: Option<PathBuf>, port: u16) -> anyhow::Result<DevOptions> {
+    Ok(DevOptions {
+        data_dir,
+        anvil_path,
+        solver_port: port,
+        rp_spec: settings.offer_spec()?,
+        rp_slots: settings.offer_count,
+        pricing: settings.pricing()?,
+        timeouts: settings.timeouts()?,
+        poll: settings.poll_interval().min(Duration::from_millis(250)),
+        publish: false,
+    })
+}
+
+async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()> {
+    let dir = settings.data_dir.join("dev");
+    if let Some(running) = crate::dev::find_running(&dir).await {
+        bail!("a dev network is already running (solver {}); stop it first", running.solver_url);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut options = dev_options(&settings, dir.clone(), args.anvil_path, settings.server_port)?;
+    options.publish = true;
+    let network = DevNetwork::start(options).await?;
+    println!("lilypad dev network is up");
+    println!("  WEB3_RPC_URL={}", network.rpc_url);
+    println!("  WEB3_CHAIN_ID={}", network.chain_id);
+    println!("  WEB3_CONTROLLER_ADDRESS={:?}", network.deployment.controller);
+    println!("  WEB3_TOKEN_ADDRESS={:?}", network.deployment.token);
+    println!("  SERVICE_SOLVER={:?}", network.services.solver);
+    println!("  SERVICE_MEDIATORS={:?}", network.services.mediators[0]);
+    println!("  SOLVER_URL={}", network.solver.url);
+    println!("  resource provider {:?}, job creator {:?}", network.keys.resource_provider.address(), network.keys.job_creator.address());
+    println!("  network file {}", DevNetwork::network_file(&dir).display());
+    println!("In another terminal: lilypad run cowsay:v0.0.1 -i Message=moo    (Ctrl-C here stops the network)");
+    let stop = shutdown_on_signals();
+    stop.cancelled().await;
+    network.stop().await;
+    Ok(())
+}
+
+fn parse_address(text: &str) -> anyhow::Result<Address> {
+    text.trim().parse().map_err(|_| anyhow::anyhow!("{text:?} is not an address (0x + 40 hex digits)"))
+}
+
+fn parse_amount(text: &str) -> anyhow::Result<U256> {
+    amount::parse(text).map(U256::from).map_err(anyhow::Error::msg)
+}
+
+async fn chain(command: ChainCommand, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        ChainCommand::Deploy { treasury, operator, token, supply, job_deposit, request_timeout } => {
+            let wallet = settings.wallet()?;
+            let deployer = wallet.address();
+            let (client, chain_id) = signing_client(&settings.rpc_url()?, wallet, settings.poll_interval()).await?;
+            let deploy_settings = DeploySettings {
+                treasury: treasury.as_deref().map(parse_address).transpose()?.unwrap_or(deployer),
+                job_creator_operator: operator.as_deref().map(parse_address).transpose()?.unwrap_or(deployer),
+                existing_token: token.as_deref().map(parse_address).transpose()?,
+                token_supply: parse_amount(&supply)?,
+                job_deposit: parse_amount(&job_deposit)?,
+                request_timeout: request_timeout.into(),
+            };
+            eprintln!("deploying to chain {chain_id} from {deployer:?}");
+            let deployment = deploy(client, &deploy_settings).await?;
+            println!("WEB3_CHAIN_ID={chain_id}");
+            println!("WEB3_CONTROLLER_ADDRESS={:?}", deployment.controller);
+            println!("WEB3_TOKEN_ADDRESS={:?}", deployment.token);
+            println!("WEB3_USERS_ADDRESS={:?}", deployment.users);
+            println!("WEB3_STORAGE_ADDRESS={:?}", deployment.storage);
+            println!("WEB3_PAYMENTS_ADDRESS={:?}", deployment.payments);
+            println!("WEB3_MEDIATION_ADDRESS={:?}", deployment.mediation);
+            println!("WEB3_JOBCREATOR_ADDRESS={:?}", deployment.job_creator);
+            println!("WEB3_EXAMPLE_CLIENT_ADDRESS={:?}", deployment.example_client);
+            Ok(())
+        }
+        ChainCommand::Fund { to, eth, lp } => {
+            let chain = connect(&settings).await?;
+            let (eth, lp) = (parse_amount(&eth)?, parse_amount(&lp)?);
+            for address in to {
+                let address = parse_address(&address)?;
+                fund(chain.client.clone(), chain.contracts.token.address(), address, eth, lp).await?;
+                println!("funded {address:?}: {eth} wei of ether, {lp} token wei");
+            }
+            Ok(())
+        }
+        ChainCommand::Balances { addresses } => {
+            let wallet = settings.wallet().unwrap_or_else(|_| crate::keys::generate());
+            let chain = Chain::connect(&settings.rpc_url()?, wallet, settings.controller()?, settings.poll_interval()).await?;
+            for address in addresses {
+                let address = parse_address(&address)?;
+                let ether = chain.client.get_balance(address, None).await.context("cannot read an ether balance")?;
+                let tokens = chain.token_balance(address).await?;
+                println!("{address:?}  ether {ether} wei  LP {tokens} wei");
+            }
+            Ok(())
+        }
+    }
+}
