@@ -80,7 +80,10 @@ pub struct DevNetwork {
     pub shutdown: CancellationToken,
     pub poll: Duration,
     anvil: tokio::process::Child,
-    roles: Vec<tokio::task::JoinHandle<()>>,
+    roles: Vec<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    solver_chain: Arc<Chain>,
+    solver_settings: SolverSettings,
+    solver_shutdown: CancellationToken,
 }
 
 /// Finds anvil: the flag, then contracts/node_modules (from the working directory, the
@@ -177,18 +180,15 @@ impl DevNetwork {
         let shutdown = CancellationToken::new();
         let connect = |wallet: &LocalWallet| Chain::connect(&rpc_url, wallet.clone(), deployment.controller, options.poll);
         let solver_chain = Arc::new(connect(&keys.solver).await?);
-        let solver = crate::solver::start(
-            solver_chain,
-            SolverSettings {
-                data_dir: options.data_dir.join("solver"),
-                offer_ttl_ms: 30_000,
-                max_upload_bytes: 64 * 1024 * 1024,
-                listen: SocketAddr::from(([127, 0, 0, 1], options.solver_port)),
-                public_url: None,
-            },
-            shutdown.clone(),
-        )
-        .await?;
+        let solver_settings = SolverSettings {
+            data_dir: options.data_dir.join("solver"),
+            offer_ttl_ms: 30_000,
+            max_upload_bytes: 64 * 1024 * 1024,
+            listen: SocketAddr::from(([127, 0, 0, 1], options.solver_port)),
+            public_url: None,
+        };
+        let solver_shutdown = shutdown.child_token();
+        let solver = crate::solver::start(solver_chain.clone(), solver_settings.clone(), solver_shutdown.clone()).await?;
         let rp_chain = Arc::new(connect(&keys.resource_provider).await?);
         let executor = DockerExecutor::connect(false).await?;
         let rp_settings = RpSettings {
@@ -203,12 +203,14 @@ impl DevNetwork {
             poll: options.poll,
         };
         let rp_client = SolverClient::new(&solver.url, keys.resource_provider.clone());
-        let rp_shutdown = shutdown.clone();
+        let rp_shutdown = shutdown.child_token();
+        let rp_shutdown_handle = rp_shutdown.clone();
         let rp = tokio::spawn(async move {
             if let Err(error) = crate::rp::run(rp_chain, rp_client, executor, rp_settings, rp_shutdown).await {
                 tracing::error!(error = format!("{error:#}"), "resource provider stopped");
             }
         });
+        let solver_listen = solver.address;
         let network = DevNetwork {
             rpc_url,
             chain_id,
@@ -220,7 +222,10 @@ impl DevNetwork {
             shutdown,
             poll: options.poll,
             anvil,
-            roles: vec![rp],
+            roles: vec![(rp_shutdown_handle, rp)],
+            solver_chain,
+            solver_settings: SolverSettings { listen: solver_listen, ..solver_settings },
+            solver_shutdown,
         };
         if options.publish {
             network.publish()?;
@@ -256,12 +261,23 @@ impl DevNetwork {
         Ok(Arc::new(Chain::connect(&self.rpc_url, self.keys.job_creator.clone(), self.deployment.controller, self.poll).await?))
     }
 
-    /// Stops the roles, then anvil.
+    /// Stops the solver and starts it again on the same address and data (what an operator's
+    /// restart does): it must lose nothing.
+    pub async fn restart_solver(&mut self) -> anyhow::Result<()> {
+        self.solver_shutdown.cancel();
+        (&mut self.solver.task).await.context("the solver task failed")?;
+        self.solver_shutdown = self.shutdown.child_token();
+        self.solver = crate::solver::start(self.solver_chain.clone(), self.solver_settings.clone(), self.solver_shutdown.clone()).await?;
+        Ok(())
+    }
+
+    /// Stops the roles, then the solver, then anvil.
     pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        for role in self.roles.drain(..) {
+        for (token, role) in self.roles.drain(..) {
+            token.cancel();
             let _ = role.await;
         }
+        self.shutdown.cancel();
         let _ = (&mut self.solver.task).await;
         if self.data_dir.join("network.json").exists() {
             let _ = std::fs::remove_file(self.data_dir.join("network.json"));

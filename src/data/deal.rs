@@ -208,3 +208,103 @@ pub struct JobResult {
     pub exit_code: Option<i64>,
     pub instruction_count: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{MachineSpec, Services};
+
+    fn offers() -> (JobOffer, ResourceOffer) {
+        let services = Services { solver: Address::repeat_byte(5), mediators: vec![Address::repeat_byte(9), Address::repeat_byte(8)] };
+        let pricing = Pricing { instruction_price: 10, payment_collateral: 100, results_collateral_multiple: 2, mediation_fee: 3 };
+        let timeouts = Timeouts { agree: 60, submit_results: 60, judge_results: 60, mediate_results: 60, submit_results_collateral: 4, judge_results_collateral: 6 };
+        let job = JobOffer {
+            id: String::new(),
+            created_at: 1,
+            job_creator: Address::repeat_byte(1),
+            module: "cowsay:v0.0.1".into(),
+            inputs: [("Message".to_string(), "moo".to_string())].into(),
+            spec: MachineSpec { cpu: 500, ram: 64, gpu: 0, vram: 0 },
+            pricing,
+            timeouts,
+            services: services.clone(),
+            nonce: "a".into(),
+        }
+        .seal();
+        let resource = ResourceOffer {
+            id: String::new(),
+            created_at: 2,
+            resource_provider: Address::repeat_byte(2),
+            spec: MachineSpec { cpu: 1000, ram: 1024, gpu: 0, vram: 0 },
+            pricing: Pricing { instruction_price: 7, ..pricing },
+            timeouts,
+            modules: vec!["cowsay".into()],
+            services,
+            nonce: "b".into(),
+        }
+        .seal();
+        (job, resource)
+    }
+
+    #[test]
+    fn a_proposed_deal_takes_the_providers_price_and_both_parties_accept_it() {
+        let (job, resource) = offers();
+        let deal = Deal::propose(&job, &resource).unwrap();
+        assert_eq!(deal.pricing.instruction_price, 7);
+        assert_eq!(deal.members.mediators, vec![Address::repeat_byte(8), Address::repeat_byte(9)]);
+        assert!(deal.check_for_resource_provider(&resource, resource.resource_provider).is_ok());
+        assert!(deal.check_for_job_creator(&job, job.job_creator).is_ok());
+        assert!(deal.chain_id().is_ok());
+    }
+
+    #[test]
+    fn a_deal_whose_terms_differ_from_the_offers_is_refused() {
+        let (job, resource) = offers();
+        let honest = Deal::propose(&job, &resource).unwrap();
+        let rp = resource.resource_provider;
+        let tamper = |change: &dyn Fn(&mut Deal)| {
+            let mut deal = honest.clone();
+            change(&mut deal);
+            deal.seal()
+        };
+        let cases: Vec<(&str, Deal)> = vec![
+            ("price", tamper(&|d| d.pricing.instruction_price = 8)),
+            ("payment collateral", tamper(&|d| d.pricing.payment_collateral = 1)),
+            ("submit collateral", tamper(&|d| d.timeouts.submit_results_collateral = 40)),
+            ("timeout", tamper(&|d| d.timeouts.submit_results = 1)),
+            ("mediators", tamper(&|d| d.members.mediators = vec![Address::repeat_byte(7)])),
+            ("solver", tamper(&|d| d.members.solver = Address::repeat_byte(6))),
+        ];
+        for (what, deal) in cases {
+            let error = deal.check_for_resource_provider(&resource, rp).unwrap_err();
+            assert!(matches!(error, DealRefused::TermsDiffer { .. }), "{what}: {error}");
+        }
+        // An id that does not match the content.
+        let mut unsealed = honest.clone();
+        unsealed.pricing.instruction_price = 1;
+        assert!(matches!(unsealed.check_for_resource_provider(&resource, rp), Err(DealRefused::BadId(_))));
+        // Someone else's offer, or our offer named for someone else.
+        let mut other = resource.clone();
+        other.nonce = "c".into();
+        let other = other.seal();
+        assert!(matches!(honest.check_for_resource_provider(&other, rp), Err(DealRefused::NotOurOffer { .. })));
+        assert!(matches!(honest.check_for_resource_provider(&resource, Address::repeat_byte(3)), Err(DealRefused::NotOurRole { .. })));
+    }
+
+    #[test]
+    fn incompatible_offers_make_no_deal() {
+        let (job, resource) = offers();
+        let mut cheap = job.clone();
+        cheap.pricing.instruction_price = 6;
+        assert_eq!(Deal::propose(&cheap.seal(), &resource), Err(Mismatch::Price));
+        let mut big = job.clone();
+        big.spec.gpu = 1;
+        assert_eq!(Deal::propose(&big.seal(), &resource), Err(Mismatch::Spec));
+        let mut other_module = job.clone();
+        other_module.module = "sdxl:v1".into();
+        assert_eq!(Deal::propose(&other_module.seal(), &resource), Err(Mismatch::Module));
+        let mut lonely = job.clone();
+        lonely.services.mediators = vec![Address::repeat_byte(4)];
+        assert_eq!(Deal::propose(&lonely.seal(), &resource), Err(Mismatch::NoCommonMediator));
+    }
+}

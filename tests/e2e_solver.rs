@@ -1,0 +1,239 @@
+//! The solver over real HTTP and WebSockets, on a real dev network (anvil + Docker):
+//! signed-request checks, results upload sanitising and access rules, event replay,
+//! refusal of a deal whose terms differ from the RP's offer, and a solver restart mid-job.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{network, pricing, timeouts};
+use ethers::signers::{LocalWallet, Signer};
+use futures::StreamExt;
+use lilypad::chain::terms::{deal_key, terms_of};
+use lilypad::client::SolverClient;
+use lilypad::data::offers::{new_nonce, now_millis};
+use lilypad::data::signing::{self, now_secs, ADDRESS_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use lilypad::data::{ContentAddressed, Deal, DealState, JobOffer, MachineSpec};
+use lilypad::dev::DevNetwork;
+use lilypad::run::{run_job, JobRequest};
+
+fn job_offer(network: &DevNetwork, job_creator: &LocalWallet, message: &str) -> JobOffer {
+    JobOffer {
+        id: String::new(),
+        created_at: now_millis(),
+        job_creator: job_creator.address(),
+        module: "cowsay:v0.0.1".into(),
+        inputs: [("Message".to_string(), message.to_string())].into(),
+        spec: MachineSpec { cpu: 500, ram: 64, gpu: 0, vram: 0 },
+        pricing: pricing(),
+        timeouts: timeouts(),
+        services: network.services.clone(),
+        nonce: new_nonce(),
+    }
+    .seal()
+}
+
+/// Sends a POST with explicit signature headers.
+async fn post(url: &str, path: &str, body: &[u8], headers: &signing::SignedHeaders) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{url}{path}"))
+        .header(ADDRESS_HEADER, format!("{:?}", headers.address))
+        .header(TIMESTAMP_HEADER, headers.timestamp.to_string())
+        .header(SIGNATURE_HEADER, headers.signature.clone())
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn error_text(response: reqwest::Response) -> String {
+    response.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap_or_default().to_string()
+}
+
+/// A tar with one regular entry whose name is written raw (the tar crate refuses to build these).
+fn hostile_tar(name: &str) -> Vec<u8> {
+    let mut header = tar::Header::new_old();
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_size(3);
+    header.set_cksum();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append(&header, &b"bad"[..]).unwrap();
+    builder.into_inner().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signed_requests_uploads_downloads_and_events_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network(dir.path()).await;
+    let url = network.solver.url.clone();
+    let jc = network.keys.job_creator.clone();
+    let path = "/api/v1/job_offers";
+
+    // A stale timestamp is refused.
+    let offer = job_offer(&network, &jc, "stale");
+    let body = serde_json::to_vec(&offer).unwrap();
+    let stale = signing::sign(&jc, "POST", path, now_secs() - 120, &body);
+    let response = post(&url, path, &body, &stale).await;
+    assert_eq!(response.status(), 401);
+    assert!(error_text(response).await.contains("from the solver's clock"));
+
+    // A signature by another key than the named address is refused.
+    let stranger = LocalWallet::new(&mut rand::thread_rng());
+    let mut forged = signing::sign(&stranger, "POST", path, now_secs(), &body);
+    forged.address = jc.address();
+    let response = post(&url, path, &body, &forged).await;
+    assert_eq!(response.status(), 401);
+    assert!(error_text(response).await.contains("signature is not by"));
+
+    // A correct signature by someone who is not the offer's job creator is refused.
+    let not_party = signing::sign(&stranger, "POST", path, now_secs(), &body);
+    let response = post(&url, path, &body, &not_party).await;
+    assert_eq!(response.status(), 403);
+
+    // A signature over a different body is refused.
+    let other = signing::sign(&jc, "POST", path, now_secs(), b"{}");
+    assert_eq!(post(&url, path, &body, &other).await.status(), 401);
+
+    // The right signature works once; the same request replayed is refused.
+    let good = signing::sign(&jc, "POST", path, now_secs(), &body);
+    assert_eq!(post(&url, path, &body, &good).await.status(), 201);
+    let replay = post(&url, path, &body, &good).await;
+    assert_eq!(replay.status(), 401);
+    assert!(error_text(replay).await.contains("already used"));
+
+    // The offer is matched with the dev RP; wait for its deal.
+    let client = SolverClient::new(&url, jc.clone());
+    let mut deals = Vec::new();
+    for _ in 0..100 {
+        deals = client.deals(&format!("job_offer={}", offer.id)).await.unwrap();
+        if !deals.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deal = deals.pop().expect("the offer is matched").deal;
+
+    // Results uploads with '..' or absolute paths are refused, even from the deal's RP.
+    let rp = SolverClient::new(&url, network.keys.resource_provider.clone());
+    for name in ["../escape", "outputs/../../escape", "/etc/evil"] {
+        let error = rp.upload_files(&deal.id, hostile_tar(name)).await.unwrap_err();
+        assert_eq!(error.status(), Some(400), "{name}: {error}");
+    }
+    // Only the deal's RP may upload; only its JC or mediators may download.
+    let outsider = SolverClient::new(&url, stranger.clone());
+    assert_eq!(outsider.upload_files(&deal.id, Vec::new()).await.unwrap_err().status(), Some(403));
+    assert_eq!(outsider.download_files(&deal.id).await.unwrap_err().status(), Some(403));
+
+    // /explain answers for a job offer nobody can serve (a GPU job on a CPU-only network).
+    let mut gpu_job = job_offer(&network, &jc, "gpu");
+    gpu_job.spec.gpu = 1;
+    let gpu_job = gpu_job.seal();
+    client.post_job_offer(&gpu_job).await.unwrap();
+    let explanation = client.explain(&gpu_job.id).await.unwrap();
+    assert!(explanation["deal_id"].is_null());
+    assert_eq!(explanation["compatible"], 0);
+
+    // /ws?since=0 replays every stored event, numbered from 1 without gaps.
+    let ws = url.replacen("http", "ws", 1);
+    let (mut stream, _) = tokio_tungstenite::connect_async(format!("{ws}/ws?since=0")).await.unwrap();
+    let mut seqs = Vec::new();
+    let mut kinds = Vec::new();
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_millis(500), stream.next()).await {
+        let event: lilypad::bus::Event = serde_json::from_str(message.to_text().unwrap()).unwrap();
+        seqs.push(event.seq);
+        kinds.push(event.kind);
+    }
+    assert!(seqs.len() >= 4, "events: {kinds:?}");
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert!(kinds.contains(&lilypad::bus::EventKind::DealCreated));
+    network.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rp_refuses_a_deal_whose_terms_differ_from_its_offer() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network(dir.path()).await;
+    let rp = network.keys.resource_provider.address();
+    let solver = &network.solver.solver;
+    // Find the RP's live offer, then make a deal for it with a higher price than it asked.
+    let mut offers = Vec::new();
+    for _ in 0..100 {
+        offers = solver.store.resource_offers(Some(rp)).await.unwrap();
+        if !offers.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resource_offer = offers.pop().expect("the RP posts an offer").offer;
+    let job = job_offer(&network, &network.keys.job_creator, "tampered");
+    let honest = Deal::propose(&job, &resource_offer).unwrap();
+    let mut tampered = honest.clone();
+    tampered.pricing.instruction_price += 1;
+    tampered.timeouts.submit_results_collateral *= 10;
+    let tampered = tampered.seal();
+    solver.store.add_job_offer(&job).await.unwrap();
+    let key = deal_key(tampered.chain_id().unwrap(), &terms_of(&tampered));
+    solver.store.commit_deals(&[(tampered.clone(), format!("0x{}", hex::encode(key)))]).await.unwrap();
+
+    // The RP sees the deal (it polls every 100 ms) and must never agree to it.
+    let jc_chain = network.job_creator_chain().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let exists = jc_chain.contracts.storage.exists(key).call().await.unwrap();
+    assert!(!exists, "the RP agreed to a deal that differs from its offer");
+    let agreement = jc_chain.agreement(key).await.unwrap();
+    assert!(!agreement.resource_provider_agreed);
+    network.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restarting_the_solver_mid_job_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut network = network(dir.path()).await;
+    let jc_chain = network.job_creator_chain().await.unwrap();
+    let request = JobRequest {
+        module: "cowsay:v0.0.1".into(),
+        inputs: [("Message".to_string(), "restart".to_string())].into(),
+        pricing: pricing(),
+        timeouts: timeouts(),
+        services: network.services.clone(),
+        results_dir: dir.path().join("results"),
+        timeout: Duration::from_secs(120),
+        poll: Duration::from_millis(100),
+        progress: false,
+    };
+    let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let job = tokio::spawn(run_job(jc_chain.clone(), client.clone(), request));
+
+    // As soon as the solver has made the deal, restart it.
+    let store = network.solver.solver.store.clone();
+    let mut deal_id = None;
+    for _ in 0..400 {
+        if let Some(record) = store.deals(&Default::default()).await.unwrap().pop() {
+            deal_id = Some(record.deal.id);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let deal_id = deal_id.expect("a deal is made");
+    network.restart_solver().await.unwrap();
+
+    let outcome = job.await.unwrap().expect("the job completes across the restart");
+    assert_eq!(outcome.deal_id, deal_id);
+    assert!(outcome.stdout.contains("< restart >"), "{}", outcome.stdout);
+    let record = client.deal(&deal_id).await.expect("the restarted solver still has the deal");
+    let key = deal_key(record.deal.chain_id().unwrap(), &terms_of(&record.deal));
+    assert_eq!(DealState::try_from(jc_chain.agreement(key).await.unwrap().state).unwrap(), DealState::ResultsAccepted);
+    // The restarted solver catches up with the chain from its saved block.
+    let mut state = 0;
+    for _ in 0..50 {
+        state = client.deal(&deal_id).await.unwrap().state;
+        if state == DealState::ResultsAccepted.number() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, DealState::ResultsAccepted.number());
+    network.stop().await;
+}
