@@ -38,7 +38,7 @@ test-contracts: deps ## Forge tests; FOUNDRY_PROFILE=ci runs CI's larger fuzz/in
 test-anvil: deps ## Deploy to a real anvil node and settle one deal over JSON-RPC
 	contracts/tools/anvil-check.sh
 
-test-rust: ## Cargo tests (unit and tests/)
+test-rust: deps images ## Cargo tests (unit and tests/: end to end on anvil + Docker)
 	$(CARGO) test --locked --all-targets
 
 gas: deps ## Print the execution gas of a happy-path job
@@ -66,7 +66,13 @@ COWSAY_IMAGE := lilypad/cowsay:v0.0.1
 COWSAY_DIR := deploy/images/cowsay
 
 images: ## Build the module images the built-in catalog names (lilypad/cowsay:v0.0.1, FROM scratch)
-	@docker info >/dev/null 2>&1 || { echo "no Docker engine answers: install docker.io and start dockerd (see README)" >&2; exit 2; }
+	@deploy/docker-engine.sh
 	cd $(COWSAY_DIR) && RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --locked --release --target x86_64-unknown-linux-gnu
 	cp $(COWSAY_DIR)/target/x86_64-unknown-linux-gnu/release/cowsay $(COWSAY_DIR)/cowsay
 	docker build --no-cache -q -t $(COWSAY_IMAGE) $(COWSAY_DIR)
+
+demo: deps build images ## Build, then run the cowsay job end to end on an embedded local network
+	./target/release/lilypad run cowsay:v0.0.1 -i Message=moo
+
+bench: deps build images ## lilypad run vs a bare docker run of the same image, alternated; prints the ratio
+	tests/bench/run_vs_docker.sh

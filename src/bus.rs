@@ -58,7 +58,9 @@ impl Default for Bus {
 
 impl Bus {
     pub fn new(capacity: usize) -> Bus {
-        Bus { sender: broadcast::channel(capacity).0 }
+        Bus {
+            sender: broadcast::channel(capacity).0,
+        }
     }
 
     /// Publishes a stored event (no one listening is fine).

@@ -268,12 +268,18 @@ impl Overrides {
 
 impl GlobalArgs {
     pub fn overrides(&self, out: &mut Overrides) {
-        out.set("data_dir", &self.data_dir.as_ref().map(|p| p.display().to_string()));
+        out.set(
+            "data_dir",
+            &self.data_dir.as_ref().map(|p| p.display().to_string()),
+        );
         out.set("log_level", &self.log_level);
         out.set("log_format", &self.log_format);
         out.set("web3_rpc_url", &self.rpc_url);
         out.set("web3_controller_address", &self.controller);
-        out.set("web3_private_key_file", &self.key_file.as_ref().map(|p| p.display().to_string()));
+        out.set(
+            "web3_private_key_file",
+            &self.key_file.as_ref().map(|p| p.display().to_string()),
+        );
         out.set("service_solver", &self.solver);
         out.set("service_mediators", &self.mediators);
         out.set("solver_url", &self.solver_url);
@@ -295,14 +301,26 @@ impl TermsArgs {
     pub fn overrides(&self, out: &mut Overrides) {
         out.set("pricing_instruction_price", &self.instruction_price);
         out.set("pricing_payment_collateral", &self.payment_collateral);
-        out.set("pricing_results_collateral_multiple", &self.results_collateral_multiple);
+        out.set(
+            "pricing_results_collateral_multiple",
+            &self.results_collateral_multiple,
+        );
         out.set("pricing_mediation_fee", &self.mediation_fee);
         out.set("timeout_agree_time", &self.agree_timeout);
         out.set("timeout_submit_results_time", &self.submit_results_timeout);
-        out.set("timeout_submit_results_collateral", &self.submit_results_collateral);
+        out.set(
+            "timeout_submit_results_collateral",
+            &self.submit_results_collateral,
+        );
         out.set("timeout_judge_results_time", &self.judge_results_timeout);
-        out.set("timeout_judge_results_collateral", &self.judge_results_collateral);
-        out.set("timeout_mediate_results_time", &self.mediate_results_timeout);
+        out.set(
+            "timeout_judge_results_collateral",
+            &self.judge_results_collateral,
+        );
+        out.set(
+            "timeout_mediate_results_time",
+            &self.mediate_results_timeout,
+        );
     }
 }
 

@@ -22,7 +22,11 @@ pub enum ClientError {
     #[error("the solver at {url} is unreachable: {message}")]
     Unreachable { url: String, message: String },
     #[error("the solver answered {status} to {what}: {message}")]
-    Refused { what: String, status: u16, message: String },
+    Refused {
+        what: String,
+        status: u16,
+        message: String,
+    },
     #[error("the solver's answer to {what} is malformed: {message}")]
     Malformed { what: String, message: String },
 }
@@ -52,7 +56,11 @@ impl SolverClient {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();
-        SolverClient { base: base.trim_end_matches('/').to_string(), http, wallet }
+        SolverClient {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+            wallet,
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -60,36 +68,67 @@ impl SolverClient {
     }
 
     /// Sends a request; signs it when `signed`.
-    pub async fn request(&self, method: Method, path: &str, body: Vec<u8>, signed: bool) -> Result<reqwest::Response, ClientError> {
-        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base));
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        signed: bool,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
         if signed {
-            let headers = signing::sign(&self.wallet, method.as_str(), path, signing::now_secs(), &body);
+            let headers = signing::sign(
+                &self.wallet,
+                method.as_str(),
+                path,
+                signing::now_secs(),
+                &body,
+            );
             request = request
                 .header(ADDRESS_HEADER, format!("{:?}", headers.address))
                 .header(TIMESTAMP_HEADER, headers.timestamp.to_string())
                 .header(SIGNATURE_HEADER, headers.signature);
         }
         if method == Method::POST {
-            request = request.header(reqwest::header::CONTENT_LENGTH, body.len()).body(body);
+            request = request
+                .header(reqwest::header::CONTENT_LENGTH, body.len())
+                .body(body);
         }
         let what = format!("{method} {path}");
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable { url: self.base.clone(), message: e.to_string() })?;
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            message: e.to_string(),
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<crate::solver::api::ErrorBody>(&text).map(|b| b.error).unwrap_or(text);
-        Err(ClientError::Refused { what, status: status.as_u16(), message })
+        let message = serde_json::from_str::<crate::solver::api::ErrorBody>(&text)
+            .map(|b| b.error)
+            .unwrap_or(text);
+        Err(ClientError::Refused {
+            what,
+            status: status.as_u16(),
+            message,
+        })
     }
 
-    async fn json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Vec<u8>, signed: bool) -> Result<T, ClientError> {
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        signed: bool,
+    ) -> Result<T, ClientError> {
         let what = format!("{method} {path}");
         let response = self.request(method, path, body, signed).await?;
-        response.json().await.map_err(|e| ClientError::Malformed { what, message: e.to_string() })
+        response.json().await.map_err(|e| ClientError::Malformed {
+            what,
+            message: e.to_string(),
+        })
     }
 
     fn body<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -98,64 +137,153 @@ impl SolverClient {
     }
 
     pub async fn health(&self) -> Result<(), ClientError> {
-        self.request(Method::GET, "/health", Vec::new(), false).await.map(|_| ())
+        self.request(Method::GET, "/health", Vec::new(), false)
+            .await
+            .map(|_| ())
     }
 
     pub async fn post_job_offer(&self, offer: &JobOffer) -> Result<JobOfferRecord, ClientError> {
-        self.json(Method::POST, "/api/v1/job_offers", Self::body(offer), true).await
+        self.json(Method::POST, "/api/v1/job_offers", Self::body(offer), true)
+            .await
     }
 
     pub async fn job_offer(&self, id: &str) -> Result<JobOfferRecord, ClientError> {
-        self.json(Method::GET, &format!("/api/v1/job_offers/{id}"), Vec::new(), false).await
+        self.json(
+            Method::GET,
+            &format!("/api/v1/job_offers/{id}"),
+            Vec::new(),
+            false,
+        )
+        .await
     }
 
     pub async fn explain(&self, id: &str) -> Result<serde_json::Value, ClientError> {
-        self.json(Method::GET, &format!("/api/v1/job_offers/{id}/explain"), Vec::new(), false).await
+        self.json(
+            Method::GET,
+            &format!("/api/v1/job_offers/{id}/explain"),
+            Vec::new(),
+            false,
+        )
+        .await
     }
 
-    pub async fn post_resource_offer(&self, offer: &ResourceOffer) -> Result<ResourceOfferRecord, ClientError> {
-        self.json(Method::POST, "/api/v1/resource_offers", Self::body(offer), true).await
+    pub async fn post_resource_offer(
+        &self,
+        offer: &ResourceOffer,
+    ) -> Result<ResourceOfferRecord, ClientError> {
+        self.json(
+            Method::POST,
+            "/api/v1/resource_offers",
+            Self::body(offer),
+            true,
+        )
+        .await
     }
 
-    pub async fn refresh_resource_offer(&self, id: &str) -> Result<ResourceOfferRecord, ClientError> {
-        self.json(Method::POST, &format!("/api/v1/resource_offers/{id}/refresh"), Vec::new(), true).await
+    pub async fn refresh_resource_offer(
+        &self,
+        id: &str,
+    ) -> Result<ResourceOfferRecord, ClientError> {
+        self.json(
+            Method::POST,
+            &format!("/api/v1/resource_offers/{id}/refresh"),
+            Vec::new(),
+            true,
+        )
+        .await
     }
 
     /// Deals matching a query string such as `resource_provider=0x...`.
     pub async fn deals(&self, query: &str) -> Result<Vec<DealRecord>, ClientError> {
-        self.json(Method::GET, &format!("/api/v1/deals?{query}"), Vec::new(), false).await
+        self.json(
+            Method::GET,
+            &format!("/api/v1/deals?{query}"),
+            Vec::new(),
+            false,
+        )
+        .await
     }
 
     pub async fn deal(&self, id: &str) -> Result<DealRecord, ClientError> {
-        self.json(Method::GET, &format!("/api/v1/deals/{id}"), Vec::new(), false).await
+        self.json(
+            Method::GET,
+            &format!("/api/v1/deals/{id}"),
+            Vec::new(),
+            false,
+        )
+        .await
     }
 
     /// Uploads a results tarball; returns its CID as the solver computed it.
     pub async fn upload_files(&self, deal_id: &str, tar: Vec<u8>) -> Result<String, ClientError> {
-        let answer: serde_json::Value = self.json(Method::POST, &format!("/api/v1/deals/{deal_id}/files"), tar, true).await?;
-        answer["results_cid"].as_str().map(str::to_string).ok_or_else(|| ClientError::Malformed {
-            what: "upload".into(),
-            message: "no results_cid".into(),
-        })
+        let answer: serde_json::Value = self
+            .json(
+                Method::POST,
+                &format!("/api/v1/deals/{deal_id}/files"),
+                tar,
+                true,
+            )
+            .await?;
+        answer["results_cid"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::Malformed {
+                what: "upload".into(),
+                message: "no results_cid".into(),
+            })
     }
 
     pub async fn post_result(&self, result: &JobResult) -> Result<JobResult, ClientError> {
-        self.json(Method::POST, &format!("/api/v1/deals/{}/result", result.deal_id), Self::body(result), true).await
+        self.json(
+            Method::POST,
+            &format!("/api/v1/deals/{}/result", result.deal_id),
+            Self::body(result),
+            true,
+        )
+        .await
     }
 
     pub async fn result(&self, deal_id: &str) -> Result<JobResult, ClientError> {
-        self.json(Method::GET, &format!("/api/v1/deals/{deal_id}/result"), Vec::new(), true).await
+        self.json(
+            Method::GET,
+            &format!("/api/v1/deals/{deal_id}/result"),
+            Vec::new(),
+            true,
+        )
+        .await
     }
 
     pub async fn download_files(&self, deal_id: &str) -> Result<Vec<u8>, ClientError> {
-        let response = self.request(Method::GET, &format!("/api/v1/deals/{deal_id}/files"), Vec::new(), true).await?;
-        let bytes = response.bytes().await.map_err(|e| ClientError::Malformed { what: "download".into(), message: e.to_string() })?;
+        let response = self
+            .request(
+                Method::GET,
+                &format!("/api/v1/deals/{deal_id}/files"),
+                Vec::new(),
+                true,
+            )
+            .await?;
+        let bytes = response.bytes().await.map_err(|e| ClientError::Malformed {
+            what: "download".into(),
+            message: e.to_string(),
+        })?;
         Ok(bytes.to_vec())
     }
 
-    pub async fn record_tx(&self, deal_id: &str, action: &str, tx_hash: &str) -> Result<(), ClientError> {
+    pub async fn record_tx(
+        &self,
+        deal_id: &str,
+        action: &str,
+        tx_hash: &str,
+    ) -> Result<(), ClientError> {
         let body = serde_json::json!({ "action": action, "tx_hash": tx_hash });
-        self.request(Method::POST, &format!("/api/v1/deals/{deal_id}/txs"), Self::body(&body), true).await.map(|_| ())
+        self.request(
+            Method::POST,
+            &format!("/api/v1/deals/{deal_id}/txs"),
+            Self::body(&body),
+            true,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Streams live solver events until `shutdown`, reconnecting with backoff (1 s .. 30 s).
@@ -184,15 +312,21 @@ impl SolverClient {
                                 message = stream.next() => message,
                             };
                             let Some(Ok(message)) = message else { break };
-                            let Ok(text) = message.to_text() else { continue };
-                            let Ok(event) = serde_json::from_str::<Event>(text) else { continue };
+                            let Ok(text) = message.to_text() else {
+                                continue;
+                            };
+                            let Ok(event) = serde_json::from_str::<Event>(text) else {
+                                continue;
+                            };
                             last = Some(event.seq);
                             if sender.send(event).await.is_err() {
                                 return;
                             }
                         }
                     }
-                    Err(error) => tracing::debug!(%error, %url, "event stream unavailable; retrying"),
+                    Err(error) => {
+                        tracing::debug!(%error, %url, "event stream unavailable; retrying")
+                    }
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -206,7 +340,11 @@ impl SolverClient {
 }
 
 /// The solver's URL: SOLVER_URL if set, else what the solver published in the Users contract.
-pub async fn solver_url(chain: &crate::chain::Chain, solver: ethers::types::Address, configured: Option<&str>) -> anyhow::Result<String> {
+pub async fn solver_url(
+    chain: &crate::chain::Chain,
+    solver: ethers::types::Address,
+    configured: Option<&str>,
+) -> anyhow::Result<String> {
     if let Some(url) = configured {
         return Ok(url.to_string());
     }
@@ -216,7 +354,9 @@ pub async fn solver_url(chain: &crate::chain::Chain, solver: ethers::types::Addr
         .get_user(solver)
         .call()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot read the solver's record in the Users contract: {e}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot read the solver's record in the Users contract: {e}")
+        })?;
     if user.url.is_empty() {
         anyhow::bail!("solver {solver:?} has not published a URL in the Users contract; start it with SERVER_URL set, or set SOLVER_URL");
     }

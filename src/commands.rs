@@ -48,10 +48,20 @@ pub fn shutdown_on_signals() -> CancellationToken {
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Arc<Chain>> {
-    let chain = Chain::connect(&settings.rpc_url()?, settings.wallet()?, settings.controller()?, settings.poll_interval()).await?;
+    let chain = Chain::connect(
+        &settings.rpc_url()?,
+        settings.wallet()?,
+        settings.controller()?,
+        settings.poll_interval(),
+    )
+    .await?;
     if let Some(expected) = settings.web3_chain_id {
         if expected != chain.chain_id {
-            bail!("WEB3_CHAIN_ID is {expected} but {} is chain {}", chain.rpc_url, chain.chain_id);
+            bail!(
+                "WEB3_CHAIN_ID is {expected} but {} is chain {}",
+                chain.rpc_url,
+                chain.chain_id
+            );
         }
     }
     Ok(Arc::new(chain))
@@ -67,10 +77,19 @@ pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()
         Command::Chain(command) => chain(command, settings).await,
         Command::Keys(KeysCommand::Generate { out }) => {
             let wallet = crate::keys::generate();
-            let path = out.unwrap_or_else(|| settings.data_dir.join("keys").join(format!("{}.key", crate::keys::address_of(&wallet))));
-            crate::keys::write_key(&path, &wallet).with_context(|| format!("cannot create key file {}", path.display()))?;
+            let path = out.unwrap_or_else(|| {
+                settings
+                    .data_dir
+                    .join("keys")
+                    .join(format!("{}.key", crate::keys::address_of(&wallet)))
+            });
+            crate::keys::write_key(&path, &wallet)
+                .with_context(|| format!("cannot create key file {}", path.display()))?;
             println!("address: {}", crate::keys::address_of(&wallet));
-            println!("key file: {} (mode 0600; point WEB3_PRIVATE_KEY_FILE or --key-file at it)", path.display());
+            println!(
+                "key file: {} (mode 0600; point WEB3_PRIVATE_KEY_FILE or --key-file at it)",
+                path.display()
+            );
             Ok(())
         }
     }
@@ -80,7 +99,12 @@ async fn solver(settings: Settings) -> anyhow::Result<()> {
     let chain = connect(&settings).await?;
     let listen: SocketAddr = format!("{}:{}", settings.server_host, settings.server_port)
         .parse()
-        .with_context(|| format!("SERVER_HOST {:?} is not an IP address", settings.server_host))?;
+        .with_context(|| {
+            format!(
+                "SERVER_HOST {:?} is not an IP address",
+                settings.server_host
+            )
+        })?;
     let shutdown = shutdown_on_signals();
     let handle = crate::solver::start(
         chain,
@@ -121,7 +145,10 @@ async fn rp(settings: Settings) -> anyhow::Result<()> {
 async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
     let inputs = crate::module::parse_inputs(&args.inputs).map_err(anyhow::Error::msg)?;
     crate::module::resolve(&args.module, &inputs)?; // fail fast on a bad module or input
-    let results_dir = args.output.clone().unwrap_or_else(|| settings.data_dir.join("downloaded-files"));
+    let results_dir = args
+        .output
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join("downloaded-files"));
     let (pricing, timeouts) = (settings.pricing()?, settings.timeouts()?);
     let request = |services| JobRequest {
         module: args.module.clone(),
@@ -141,17 +168,33 @@ async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
         let client = SolverClient::new(&url, chain.client.signer().clone());
         run_job(chain, client, request(services)).await?
     } else if let Some(network) = crate::dev::find_running(&settings.data_dir.join("dev")).await {
-        eprintln!("using the local network of `lilypad dev` at {} (solver {})", network.rpc_url, network.solver_url);
+        eprintln!(
+            "using the local network of `lilypad dev` at {} (solver {})",
+            network.rpc_url, network.solver_url
+        );
         let wallet = match settings.wallet() {
             Ok(wallet) => wallet,
             Err(_) => {
-                let text = std::fs::read_to_string(&network.job_creator_key_file)
-                    .with_context(|| format!("cannot read {}", network.job_creator_key_file.display()))?;
+                let text =
+                    std::fs::read_to_string(&network.job_creator_key_file).with_context(|| {
+                        format!("cannot read {}", network.job_creator_key_file.display())
+                    })?;
                 crate::config::parse_key(text.trim()).map_err(anyhow::Error::msg)?
             }
         };
-        let chain = Arc::new(Chain::connect(&network.rpc_url, wallet, network.deployment.controller, settings.poll_interval()).await?);
-        let services = crate::data::Services { solver: network.solver, mediators: network.mediators.clone() };
+        let chain = Arc::new(
+            Chain::connect(
+                &network.rpc_url,
+                wallet,
+                network.deployment.controller,
+                settings.poll_interval(),
+            )
+            .await?,
+        );
+        let services = crate::data::Services {
+            solver: network.solver,
+            mediators: network.mediators.clone(),
+        };
         let client = SolverClient::new(&network.solver_url, chain.client.signer().clone());
         run_job(chain, client, request(services)).await?
     } else {
@@ -162,15 +205,27 @@ async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
         let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
         let outcome = run_job(chain, client, request(network.services.clone())).await;
         network.stop().await;
-        let _ = std::fs::remove_dir_all(&dir.join("solver"));
+        let _ = std::fs::remove_dir_all(&dir);
         outcome?
     };
     print!("{}", outcome.stdout);
-    eprintln!("deal {} finished in {}; results {} in {}", outcome.deal_id, outcome.state.name(), outcome.results_cid, outcome.results_dir.display());
+    eprintln!(
+        "deal {} finished in {}; results {} in {}",
+        outcome.deal_id,
+        outcome.state.name(),
+        outcome.results_cid,
+        outcome.results_dir.display()
+    );
     match outcome.exit_code {
         Some(0) => Ok(()),
-        Some(code) => bail!("the job exited with code {code}; see {}/stderr", outcome.results_dir.display()),
-        None => bail!("the job left no exit code; see {}", outcome.results_dir.display()),
+        Some(code) => bail!(
+            "the job exited with code {code}; see {}/stderr",
+            outcome.results_dir.display()
+        ),
+        None => bail!(
+            "the job left no exit code; see {}",
+            outcome.results_dir.display()
+        ),
     }
 }
 
@@ -180,7 +235,12 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn dev_options(settings: &Settings, data_dir: PathBuf, anvil_path: Option<PathBuf>, port: u16) -> anyhow::Result<DevOptions> {
+fn dev_options(
+    settings: &Settings,
+    data_dir: PathBuf,
+    anvil_path: Option<PathBuf>,
+    port: u16,
+) -> anyhow::Result<DevOptions> {
     Ok(DevOptions {
         data_dir,
         anvil_path,
@@ -197,22 +257,40 @@ fn dev_options(settings: &Settings, data_dir: PathBuf, anvil_path: Option<PathBu
 async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()> {
     let dir = settings.data_dir.join("dev");
     if let Some(running) = crate::dev::find_running(&dir).await {
-        bail!("a dev network is already running (solver {}); stop it first", running.solver_url);
+        bail!(
+            "a dev network is already running (solver {}); stop it first",
+            running.solver_url
+        );
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut options = dev_options(&settings, dir.clone(), args.anvil_path, settings.server_port)?;
+    let mut options = dev_options(
+        &settings,
+        dir.clone(),
+        args.anvil_path,
+        settings.server_port,
+    )?;
     options.publish = true;
     let network = DevNetwork::start(options).await?;
     println!("lilypad dev network is up");
     println!("  WEB3_RPC_URL={}", network.rpc_url);
     println!("  WEB3_CHAIN_ID={}", network.chain_id);
-    println!("  WEB3_CONTROLLER_ADDRESS={:?}", network.deployment.controller);
+    println!(
+        "  WEB3_CONTROLLER_ADDRESS={:?}",
+        network.deployment.controller
+    );
     println!("  WEB3_TOKEN_ADDRESS={:?}", network.deployment.token);
     println!("  SERVICE_SOLVER={:?}", network.services.solver);
     println!("  SERVICE_MEDIATORS={:?}", network.services.mediators[0]);
     println!("  SOLVER_URL={}", network.solver.url);
-    println!("  resource provider {:?}, job creator {:?}", network.keys.resource_provider.address(), network.keys.job_creator.address());
-    println!("  network file {}", DevNetwork::network_file(&dir).display());
+    println!(
+        "  resource provider {:?}, job creator {:?}",
+        network.keys.resource_provider.address(),
+        network.keys.job_creator.address()
+    );
+    println!(
+        "  network file {}",
+        DevNetwork::network_file(&dir).display()
+    );
     println!("In another terminal: lilypad run cowsay:v0.0.1 -i Message=moo    (Ctrl-C here stops the network)");
     let stop = shutdown_on_signals();
     stop.cancelled().await;
@@ -221,22 +299,42 @@ async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()> {
 }
 
 fn parse_address(text: &str) -> anyhow::Result<Address> {
-    text.trim().parse().map_err(|_| anyhow::anyhow!("{text:?} is not an address (0x + 40 hex digits)"))
+    text.trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{text:?} is not an address (0x + 40 hex digits)"))
 }
 
 fn parse_amount(text: &str) -> anyhow::Result<U256> {
-    amount::parse(text).map(U256::from).map_err(anyhow::Error::msg)
+    amount::parse(text)
+        .map(U256::from)
+        .map_err(anyhow::Error::msg)
 }
 
 async fn chain(command: ChainCommand, settings: Settings) -> anyhow::Result<()> {
     match command {
-        ChainCommand::Deploy { treasury, operator, token, supply, job_deposit, request_timeout } => {
+        ChainCommand::Deploy {
+            treasury,
+            operator,
+            token,
+            supply,
+            job_deposit,
+            request_timeout,
+        } => {
             let wallet = settings.wallet()?;
             let deployer = wallet.address();
-            let (client, chain_id) = signing_client(&settings.rpc_url()?, wallet, settings.poll_interval()).await?;
+            let (client, chain_id) =
+                signing_client(&settings.rpc_url()?, wallet, settings.poll_interval()).await?;
             let deploy_settings = DeploySettings {
-                treasury: treasury.as_deref().map(parse_address).transpose()?.unwrap_or(deployer),
-                job_creator_operator: operator.as_deref().map(parse_address).transpose()?.unwrap_or(deployer),
+                treasury: treasury
+                    .as_deref()
+                    .map(parse_address)
+                    .transpose()?
+                    .unwrap_or(deployer),
+                job_creator_operator: operator
+                    .as_deref()
+                    .map(parse_address)
+                    .transpose()?
+                    .unwrap_or(deployer),
                 existing_token: token.as_deref().map(parse_address).transpose()?,
                 token_supply: parse_amount(&supply)?,
                 job_deposit: parse_amount(&job_deposit)?,
@@ -252,7 +350,10 @@ async fn chain(command: ChainCommand, settings: Settings) -> anyhow::Result<()> 
             println!("WEB3_PAYMENTS_ADDRESS={:?}", deployment.payments);
             println!("WEB3_MEDIATION_ADDRESS={:?}", deployment.mediation);
             println!("WEB3_JOBCREATOR_ADDRESS={:?}", deployment.job_creator);
-            println!("WEB3_EXAMPLE_CLIENT_ADDRESS={:?}", deployment.example_client);
+            println!(
+                "WEB3_EXAMPLE_CLIENT_ADDRESS={:?}",
+                deployment.example_client
+            );
             Ok(())
         }
         ChainCommand::Fund { to, eth, lp } => {
@@ -260,17 +361,36 @@ async fn chain(command: ChainCommand, settings: Settings) -> anyhow::Result<()> 
             let (eth, lp) = (parse_amount(&eth)?, parse_amount(&lp)?);
             for address in to {
                 let address = parse_address(&address)?;
-                fund(chain.client.clone(), chain.contracts.token.address(), address, eth, lp).await?;
+                fund(
+                    chain.client.clone(),
+                    chain.contracts.token.address(),
+                    address,
+                    eth,
+                    lp,
+                )
+                .await?;
                 println!("funded {address:?}: {eth} wei of ether, {lp} token wei");
             }
             Ok(())
         }
         ChainCommand::Balances { addresses } => {
-            let wallet = settings.wallet().unwrap_or_else(|_| crate::keys::generate());
-            let chain = Chain::connect(&settings.rpc_url()?, wallet, settings.controller()?, settings.poll_interval()).await?;
+            let wallet = settings
+                .wallet()
+                .unwrap_or_else(|_| crate::keys::generate());
+            let chain = Chain::connect(
+                &settings.rpc_url()?,
+                wallet,
+                settings.controller()?,
+                settings.poll_interval(),
+            )
+            .await?;
             for address in addresses {
                 let address = parse_address(&address)?;
-                let ether = chain.client.get_balance(address, None).await.context("cannot read an ether balance")?;
+                let ether = chain
+                    .client
+                    .get_balance(address, None)
+                    .await
+                    .context("cannot read an ether balance")?;
                 let tokens = chain.token_balance(address).await?;
                 println!("{address:?}  ether {ether} wei  LP {tokens} wei");
             }

@@ -20,7 +20,11 @@ pub struct Secret(String);
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() { "<unset>" } else { "<redacted>" })
+        f.write_str(if self.0.is_empty() {
+            "<unset>"
+        } else {
+            "<redacted>"
+        })
     }
 }
 
@@ -70,9 +74,17 @@ pub enum ConfigError {
     #[error("cannot read settings: {0}")]
     Load(#[from] config::ConfigError),
     #[error("{name} (--{flag}) is required: {hint}")]
-    Missing { name: &'static str, flag: &'static str, hint: &'static str },
+    Missing {
+        name: &'static str,
+        flag: &'static str,
+        hint: &'static str,
+    },
     #[error("{name} (--{flag}): {message}")]
-    Invalid { name: &'static str, flag: &'static str, message: String },
+    Invalid {
+        name: &'static str,
+        flag: &'static str,
+        message: String,
+    },
 }
 
 fn default_data_dir() -> PathBuf {
@@ -132,9 +144,18 @@ impl Settings {
         let env = env.unwrap_or_else(|| std::env::vars().collect());
         let env: HashMap<String, String> = env
             .into_iter()
-            .filter(|(key, value)| !value.is_empty() && key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .filter(|(key, value)| {
+                !value.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            })
             .collect();
-        builder = builder.add_source(config::Environment::default().source(Some(env)).try_parsing(true));
+        builder = builder.add_source(
+            config::Environment::default()
+                .source(Some(env))
+                .try_parsing(true),
+        );
         for (key, value) in flags {
             builder = builder.set_override(*key, value.clone())?;
         }
@@ -158,7 +179,11 @@ impl Settings {
                 })
             }
         };
-        parse_key(text.trim()).map_err(|message| ConfigError::Invalid { name: "WEB3_PRIVATE_KEY", flag: "key-file", message })
+        parse_key(text.trim()).map_err(|message| ConfigError::Invalid {
+            name: "WEB3_PRIVATE_KEY",
+            flag: "key-file",
+            message,
+        })
     }
 
     pub fn rpc_url(&self) -> Result<String, ConfigError> {
@@ -170,11 +195,14 @@ impl Settings {
     }
 
     pub fn controller(&self) -> Result<Address, ConfigError> {
-        let text = self.web3_controller_address.as_deref().ok_or(ConfigError::Missing {
-            name: "WEB3_CONTROLLER_ADDRESS",
-            flag: "controller",
-            hint: "the LilypadController's address (printed by `lilypad chain deploy`)",
-        })?;
+        let text = self
+            .web3_controller_address
+            .as_deref()
+            .ok_or(ConfigError::Missing {
+                name: "WEB3_CONTROLLER_ADDRESS",
+                flag: "controller",
+                hint: "the LilypadController's address (printed by `lilypad chain deploy`)",
+            })?;
         parse_address(text, "WEB3_CONTROLLER_ADDRESS", "controller")
     }
 
@@ -206,24 +234,47 @@ impl Settings {
     }
 
     pub fn services(&self) -> Result<Services, ConfigError> {
-        Ok(Services { solver: self.solver()?, mediators: self.mediators()? })
+        Ok(Services {
+            solver: self.solver()?,
+            mediators: self.mediators()?,
+        })
     }
 
     pub fn pricing(&self) -> Result<Pricing, ConfigError> {
         let amount = |text: &str, name, flag| {
-            amount::parse(text).map_err(|message| ConfigError::Invalid { name, flag, message })
+            amount::parse(text).map_err(|message| ConfigError::Invalid {
+                name,
+                flag,
+                message,
+            })
         };
         Ok(Pricing {
-            instruction_price: amount(&self.pricing_instruction_price, "PRICING_INSTRUCTION_PRICE", "instruction-price")?,
-            payment_collateral: amount(&self.pricing_payment_collateral, "PRICING_PAYMENT_COLLATERAL", "payment-collateral")?,
+            instruction_price: amount(
+                &self.pricing_instruction_price,
+                "PRICING_INSTRUCTION_PRICE",
+                "instruction-price",
+            )?,
+            payment_collateral: amount(
+                &self.pricing_payment_collateral,
+                "PRICING_PAYMENT_COLLATERAL",
+                "payment-collateral",
+            )?,
             results_collateral_multiple: self.pricing_results_collateral_multiple,
-            mediation_fee: amount(&self.pricing_mediation_fee, "PRICING_MEDIATION_FEE", "mediation-fee")?,
+            mediation_fee: amount(
+                &self.pricing_mediation_fee,
+                "PRICING_MEDIATION_FEE",
+                "mediation-fee",
+            )?,
         })
     }
 
     pub fn timeouts(&self) -> Result<Timeouts, ConfigError> {
         let amount = |text: &str, name, flag| {
-            amount::parse(text).map_err(|message| ConfigError::Invalid { name, flag, message })
+            amount::parse(text).map_err(|message| ConfigError::Invalid {
+                name,
+                flag,
+                message,
+            })
         };
         let timeouts = Timeouts {
             agree: self.timeout_agree_time,
@@ -243,12 +294,28 @@ impl Settings {
         };
         for (value, name, flag) in [
             (timeouts.agree, "TIMEOUT_AGREE_TIME", "agree-timeout"),
-            (timeouts.submit_results, "TIMEOUT_SUBMIT_RESULTS_TIME", "submit-results-timeout"),
-            (timeouts.judge_results, "TIMEOUT_JUDGE_RESULTS_TIME", "judge-results-timeout"),
-            (timeouts.mediate_results, "TIMEOUT_MEDIATE_RESULTS_TIME", "mediate-results-timeout"),
+            (
+                timeouts.submit_results,
+                "TIMEOUT_SUBMIT_RESULTS_TIME",
+                "submit-results-timeout",
+            ),
+            (
+                timeouts.judge_results,
+                "TIMEOUT_JUDGE_RESULTS_TIME",
+                "judge-results-timeout",
+            ),
+            (
+                timeouts.mediate_results,
+                "TIMEOUT_MEDIATE_RESULTS_TIME",
+                "mediate-results-timeout",
+            ),
         ] {
             if value == 0 {
-                return Err(ConfigError::Invalid { name, flag, message: "must be at least 1 second".into() });
+                return Err(ConfigError::Invalid {
+                    name,
+                    flag,
+                    message: "must be at least 1 second".into(),
+                });
             }
         }
         Ok(timeouts)
@@ -257,19 +324,41 @@ impl Settings {
     /// What this RP offers per slot.
     pub fn offer_spec(&self) -> Result<MachineSpec, ConfigError> {
         if self.offer_cpu == 0 {
-            return Err(ConfigError::Invalid { name: "OFFER_CPU", flag: "offer-cpu", message: "must be > 0 millicores".into() });
+            return Err(ConfigError::Invalid {
+                name: "OFFER_CPU",
+                flag: "offer-cpu",
+                message: "must be > 0 millicores".into(),
+            });
         }
         if self.offer_ram == 0 {
-            return Err(ConfigError::Invalid { name: "OFFER_RAM", flag: "offer-ram", message: "must be > 0 MiB".into() });
+            return Err(ConfigError::Invalid {
+                name: "OFFER_RAM",
+                flag: "offer-ram",
+                message: "must be > 0 MiB".into(),
+            });
         }
         if self.offer_count == 0 {
-            return Err(ConfigError::Invalid { name: "OFFER_COUNT", flag: "offer-count", message: "must be at least 1 slot".into() });
+            return Err(ConfigError::Invalid {
+                name: "OFFER_COUNT",
+                flag: "offer-count",
+                message: "must be at least 1 slot".into(),
+            });
         }
-        Ok(MachineSpec { cpu: self.offer_cpu, ram: self.offer_ram, gpu: self.offer_gpu, vram: self.offer_vram })
+        Ok(MachineSpec {
+            cpu: self.offer_cpu,
+            ram: self.offer_ram,
+            gpu: self.offer_gpu,
+            vram: self.offer_vram,
+        })
     }
 
     pub fn modules(&self) -> Vec<String> {
-        self.offer_modules.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+        self.offer_modules
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 
     pub fn poll_interval(&self) -> Duration {
@@ -281,13 +370,20 @@ impl Settings {
 pub fn parse_key(text: &str) -> Result<LocalWallet, String> {
     let hex_text = text.strip_prefix("0x").unwrap_or(text);
     let bytes = hex::decode(hex_text).map_err(|_| "not a hex private key".to_string())?;
-    LocalWallet::from_bytes(&bytes).map_err(|_| "not a valid secp256k1 private key (32 bytes)".to_string())
+    LocalWallet::from_bytes(&bytes)
+        .map_err(|_| "not a valid secp256k1 private key (32 bytes)".to_string())
 }
 
-fn parse_address(text: &str, name: &'static str, flag: &'static str) -> Result<Address, ConfigError> {
-    text.trim()
-        .parse()
-        .map_err(|_| ConfigError::Invalid { name, flag, message: format!("{text:?} is not an address (0x + 40 hex digits)") })
+fn parse_address(
+    text: &str,
+    name: &'static str,
+    flag: &'static str,
+) -> Result<Address, ConfigError> {
+    text.trim().parse().map_err(|_| ConfigError::Invalid {
+        name,
+        flag,
+        message: format!("{text:?} is not an address (0x + 40 hex digits)"),
+    })
 }
 
 #[cfg(test)]
@@ -295,15 +391,29 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
-        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
     fn layers_apply_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("lilypad.toml");
-        std::fs::write(&file, "offer_cpu = 2000\noffer_ram = 4096\nserver_port = 9000\n").unwrap();
-        let settings = Settings::load(Some(&file), env(&[("OFFER_RAM", "8192"), ("SERVER_PORT", "9100")]), &[("server_port", "9200".into())]).unwrap();
+        std::fs::write(
+            &file,
+            "offer_cpu = 2000\noffer_ram = 4096\nserver_port = 9000\n",
+        )
+        .unwrap();
+        let settings = Settings::load(
+            Some(&file),
+            env(&[("OFFER_RAM", "8192"), ("SERVER_PORT", "9100")]),
+            &[("server_port", "9200".into())],
+        )
+        .unwrap();
         assert_eq!(settings.offer_gpu, 0, "default");
         assert_eq!(settings.offer_cpu, 2000, "file over default");
         assert_eq!(settings.offer_ram, 8192, "env over file");
@@ -312,7 +422,15 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print_and_missing_settings_name_their_variable() {
-        let settings = Settings::load(None, env(&[("WEB3_PRIVATE_KEY", "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")]), &[]).unwrap();
+        let settings = Settings::load(
+            None,
+            env(&[(
+                "WEB3_PRIVATE_KEY",
+                "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+            )]),
+            &[],
+        )
+        .unwrap();
         let shown = format!("{settings:?}");
         assert!(!shown.contains("59c6995e"), "{shown}");
         assert!(settings.wallet().is_ok());
@@ -320,16 +438,26 @@ mod tests {
         assert!(error.contains("WEB3_RPC_URL"), "{error}");
         let bad = Settings::load(None, env(&[("WEB3_PRIVATE_KEY", "0xnothex")]), &[]).unwrap();
         let error = bad.wallet().unwrap_err().to_string();
-        assert!(error.contains("WEB3_PRIVATE_KEY") && !error.contains("nothex"), "{error}");
+        assert!(
+            error.contains("WEB3_PRIVATE_KEY") && !error.contains("nothex"),
+            "{error}"
+        );
     }
 
     #[test]
     fn amounts_and_lists_parse() {
         let settings = Settings::load(None, env(&[("PRICING_INSTRUCTION_PRICE", "7"), ("SERVICE_MEDIATORS", "0x0000000000000000000000000000000000000001, 0x0000000000000000000000000000000000000002")]), &[]).unwrap();
         assert_eq!(settings.pricing().unwrap().instruction_price, 7);
-        assert_eq!(settings.pricing().unwrap().payment_collateral, 2 * 10u128.pow(18));
+        assert_eq!(
+            settings.pricing().unwrap().payment_collateral,
+            2 * 10u128.pow(18)
+        );
         assert_eq!(settings.mediators().unwrap().len(), 2);
         let bad = Settings::load(None, env(&[("OFFER_CPU", "0")]), &[]).unwrap();
-        assert!(bad.offer_spec().unwrap_err().to_string().contains("OFFER_CPU"));
+        assert!(bad
+            .offer_spec()
+            .unwrap_err()
+            .to_string()
+            .contains("OFFER_CPU"));
     }
 }

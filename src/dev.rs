@@ -24,7 +24,8 @@ use crate::rp::RpSettings;
 use crate::solver::{SolverHandle, SolverSettings};
 
 /// anvil's first dev account: a public test key that holds ETH on every anvil chain.
-pub const ANVIL_DEPLOYER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+pub const ANVIL_DEPLOYER_KEY: &str =
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
 /// What each role gets from the deployer.
 const FUND_ETH: u128 = 100 * 10u128.pow(18);
@@ -124,7 +125,13 @@ async fn start_anvil(path: &Path) -> anyhow::Result<(tokio::process::Child, Stri
     for _attempt in 0..3 {
         let port = free_port()?;
         let mut child = tokio::process::Command::new(path)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent"])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--silent",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -136,7 +143,10 @@ async fn start_anvil(path: &Path) -> anyhow::Result<(tokio::process::Child, Stri
             if let Ok(Some(_)) = child.try_wait() {
                 break; // port taken between our check and its bind: try another
             }
-            if crate::chain::client::provider(&url, Duration::from_millis(50)).await.is_ok() {
+            if crate::chain::client::provider(&url, Duration::from_millis(50))
+                .await
+                .is_ok()
+            {
                 return Ok((child, url));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -160,7 +170,8 @@ impl DevNetwork {
             job_creator: crate::keys::generate(),
             mediator: crate::keys::generate(),
         };
-        let (client, chain_id) = signing_client(&rpc_url, deployer.clone(), Duration::from_millis(20)).await?;
+        let (client, chain_id) =
+            signing_client(&rpc_url, deployer.clone(), Duration::from_millis(20)).await?;
         let settings = DeploySettings {
             treasury: deployer.address(),
             job_creator_operator: deployer.address(),
@@ -169,16 +180,39 @@ impl DevNetwork {
             job_deposit: U256::from(2u128 * 10u128.pow(18)),
             request_timeout: U256::from(86_400u64),
         };
-        let deployment = deploy(client.clone(), &settings).await.context("cannot deploy the contracts")?;
+        let deployment = deploy(client.clone(), &settings)
+            .await
+            .context("cannot deploy the contracts")?;
         tracing::info!(controller = ?deployment.controller, token = ?deployment.token, "contracts deployed");
-        for wallet in [&keys.solver, &keys.resource_provider, &keys.job_creator, &keys.mediator] {
-            fund(client.clone(), deployment.token, wallet.address(), FUND_ETH.into(), FUND_LP.into())
-                .await
-                .with_context(|| format!("cannot fund {:?}", wallet.address()))?;
+        for wallet in [
+            &keys.solver,
+            &keys.resource_provider,
+            &keys.job_creator,
+            &keys.mediator,
+        ] {
+            fund(
+                client.clone(),
+                deployment.token,
+                wallet.address(),
+                FUND_ETH.into(),
+                FUND_LP.into(),
+            )
+            .await
+            .with_context(|| format!("cannot fund {:?}", wallet.address()))?;
         }
-        let services = Services { solver: keys.solver.address(), mediators: vec![keys.mediator.address()] };
+        let services = Services {
+            solver: keys.solver.address(),
+            mediators: vec![keys.mediator.address()],
+        };
         let shutdown = CancellationToken::new();
-        let connect = |wallet: &LocalWallet| Chain::connect(&rpc_url, wallet.clone(), deployment.controller, options.poll);
+        let connect = |wallet: &LocalWallet| {
+            Chain::connect(
+                &rpc_url,
+                wallet.clone(),
+                deployment.controller,
+                options.poll,
+            )
+        };
         let solver_chain = Arc::new(connect(&keys.solver).await?);
         let solver_settings = SolverSettings {
             data_dir: options.data_dir.join("solver"),
@@ -188,7 +222,12 @@ impl DevNetwork {
             public_url: None,
         };
         let solver_shutdown = shutdown.child_token();
-        let solver = crate::solver::start(solver_chain.clone(), solver_settings.clone(), solver_shutdown.clone()).await?;
+        let solver = crate::solver::start(
+            solver_chain.clone(),
+            solver_settings.clone(),
+            solver_shutdown.clone(),
+        )
+        .await?;
         let rp_chain = Arc::new(connect(&keys.resource_provider).await?);
         let executor = DockerExecutor::connect(false).await?;
         let rp_settings = RpSettings {
@@ -206,7 +245,9 @@ impl DevNetwork {
         let rp_shutdown = shutdown.child_token();
         let rp_shutdown_handle = rp_shutdown.clone();
         let rp = tokio::spawn(async move {
-            if let Err(error) = crate::rp::run(rp_chain, rp_client, executor, rp_settings, rp_shutdown).await {
+            if let Err(error) =
+                crate::rp::run(rp_chain, rp_client, executor, rp_settings, rp_shutdown).await
+            {
                 tracing::error!(error = format!("{error:#}"), "resource provider stopped");
             }
         });
@@ -224,7 +265,10 @@ impl DevNetwork {
             anvil,
             roles: vec![(rp_shutdown_handle, rp)],
             solver_chain,
-            solver_settings: SolverSettings { listen: solver_listen, ..solver_settings },
+            solver_settings: SolverSettings {
+                listen: solver_listen,
+                ..solver_settings
+            },
             solver_shutdown,
         };
         if options.publish {
@@ -241,7 +285,8 @@ impl DevNetwork {
     fn publish(&self) -> anyhow::Result<()> {
         let key_file = self.data_dir.join("keys/job-creator.key");
         let _ = std::fs::remove_file(&key_file);
-        crate::keys::write_key(&key_file, &self.keys.job_creator).with_context(|| format!("cannot write {}", key_file.display()))?;
+        crate::keys::write_key(&key_file, &self.keys.job_creator)
+            .with_context(|| format!("cannot write {}", key_file.display()))?;
         let file = NetworkFile {
             rpc_url: self.rpc_url.clone(),
             chain_id: self.chain_id,
@@ -252,22 +297,38 @@ impl DevNetwork {
             job_creator_key_file: key_file,
         };
         let path = Self::network_file(&self.data_dir);
-        std::fs::write(&path, serde_json::to_vec_pretty(&file)?).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, serde_json::to_vec_pretty(&file)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(())
     }
 
     /// A chain client for this network's job creator.
     pub async fn job_creator_chain(&self) -> anyhow::Result<Arc<Chain>> {
-        Ok(Arc::new(Chain::connect(&self.rpc_url, self.keys.job_creator.clone(), self.deployment.controller, self.poll).await?))
+        Ok(Arc::new(
+            Chain::connect(
+                &self.rpc_url,
+                self.keys.job_creator.clone(),
+                self.deployment.controller,
+                self.poll,
+            )
+            .await?,
+        ))
     }
 
     /// Stops the solver and starts it again on the same address and data (what an operator's
     /// restart does): it must lose nothing.
     pub async fn restart_solver(&mut self) -> anyhow::Result<()> {
         self.solver_shutdown.cancel();
-        (&mut self.solver.task).await.context("the solver task failed")?;
+        (&mut self.solver.task)
+            .await
+            .context("the solver task failed")?;
         self.solver_shutdown = self.shutdown.child_token();
-        self.solver = crate::solver::start(self.solver_chain.clone(), self.solver_settings.clone(), self.solver_shutdown.clone()).await?;
+        self.solver = crate::solver::start(
+            self.solver_chain.clone(),
+            self.solver_settings.clone(),
+            self.solver_shutdown.clone(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -292,6 +353,8 @@ pub async fn find_running(data_dir: &Path) -> Option<NetworkFile> {
     let file: NetworkFile = serde_json::from_str(&text).ok()?;
     let probe = SolverClient::new(&file.solver_url, crate::keys::generate());
     probe.health().await.ok()?;
-    crate::chain::client::provider(&file.rpc_url, Duration::from_millis(100)).await.ok()?;
+    crate::chain::client::provider(&file.rpc_url, Duration::from_millis(100))
+        .await
+        .ok()?;
     Some(file)
 }

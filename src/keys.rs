@@ -12,7 +12,11 @@ pub fn write_key(path: &Path, wallet: &LocalWallet) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     writeln!(file, "0x{}", hex::encode(wallet.signer().to_bytes()))
 }
 
@@ -38,8 +42,14 @@ mod tests {
         let wallet = generate();
         write_key(&path, &wallet).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(crate::config::parse_key(text.trim()).unwrap().address(), wallet.address());
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            crate::config::parse_key(text.trim()).unwrap().address(),
+            wallet.address()
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(write_key(&path, &wallet).is_err(), "never overwrites a key");
     }
 }

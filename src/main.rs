@@ -21,7 +21,10 @@ fn main() -> ExitCode {
         }
     };
     // `lilypad run` is a client: quiet unless asked, so stdout and the progress line stay readable.
-    let level = match (&command, std::env::var("LOG_LEVEL").is_ok() || overrides.0.iter().any(|(k, _)| *k == "log_level")) {
+    let level = match (
+        &command,
+        std::env::var("LOG_LEVEL").is_ok() || overrides.0.iter().any(|(k, _)| *k == "log_level"),
+    ) {
         (Command::Run(_), false) => "warn".to_string(),
         _ => settings.log_level.clone(),
     };

@@ -58,7 +58,10 @@ impl Progress {
     fn new(show: bool) -> Progress {
         let bar = show.then(|| {
             let bar = ProgressBar::new_spinner();
-            bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
@@ -80,14 +83,23 @@ impl Progress {
 }
 
 /// Runs one job to the end. Errors say what failed and, when nothing matched, why.
-pub async fn run_job(chain: Arc<Chain>, client: SolverClient, request: JobRequest) -> anyhow::Result<JobOutcome> {
+pub async fn run_job(
+    chain: Arc<Chain>,
+    client: SolverClient,
+    request: JobRequest,
+) -> anyhow::Result<JobOutcome> {
     let progress = Progress::new(request.progress);
     let outcome = drive(&chain, &client, &request, &progress).await;
     progress.finish();
     outcome
 }
 
-async fn drive(chain: &Chain, client: &SolverClient, request: &JobRequest, progress: &Progress) -> anyhow::Result<JobOutcome> {
+async fn drive(
+    chain: &Chain,
+    client: &SolverClient,
+    request: &JobRequest,
+    progress: &Progress,
+) -> anyhow::Result<JobOutcome> {
     let started = Instant::now();
     let spec = crate::module::resolve(&request.module, &request.inputs)?;
     let offer = JobOffer {
@@ -112,8 +124,14 @@ async fn drive(chain: &Chain, client: &SolverClient, request: &JobRequest, progr
     let stop = CancellationToken::new();
     let _stop_events = stop.clone().drop_guard();
     let mut events = client.events(stop.clone());
-    client.post_job_offer(&offer).await.context("the solver refused the job offer")?;
-    progress.step(&format!("job offer {} posted; waiting for a resource provider", offer.id));
+    client
+        .post_job_offer(&offer)
+        .await
+        .context("the solver refused the job offer")?;
+    progress.step(&format!(
+        "job offer {} posted; waiting for a resource provider",
+        offer.id
+    ));
 
     let mut deal: Option<Deal> = None;
     loop {
@@ -124,8 +142,14 @@ async fn drive(chain: &Chain, client: &SolverClient, request: &JobRequest, progr
             None => {
                 let found = client.deals(&format!("job_offer={}", offer.id)).await?;
                 if let Some(record) = found.into_iter().next() {
-                    record.deal.check_for_job_creator(&offer, chain.address()).context("refusing the solver's deal")?;
-                    progress.step(&format!("matched: deal {} with {:?}", record.deal.id, record.deal.members.resource_provider));
+                    record
+                        .deal
+                        .check_for_job_creator(&offer, chain.address())
+                        .context("refusing the solver's deal")?;
+                    progress.step(&format!(
+                        "matched: deal {} with {:?}",
+                        record.deal.id, record.deal.members.resource_provider
+                    ));
                     deal = Some(record.deal);
                     continue;
                 }
@@ -144,7 +168,14 @@ async fn drive(chain: &Chain, client: &SolverClient, request: &JobRequest, progr
 }
 
 /// One look at the deal's on-chain state; Some when the job is done.
-async fn step(chain: &Chain, client: &SolverClient, request: &JobRequest, deal: &Deal, offer: &JobOffer, progress: &Progress) -> anyhow::Result<Option<JobOutcome>> {
+async fn step(
+    chain: &Chain,
+    client: &SolverClient,
+    request: &JobRequest,
+    deal: &Deal,
+    offer: &JobOffer,
+    progress: &Progress,
+) -> anyhow::Result<Option<JobOutcome>> {
     let deal_id = deal.chain_id()?;
     let terms = terms_of(deal);
     let key = deal_key(deal_id, &terms);
@@ -154,15 +185,31 @@ async fn step(chain: &Chain, client: &SolverClient, request: &JobRequest, deal: 
     match state {
         DealState::DealNegotiating if !agreement.job_creator_agreed => {
             chain.ensure_allowance(job_creator_deposit(deal)).await?;
-            let receipt = chain.send("agree to the deal", controller.agree(deal_id, terms)).await?;
-            let _ = client.record_tx(&deal.id, "agree", &format!("{:?}", receipt.transaction_hash)).await;
+            let receipt = chain
+                .send("agree to the deal", controller.agree(deal_id, terms))
+                .await?;
+            let _ = client
+                .record_tx(
+                    &deal.id,
+                    "agree",
+                    &format!("{:?}", receipt.transaction_hash),
+                )
+                .await;
             progress.step("agreed on chain; waiting for the resource provider to agree");
         }
         DealState::DealNegotiating => {}
-        DealState::DealAgreed => progress.step("both agreed; the job is running on the resource provider"),
+        DealState::DealAgreed => {
+            progress.step("both agreed; the job is running on the resource provider")
+        }
         DealState::ResultsSubmitted => {
             progress.step("results submitted; downloading");
-            let committed = chain.contracts.storage.results_id_of(key).call().await.context("cannot read the committed results id")?;
+            let committed = chain
+                .contracts
+                .storage
+                .results_id_of(key)
+                .call()
+                .await
+                .context("cannot read the committed results id")?;
             let results_cid = raw_cid_from_digest(committed);
             let tar = client.download_files(&deal.id).await?;
             let downloaded = crate::data::ids::cid_of(crate::data::ids::RAW_CODEC, &tar);
@@ -171,14 +218,29 @@ async fn step(chain: &Chain, client: &SolverClient, request: &JobRequest, deal: 
             }
             let dir = request.results_dir.join(&deal.id);
             if dir.exists() {
-                std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("cannot clear {}", dir.display()))?;
             }
-            results::unpack(&tar, &dir, Limits::default()).context("refusing the downloaded results")?;
+            results::unpack(&tar, &dir, Limits::default())
+                .context("refusing the downloaded results")?;
             progress.step("results verified; accepting on chain");
-            let receipt = chain.send("accept the results", controller.accept_result(deal_id, terms)).await?;
-            let _ = client.record_tx(&deal.id, "accept_result", &format!("{:?}", receipt.transaction_hash)).await;
+            let receipt = chain
+                .send(
+                    "accept the results",
+                    controller.accept_result(deal_id, terms),
+                )
+                .await?;
+            let _ = client
+                .record_tx(
+                    &deal.id,
+                    "accept_result",
+                    &format!("{:?}", receipt.transaction_hash),
+                )
+                .await;
             let stdout = std::fs::read_to_string(dir.join("stdout")).unwrap_or_default();
-            let exit_code = std::fs::read_to_string(dir.join("exitCode")).ok().and_then(|t| t.trim().parse().ok());
+            let exit_code = std::fs::read_to_string(dir.join("exitCode"))
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
             return Ok(Some(JobOutcome {
                 job_offer_id: offer.id.clone(),
                 deal_id: deal.id.clone(),
@@ -189,20 +251,37 @@ async fn step(chain: &Chain, client: &SolverClient, request: &JobRequest, deal: 
                 state: DealState::ResultsAccepted,
             }));
         }
-        other => bail!("deal {} ended in state {} before results were accepted", deal.id, other.name()),
+        other => bail!(
+            "deal {} ended in state {} before results were accepted",
+            deal.id,
+            other.name()
+        ),
     }
     Ok(None)
 }
 
-async fn timed_out(client: &SolverClient, offer: &JobOffer, deal: Option<&Deal>, limit: Duration) -> anyhow::Error {
+async fn timed_out(
+    client: &SolverClient,
+    offer: &JobOffer,
+    deal: Option<&Deal>,
+    limit: Duration,
+) -> anyhow::Error {
     match deal {
-        Some(deal) => anyhow::anyhow!("no results within {} s (deal {}); raise --timeout or check the resource provider", limit.as_secs(), deal.id),
+        Some(deal) => anyhow::anyhow!(
+            "no results within {} s (deal {}); raise --timeout or check the resource provider",
+            limit.as_secs(),
+            deal.id
+        ),
         None => {
             let why = match client.explain(&offer.id).await {
                 Ok(explanation) => format!("the solver explains: {explanation}"),
                 Err(error) => format!("(could not ask the solver why: {error})"),
             };
-            anyhow::anyhow!("no resource provider took job offer {} within {} s; {why}", offer.id, limit.as_secs())
+            anyhow::anyhow!(
+                "no resource provider took job offer {} within {} s; {why}",
+                offer.id,
+                limit.as_secs()
+            )
         }
     }
 }

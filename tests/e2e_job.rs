@@ -36,28 +36,64 @@ async fn cowsay_runs_end_to_end_and_every_token_moves_exactly() {
         progress: false,
     };
     let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
-    let outcome = run_job(jc_chain.clone(), client.clone(), request).await.expect("the job completes");
+    let outcome = run_job(jc_chain.clone(), client.clone(), request)
+        .await
+        .expect("the job completes");
 
-    assert!(outcome.stdout.contains("< moo >"), "stdout: {}", outcome.stdout);
-    assert!(outcome.stdout.contains("(oo)"), "stdout: {}", outcome.stdout);
+    assert!(
+        outcome.stdout.contains("< moo >"),
+        "stdout: {}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("(oo)"),
+        "stdout: {}",
+        outcome.stdout
+    );
     assert_eq!(outcome.exit_code, Some(0));
-    assert_eq!(std::fs::read_to_string(outcome.results_dir.join("outputs/cow.txt")).unwrap(), outcome.stdout);
+    assert_eq!(
+        std::fs::read_to_string(outcome.results_dir.join("outputs/cow.txt")).unwrap(),
+        outcome.stdout
+    );
 
     // On chain: ResultsAccepted, with the results id the RP committed.
     let record = client.deal(&outcome.deal_id).await.unwrap();
     let key = deal_key(record.deal.chain_id().unwrap(), &terms_of(&record.deal));
     let agreement = jc_chain.agreement(key).await.unwrap();
-    assert_eq!(DealState::try_from(agreement.state).unwrap(), DealState::ResultsAccepted);
+    assert_eq!(
+        DealState::try_from(agreement.state).unwrap(),
+        DealState::ResultsAccepted
+    );
     assert_eq!(agreement.instruction_count, 1);
-    let committed = jc_chain.contracts.storage.results_id_of(key).call().await.unwrap();
-    assert_eq!(committed, lilypad::data::ids::digest_of(&outcome.results_cid).unwrap());
+    let committed = jc_chain
+        .contracts
+        .storage
+        .results_id_of(key)
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(
+        committed,
+        lilypad::data::ids::digest_of(&outcome.results_cid).unwrap()
+    );
 
     // Money, to the wei: one instruction at the RP's price moves from JC to RP; escrow is empty again.
     let after = balances(&jc_chain, &[jc, rp, escrow]).await;
     let cost = U256::from(pricing().instruction_price);
-    assert_eq!(before[0] - after[0], cost, "the job creator pays exactly the cost");
-    assert_eq!(after[1] - before[1], cost, "the resource provider earns exactly the cost");
-    assert_eq!(after[2], before[2], "escrow holds nothing once the deal is settled");
+    assert_eq!(
+        before[0] - after[0],
+        cost,
+        "the job creator pays exactly the cost"
+    );
+    assert_eq!(
+        after[1] - before[1],
+        cost,
+        "the resource provider earns exactly the cost"
+    );
+    assert_eq!(
+        after[2], before[2],
+        "escrow holds nothing once the deal is settled"
+    );
 
     // The solver mirrored the chain: its record says ResultsAccepted too (it polls, so wait briefly).
     let mut mirrored = 0;

@@ -24,7 +24,12 @@ fn job_offer(network: &DevNetwork, job_creator: &LocalWallet, message: &str) -> 
         job_creator: job_creator.address(),
         module: "cowsay:v0.0.1".into(),
         inputs: [("Message".to_string(), message.to_string())].into(),
-        spec: MachineSpec { cpu: 500, ram: 64, gpu: 0, vram: 0 },
+        spec: MachineSpec {
+            cpu: 500,
+            ram: 64,
+            gpu: 0,
+            vram: 0,
+        },
         pricing: pricing(),
         timeouts: timeouts(),
         services: network.services.clone(),
@@ -34,7 +39,12 @@ fn job_offer(network: &DevNetwork, job_creator: &LocalWallet, message: &str) -> 
 }
 
 /// Sends a POST with explicit signature headers.
-async fn post(url: &str, path: &str, body: &[u8], headers: &signing::SignedHeaders) -> reqwest::Response {
+async fn post(
+    url: &str,
+    path: &str,
+    body: &[u8],
+    headers: &signing::SignedHeaders,
+) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{url}{path}"))
         .header(ADDRESS_HEADER, format!("{:?}", headers.address))
@@ -47,7 +57,10 @@ async fn post(url: &str, path: &str, body: &[u8], headers: &signing::SignedHeade
 }
 
 async fn error_text(response: reqwest::Response) -> String {
-    response.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap_or_default().to_string()
+    response.json::<serde_json::Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// A tar with one regular entry whose name is written raw (the tar crate refuses to build these).
@@ -77,7 +90,9 @@ async fn signed_requests_uploads_downloads_and_events_are_checked() {
     let stale = signing::sign(&jc, "POST", path, now_secs() - 120, &body);
     let response = post(&url, path, &body, &stale).await;
     assert_eq!(response.status(), 401);
-    assert!(error_text(response).await.contains("from the solver's clock"));
+    assert!(error_text(response)
+        .await
+        .contains("from the solver's clock"));
 
     // A signature by another key than the named address is refused.
     let stranger = LocalWallet::new(&mut rand::thread_rng());
@@ -107,7 +122,10 @@ async fn signed_requests_uploads_downloads_and_events_are_checked() {
     let client = SolverClient::new(&url, jc.clone());
     let mut deals = Vec::new();
     for _ in 0..100 {
-        deals = client.deals(&format!("job_offer={}", offer.id)).await.unwrap();
+        deals = client
+            .deals(&format!("job_offer={}", offer.id))
+            .await
+            .unwrap();
         if !deals.is_empty() {
             break;
         }
@@ -118,13 +136,30 @@ async fn signed_requests_uploads_downloads_and_events_are_checked() {
     // Results uploads with '..' or absolute paths are refused, even from the deal's RP.
     let rp = SolverClient::new(&url, network.keys.resource_provider.clone());
     for name in ["../escape", "outputs/../../escape", "/etc/evil"] {
-        let error = rp.upload_files(&deal.id, hostile_tar(name)).await.unwrap_err();
+        let error = rp
+            .upload_files(&deal.id, hostile_tar(name))
+            .await
+            .unwrap_err();
         assert_eq!(error.status(), Some(400), "{name}: {error}");
     }
     // Only the deal's RP may upload; only its JC or mediators may download.
     let outsider = SolverClient::new(&url, stranger.clone());
-    assert_eq!(outsider.upload_files(&deal.id, Vec::new()).await.unwrap_err().status(), Some(403));
-    assert_eq!(outsider.download_files(&deal.id).await.unwrap_err().status(), Some(403));
+    assert_eq!(
+        outsider
+            .upload_files(&deal.id, Vec::new())
+            .await
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
+    assert_eq!(
+        outsider
+            .download_files(&deal.id)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
 
     // /explain answers for a job offer nobody can serve (a GPU job on a CPU-only network).
     let mut gpu_job = job_offer(&network, &jc, "gpu");
@@ -137,10 +172,14 @@ async fn signed_requests_uploads_downloads_and_events_are_checked() {
 
     // /ws?since=0 replays every stored event, numbered from 1 without gaps.
     let ws = url.replacen("http", "ws", 1);
-    let (mut stream, _) = tokio_tungstenite::connect_async(format!("{ws}/ws?since=0")).await.unwrap();
+    let (mut stream, _) = tokio_tungstenite::connect_async(format!("{ws}/ws?since=0"))
+        .await
+        .unwrap();
     let mut seqs = Vec::new();
     let mut kinds = Vec::new();
-    while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_millis(500), stream.next()).await {
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(Duration::from_millis(500), stream.next()).await
+    {
         let event: lilypad::bus::Event = serde_json::from_str(message.to_text().unwrap()).unwrap();
         seqs.push(event.seq);
         kinds.push(event.kind);
@@ -175,13 +214,20 @@ async fn the_rp_refuses_a_deal_whose_terms_differ_from_its_offer() {
     let tampered = tampered.seal();
     solver.store.add_job_offer(&job).await.unwrap();
     let key = deal_key(tampered.chain_id().unwrap(), &terms_of(&tampered));
-    solver.store.commit_deals(&[(tampered.clone(), format!("0x{}", hex::encode(key)))]).await.unwrap();
+    solver
+        .store
+        .commit_deals(&[(tampered.clone(), format!("0x{}", hex::encode(key)))])
+        .await
+        .unwrap();
 
     // The RP sees the deal (it polls every 100 ms) and must never agree to it.
     let jc_chain = network.job_creator_chain().await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let exists = jc_chain.contracts.storage.exists(key).call().await.unwrap();
-    assert!(!exists, "the RP agreed to a deal that differs from its offer");
+    assert!(
+        !exists,
+        "the RP agreed to a deal that differs from its offer"
+    );
     let agreement = jc_chain.agreement(key).await.unwrap();
     assert!(!agreement.resource_provider_agreed);
     network.stop().await;
@@ -219,12 +265,21 @@ async fn restarting_the_solver_mid_job_loses_nothing() {
     let deal_id = deal_id.expect("a deal is made");
     network.restart_solver().await.unwrap();
 
-    let outcome = job.await.unwrap().expect("the job completes across the restart");
+    let outcome = job
+        .await
+        .unwrap()
+        .expect("the job completes across the restart");
     assert_eq!(outcome.deal_id, deal_id);
     assert!(outcome.stdout.contains("< restart >"), "{}", outcome.stdout);
-    let record = client.deal(&deal_id).await.expect("the restarted solver still has the deal");
+    let record = client
+        .deal(&deal_id)
+        .await
+        .expect("the restarted solver still has the deal");
     let key = deal_key(record.deal.chain_id().unwrap(), &terms_of(&record.deal));
-    assert_eq!(DealState::try_from(jc_chain.agreement(key).await.unwrap().state).unwrap(), DealState::ResultsAccepted);
+    assert_eq!(
+        DealState::try_from(jc_chain.agreement(key).await.unwrap().state).unwrap(),
+        DealState::ResultsAccepted
+    );
     // The restarted solver catches up with the chain from its saved block.
     let mut state = 0;
     for _ in 0..50 {

@@ -21,13 +21,23 @@ pub type Client = SignerMiddleware<Provider<Http>, LocalWallet>;
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
     #[error("cannot reach the chain at {url}: {source}. Is WEB3_RPC_URL right and the node up?")]
-    Unreachable { url: String, source: ethers::providers::ProviderError },
+    Unreachable {
+        url: String,
+        source: ethers::providers::ProviderError,
+    },
     #[error("{what}: the contract refused: {reason}")]
     Reverted { what: String, reason: String },
     #[error("{what}: transaction {tx:?} failed (status 0)")]
-    Failed { what: String, tx: ethers::types::H256 },
+    Failed {
+        what: String,
+        tx: ethers::types::H256,
+    },
     #[error("{what}: no receipt for {tx:?} after {secs} s; the node may be stuck or the gas price too low")]
-    NoReceipt { what: String, tx: ethers::types::H256, secs: u64 },
+    NoReceipt {
+        what: String,
+        tx: ethers::types::H256,
+        secs: u64,
+    },
     #[error("{what}: {message}")]
     Rpc { what: String, message: String },
     #[error("{0}")]
@@ -65,12 +75,19 @@ pub async fn provider(rpc_url: &str, poll: Duration) -> Result<(Provider<Http>, 
     let chain_id = provider
         .get_chainid()
         .await
-        .map_err(|source| ChainError::Unreachable { url: rpc_url.to_string(), source })?;
+        .map_err(|source| ChainError::Unreachable {
+            url: rpc_url.to_string(),
+            source,
+        })?;
     Ok((provider, chain_id.as_u64()))
 }
 
 /// A signing client for `wallet` on `rpc_url`.
-pub async fn signing_client(rpc_url: &str, wallet: LocalWallet, poll: Duration) -> Result<(Arc<Client>, u64), ChainError> {
+pub async fn signing_client(
+    rpc_url: &str,
+    wallet: LocalWallet,
+    poll: Duration,
+) -> Result<(Arc<Client>, u64), ChainError> {
     let (provider, chain_id) = provider(rpc_url, poll).await?;
     let wallet = wallet.with_chain_id(chain_id);
     Ok((Arc::new(SignerMiddleware::new(provider, wallet)), chain_id))
@@ -78,25 +95,60 @@ pub async fn signing_client(rpc_url: &str, wallet: LocalWallet, poll: Duration) 
 
 impl Chain {
     /// Connects `wallet` to the contracts behind `controller`.
-    pub async fn connect(rpc_url: &str, wallet: LocalWallet, controller: Address, poll: Duration) -> Result<Chain, ChainError> {
+    pub async fn connect(
+        rpc_url: &str,
+        wallet: LocalWallet,
+        controller: Address,
+        poll: Duration,
+    ) -> Result<Chain, ChainError> {
         let (client, chain_id) = signing_client(rpc_url, wallet, poll).await?;
         let code = client
             .get_code(controller, None)
             .await
-            .map_err(|e| ChainError::Rpc { what: "read the controller's code".into(), message: e.to_string() })?;
+            .map_err(|e| ChainError::Rpc {
+                what: "read the controller's code".into(),
+                message: e.to_string(),
+            })?;
         if code.is_empty() {
             return Err(ChainError::Invalid(format!(
                 "no contract at WEB3_CONTROLLER_ADDRESS {controller:?} on chain {chain_id}; deploy with `lilypad chain deploy` or fix the address"
             )));
         }
         let controller = LilypadController::new(controller, client.clone());
-        let read = |what: &str, e: ContractError<Client>| ChainError::Rpc { what: format!("read {what}"), message: e.to_string() };
-        let storage = controller.deal_storage().call().await.map_err(|e| read("the storage address", e))?;
-        let payments = controller.payments().call().await.map_err(|e| read("the payments address", e))?;
-        let mediation = controller.mediation().call().await.map_err(|e| read("the mediation address", e))?;
-        let users = controller.users().call().await.map_err(|e| read("the users address", e))?;
-        let job_creator = controller.job_creator().call().await.map_err(|e| read("the job creator address", e))?;
-        let token = controller.token().call().await.map_err(|e| read("the token address", e))?;
+        let read = |what: &str, e: ContractError<Client>| ChainError::Rpc {
+            what: format!("read {what}"),
+            message: e.to_string(),
+        };
+        let storage = controller
+            .deal_storage()
+            .call()
+            .await
+            .map_err(|e| read("the storage address", e))?;
+        let payments = controller
+            .payments()
+            .call()
+            .await
+            .map_err(|e| read("the payments address", e))?;
+        let mediation = controller
+            .mediation()
+            .call()
+            .await
+            .map_err(|e| read("the mediation address", e))?;
+        let users = controller
+            .users()
+            .call()
+            .await
+            .map_err(|e| read("the users address", e))?;
+        let job_creator = controller
+            .job_creator()
+            .call()
+            .await
+            .map_err(|e| read("the job creator address", e))?;
+        let token = controller
+            .token()
+            .call()
+            .await
+            .map_err(|e| read("the token address", e))?;
         let contracts = Contracts {
             storage: LilypadStorage::new(storage, client.clone()),
             payments: LilypadPayments::new(payments, client.clone()),
@@ -106,7 +158,14 @@ impl Chain {
             job_creator: LilypadOnChainJobCreator::new(job_creator, client.clone()),
             controller,
         };
-        Ok(Chain { client, contracts, chain_id, rpc_url: rpc_url.to_string(), poll, nonce: Mutex::new(None) })
+        Ok(Chain {
+            client,
+            contracts,
+            chain_id,
+            rpc_url: rpc_url.to_string(),
+            poll,
+            nonce: Mutex::new(None),
+        })
     }
 
     /// This key's address.
@@ -120,7 +179,10 @@ impl Chain {
         what: &str,
         call: ContractCall<Client, D>,
     ) -> Result<TransactionReceipt, ChainError> {
-        let gas = call.estimate_gas().await.map_err(|e| revert_error(what, &e))?;
+        let gas = call
+            .estimate_gas()
+            .await
+            .map_err(|e| revert_error(what, &e))?;
         let mut tx = call.tx.clone();
         tx.set_from(self.address());
         tx.set_gas(gas * 6 / 5 + 10_000);
@@ -132,7 +194,10 @@ impl Chain {
                     .client
                     .get_transaction_count(self.address(), Some(BlockNumber::Pending.into()))
                     .await
-                    .map_err(|e| ChainError::Rpc { what: format!("{what}: read the nonce"), message: e.to_string() })?,
+                    .map_err(|e| ChainError::Rpc {
+                        what: format!("{what}: read the nonce"),
+                        message: e.to_string(),
+                    })?,
             };
             tx.set_nonce(nonce);
             match self.client.send_transaction(tx, None).await {
@@ -143,14 +208,21 @@ impl Chain {
                 Err(e) => {
                     // Ask the node next time: we do not know whether the nonce was used.
                     *next = None;
-                    return Err(ChainError::Rpc { what: what.to_string(), message: e.to_string() });
+                    return Err(ChainError::Rpc {
+                        what: what.to_string(),
+                        message: e.to_string(),
+                    });
                 }
             }
         };
         self.wait_receipt(what, hash).await
     }
 
-    async fn wait_receipt(&self, what: &str, tx: ethers::types::H256) -> Result<TransactionReceipt, ChainError> {
+    async fn wait_receipt(
+        &self,
+        what: &str,
+        tx: ethers::types::H256,
+    ) -> Result<TransactionReceipt, ChainError> {
         const LIMIT: Duration = Duration::from_secs(180);
         let started = std::time::Instant::now();
         loop {
@@ -159,14 +231,21 @@ impl Chain {
                     return if receipt.status == Some(1.into()) {
                         Ok(receipt)
                     } else {
-                        Err(ChainError::Failed { what: what.to_string(), tx })
+                        Err(ChainError::Failed {
+                            what: what.to_string(),
+                            tx,
+                        })
                     };
                 }
                 Ok(None) => {}
                 Err(e) => tracing::debug!(%e, ?tx, "receipt not readable yet"),
             }
             if started.elapsed() > LIMIT {
-                return Err(ChainError::NoReceipt { what: what.to_string(), tx, secs: LIMIT.as_secs() });
+                return Err(ChainError::NoReceipt {
+                    what: what.to_string(),
+                    tx,
+                    secs: LIMIT.as_secs(),
+                });
             }
             tokio::time::sleep(self.poll.min(Duration::from_millis(500))).await;
         }
@@ -181,9 +260,16 @@ impl Chain {
             .allowance(self.address(), payments)
             .call()
             .await
-            .map_err(|e| ChainError::Rpc { what: "read the token allowance".into(), message: e.to_string() })?;
+            .map_err(|e| ChainError::Rpc {
+                what: "read the token allowance".into(),
+                message: e.to_string(),
+            })?;
         if current < amount {
-            self.send("approve the payments contract", self.contracts.token.approve(payments, U256::MAX)).await?;
+            self.send(
+                "approve the payments contract",
+                self.contracts.token.approve(payments, U256::MAX),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -195,17 +281,26 @@ impl Chain {
             .balance_of(who)
             .call()
             .await
-            .map_err(|e| ChainError::Rpc { what: format!("read the token balance of {who:?}"), message: e.to_string() })
+            .map_err(|e| ChainError::Rpc {
+                what: format!("read the token balance of {who:?}"),
+                message: e.to_string(),
+            })
     }
 
     /// The on-chain record of a deal (all zero if no party has agreed yet).
-    pub async fn agreement(&self, deal_key: [u8; 32]) -> Result<lilypad_storage::Agreement, ChainError> {
+    pub async fn agreement(
+        &self,
+        deal_key: [u8; 32],
+    ) -> Result<lilypad_storage::Agreement, ChainError> {
         self.contracts
             .storage
             .agreement(deal_key)
             .call()
             .await
-            .map_err(|e| ChainError::Rpc { what: "read a deal's agreement".into(), message: e.to_string() })
+            .map_err(|e| ChainError::Rpc {
+                what: "read a deal's agreement".into(),
+                message: e.to_string(),
+            })
     }
 
     /// The poll interval this client was made with.
@@ -218,9 +313,12 @@ impl Chain {
 pub fn revert_error(what: &str, error: &ContractError<Client>) -> ChainError {
     let reason = error
         .as_revert()
-        .map(|data| describe_revert(data))
+        .map(describe_revert)
         .unwrap_or_else(|| error.to_string());
-    ChainError::Reverted { what: what.to_string(), reason }
+    ChainError::Reverted {
+        what: what.to_string(),
+        reason,
+    }
 }
 
 /// A readable form of revert data from any of our contracts.

@@ -47,7 +47,10 @@ fn failed(what: &str) -> impl Fn(ethers::contract::ContractError<Client>) -> Cha
 
 /// Deploys everything with the client's key. The controller goes at the deployer's
 /// nonce + 5 after the token (storage, payments and mediation are built pointing at it).
-pub async fn deploy(client: Arc<Client>, settings: &DeploySettings) -> Result<Deployment, ChainError> {
+pub async fn deploy(
+    client: Arc<Client>,
+    settings: &DeploySettings,
+) -> Result<Deployment, ChainError> {
     let deployer = client.address();
     let token = match settings.existing_token {
         Some(token) => token,
@@ -61,7 +64,10 @@ pub async fn deploy(client: Arc<Client>, settings: &DeploySettings) -> Result<De
     let nonce = client
         .get_transaction_count(deployer, None)
         .await
-        .map_err(|e| ChainError::Rpc { what: "read the deployer's nonce".into(), message: e.to_string() })?;
+        .map_err(|e| ChainError::Rpc {
+            what: "read the deployer's nonce".into(),
+            message: e.to_string(),
+        })?;
     let predicted = get_contract_address(deployer, nonce + 5);
     macro_rules! deploy {
         ($what:literal, $contract:ty, $args:expr) => {
@@ -75,36 +81,75 @@ pub async fn deploy(client: Arc<Client>, settings: &DeploySettings) -> Result<De
     }
     let users = deploy!("users", LilypadUsers<Client>, ());
     let storage = deploy!("storage", LilypadStorage<Client>, predicted);
-    let payments = deploy!("payments", LilypadPayments<Client>, (predicted, token, settings.treasury, deployer));
+    let payments = deploy!(
+        "payments",
+        LilypadPayments<Client>,
+        (predicted, token, settings.treasury, deployer)
+    );
     let mediation = deploy!("mediation", LilypadMediation<Client>, predicted);
     let job_creator = deploy!(
         "the on-chain job creator",
         LilypadOnChainJobCreator<Client>,
-        (token, storage, settings.job_creator_operator, settings.job_deposit, settings.request_timeout, deployer)
+        (
+            token,
+            storage,
+            settings.job_creator_operator,
+            settings.job_deposit,
+            settings.request_timeout,
+            deployer
+        )
     );
-    let controller = deploy!("the controller", LilypadController<Client>, (storage, payments, mediation, users, job_creator));
+    let controller = deploy!(
+        "the controller",
+        LilypadController<Client>,
+        (storage, payments, mediation, users, job_creator)
+    );
     if controller != predicted {
         return Err(ChainError::Invalid(format!(
             "the controller landed at {controller:?}, not {predicted:?}: another transaction from the deployer interfered; deploy again"
         )));
     }
     let example_client = deploy!("the example client", ExampleClient<Client>, job_creator);
-    Ok(Deployment { controller, token, users, storage, payments, mediation, job_creator, example_client })
+    Ok(Deployment {
+        controller,
+        token,
+        users,
+        storage,
+        payments,
+        mediation,
+        job_creator,
+        example_client,
+    })
 }
 
 /// Sends `eth` wei of ether and `tokens` wei of `token` from the client's key to `to`.
-pub async fn fund(client: Arc<Client>, token: Address, to: Address, eth: U256, tokens: U256) -> Result<(), ChainError> {
+pub async fn fund(
+    client: Arc<Client>,
+    token: Address,
+    to: Address,
+    eth: U256,
+    tokens: U256,
+) -> Result<(), ChainError> {
     if !eth.is_zero() {
-        let tx = TransactionRequest::new().to(to).value(eth).from(client.address());
+        let tx = TransactionRequest::new()
+            .to(to)
+            .value(eth)
+            .from(client.address());
         let pending = client
             .send_transaction(tx, None)
             .await
-            .map_err(|e| ChainError::Rpc { what: format!("send ether to {to:?}"), message: e.to_string() })?;
-        let receipt = pending
-            .await
-            .map_err(|e| ChainError::Rpc { what: format!("send ether to {to:?}"), message: e.to_string() })?;
+            .map_err(|e| ChainError::Rpc {
+                what: format!("send ether to {to:?}"),
+                message: e.to_string(),
+            })?;
+        let receipt = pending.await.map_err(|e| ChainError::Rpc {
+            what: format!("send ether to {to:?}"),
+            message: e.to_string(),
+        })?;
         if receipt.and_then(|r| r.status) != Some(1.into()) {
-            return Err(ChainError::Invalid(format!("sending ether to {to:?} failed")));
+            return Err(ChainError::Invalid(format!(
+                "sending ether to {to:?} failed"
+            )));
         }
     }
     if !tokens.is_zero() {
@@ -116,7 +161,10 @@ pub async fn fund(client: Arc<Client>, token: Address, to: Address, eth: U256, t
             .await
             .map_err(|e| revert_error(&what, &e))?
             .await
-            .map_err(|e| ChainError::Rpc { what: what.clone(), message: e.to_string() })?;
+            .map_err(|e| ChainError::Rpc {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
         if receipt.and_then(|r| r.status) != Some(1.into()) {
             return Err(ChainError::Invalid(format!("{what} failed")));
         }

@@ -20,7 +20,11 @@ pub struct LogPoller {
 impl LogPoller {
     /// Starts at `from_block` (the saved block, or 0 for a new node).
     pub fn new(provider: Provider<Http>, filter: Filter, from_block: u64) -> LogPoller {
-        LogPoller { provider, filter, next_block: from_block }
+        LogPoller {
+            provider,
+            filter,
+            next_block: from_block,
+        }
     }
 
     /// The first block not yet returned: save it after handling a batch.
@@ -34,7 +38,10 @@ impl LogPoller {
             .provider
             .get_block_number()
             .await
-            .map_err(|e| ChainError::Rpc { what: "read the block number".into(), message: e.to_string() })?
+            .map_err(|e| ChainError::Rpc {
+                what: "read the block number".into(),
+                message: e.to_string(),
+            })?
             .as_u64();
         let mut logs = Vec::new();
         while self.next_block <= head {
@@ -44,7 +51,10 @@ impl LogPoller {
                 .provider
                 .get_logs(&filter)
                 .await
-                .map_err(|e| ChainError::Rpc { what: format!("read logs {}..={to}", self.next_block), message: e.to_string() })?;
+                .map_err(|e| ChainError::Rpc {
+                    what: format!("read logs {}..={to}", self.next_block),
+                    message: e.to_string(),
+                })?;
             logs.extend(batch);
             self.next_block = to + 1;
         }

@@ -10,7 +10,10 @@ use crate::data::Deal;
 
 /// The contract-side terms of `deal`.
 pub fn terms_of(deal: &Deal) -> DealTerms {
-    let timeout = |seconds: u64, collateral: u128| DealTimeout { timeout: seconds.into(), collateral: U256::from(collateral) };
+    let timeout = |seconds: u64, collateral: u128| DealTimeout {
+        timeout: seconds.into(),
+        collateral: U256::from(collateral),
+    };
     let t = &deal.timeouts;
     DealTerms {
         members: DealMembers {
@@ -36,7 +39,10 @@ pub fn terms_of(deal: &Deal) -> DealTerms {
 
 /// The key of the deal's on-chain record.
 pub fn deal_key(deal_id: [u8; 32], terms: &DealTerms) -> [u8; 32] {
-    keccak256(ethers::abi::encode(&[Token::FixedBytes(deal_id.to_vec()), terms.clone().into_token()]))
+    keccak256(ethers::abi::encode(&[
+        Token::FixedBytes(deal_id.to_vec()),
+        terms.clone().into_token(),
+    ]))
 }
 
 /// What the job creator escrows when it agrees: payment collateral + judge-results collateral.

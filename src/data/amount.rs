@@ -18,7 +18,9 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u128, D
     }
     match Text::deserialize(deserializer)? {
         Text::String(text) => text.parse().map_err(|_| {
-            serde::de::Error::custom(format!("{text:?} is not an amount in wei (a decimal integer)"))
+            serde::de::Error::custom(format!(
+                "{text:?} is not an amount in wei (a decimal integer)"
+            ))
         }),
         Text::Number(number) => Ok(number.into()),
     }
@@ -36,7 +38,9 @@ pub fn parse(text: &str) -> Result<u128, String> {
         .parse::<u128>()
         .ok()
         .and_then(|value| value.checked_mul(scale))
-        .ok_or_else(|| format!("{text:?} is not an amount: give wei (e.g. 1000) or tokens (e.g. 2lp)"))
+        .ok_or_else(|| {
+            format!("{text:?} is not an amount: give wei (e.g. 1000) or tokens (e.g. 2lp)")
+        })
 }
 
 #[cfg(test)]

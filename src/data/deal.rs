@@ -69,9 +69,17 @@ pub enum DealRefused {
     #[error("deal {0}: its id does not match its content")]
     BadId(String),
     #[error("deal {deal}: it does not carry our offer {ours} (it names {theirs})")]
-    NotOurOffer { deal: String, ours: String, theirs: String },
+    NotOurOffer {
+        deal: String,
+        ours: String,
+        theirs: String,
+    },
     #[error("deal {deal}: we ({me:?}) are not its {role}")]
-    NotOurRole { deal: String, me: Address, role: &'static str },
+    NotOurRole {
+        deal: String,
+        me: Address,
+        role: &'static str,
+    },
     #[error("deal {deal}: its offers cannot make a deal: {reason}")]
     Incompatible { deal: String, reason: Mismatch },
     #[error("deal {deal}: its {what} differ from what the offers give")]
@@ -130,7 +138,10 @@ impl Deal {
                 resource_provider: resource.resource_provider,
                 mediators,
             },
-            pricing: Pricing { instruction_price: resource.pricing.instruction_price, ..job.pricing },
+            pricing: Pricing {
+                instruction_price: resource.pricing.instruction_price,
+                ..job.pricing
+            },
             timeouts: job.timeouts,
         };
         Ok(deal.seal())
@@ -142,7 +153,11 @@ impl Deal {
     }
 
     /// The resource provider's check before it agrees: our offer, our role, exact terms.
-    pub fn check_for_resource_provider(&self, ours: &ResourceOffer, me: Address) -> Result<(), DealRefused> {
+    pub fn check_for_resource_provider(
+        &self,
+        ours: &ResourceOffer,
+        me: Address,
+    ) -> Result<(), DealRefused> {
         if self.resource_offer.id != ours.id {
             return Err(DealRefused::NotOurOffer {
                 deal: self.id.clone(),
@@ -151,7 +166,11 @@ impl Deal {
             });
         }
         if self.members.resource_provider != me || ours.resource_provider != me {
-            return Err(DealRefused::NotOurRole { deal: self.id.clone(), me, role: "resource provider" });
+            return Err(DealRefused::NotOurRole {
+                deal: self.id.clone(),
+                me,
+                role: "resource provider",
+            });
         }
         self.check_against(&self.job_offer, ours)
     }
@@ -166,7 +185,11 @@ impl Deal {
             });
         }
         if self.members.job_creator != me || ours.job_creator != me {
-            return Err(DealRefused::NotOurRole { deal: self.id.clone(), me, role: "job creator" });
+            return Err(DealRefused::NotOurRole {
+                deal: self.id.clone(),
+                me,
+                role: "job creator",
+            });
         }
         self.check_against(ours, &self.resource_offer)
     }
@@ -174,12 +197,23 @@ impl Deal {
     /// Whether this deal is exactly what the rules make of `job` and `resource`
     /// (our copy of our own offer, their offer as the deal carries it).
     fn check_against(&self, job: &JobOffer, resource: &ResourceOffer) -> Result<(), DealRefused> {
-        if !self.id_is_valid() || !self.job_offer.id_is_valid() || !self.resource_offer.id_is_valid() {
+        if !self.id_is_valid()
+            || !self.job_offer.id_is_valid()
+            || !self.resource_offer.id_is_valid()
+        {
             return Err(DealRefused::BadId(self.id.clone()));
         }
-        let expected = Deal::propose(job, resource)
-            .map_err(|reason| DealRefused::Incompatible { deal: self.id.clone(), reason })?;
-        let differs = |what| Err(DealRefused::TermsDiffer { deal: self.id.clone(), what });
+        let expected =
+            Deal::propose(job, resource).map_err(|reason| DealRefused::Incompatible {
+                deal: self.id.clone(),
+                reason,
+            })?;
+        let differs = |what| {
+            Err(DealRefused::TermsDiffer {
+                deal: self.id.clone(),
+                what,
+            })
+        };
         if self.job_offer != expected.job_offer || self.resource_offer != expected.resource_offer {
             return differs("offers");
         }
@@ -215,16 +249,36 @@ mod tests {
     use crate::data::{MachineSpec, Services};
 
     fn offers() -> (JobOffer, ResourceOffer) {
-        let services = Services { solver: Address::repeat_byte(5), mediators: vec![Address::repeat_byte(9), Address::repeat_byte(8)] };
-        let pricing = Pricing { instruction_price: 10, payment_collateral: 100, results_collateral_multiple: 2, mediation_fee: 3 };
-        let timeouts = Timeouts { agree: 60, submit_results: 60, judge_results: 60, mediate_results: 60, submit_results_collateral: 4, judge_results_collateral: 6 };
+        let services = Services {
+            solver: Address::repeat_byte(5),
+            mediators: vec![Address::repeat_byte(9), Address::repeat_byte(8)],
+        };
+        let pricing = Pricing {
+            instruction_price: 10,
+            payment_collateral: 100,
+            results_collateral_multiple: 2,
+            mediation_fee: 3,
+        };
+        let timeouts = Timeouts {
+            agree: 60,
+            submit_results: 60,
+            judge_results: 60,
+            mediate_results: 60,
+            submit_results_collateral: 4,
+            judge_results_collateral: 6,
+        };
         let job = JobOffer {
             id: String::new(),
             created_at: 1,
             job_creator: Address::repeat_byte(1),
             module: "cowsay:v0.0.1".into(),
             inputs: [("Message".to_string(), "moo".to_string())].into(),
-            spec: MachineSpec { cpu: 500, ram: 64, gpu: 0, vram: 0 },
+            spec: MachineSpec {
+                cpu: 500,
+                ram: 64,
+                gpu: 0,
+                vram: 0,
+            },
             pricing,
             timeouts,
             services: services.clone(),
@@ -235,8 +289,16 @@ mod tests {
             id: String::new(),
             created_at: 2,
             resource_provider: Address::repeat_byte(2),
-            spec: MachineSpec { cpu: 1000, ram: 1024, gpu: 0, vram: 0 },
-            pricing: Pricing { instruction_price: 7, ..pricing },
+            spec: MachineSpec {
+                cpu: 1000,
+                ram: 1024,
+                gpu: 0,
+                vram: 0,
+            },
+            pricing: Pricing {
+                instruction_price: 7,
+                ..pricing
+            },
             timeouts,
             modules: vec!["cowsay".into()],
             services,
@@ -251,8 +313,13 @@ mod tests {
         let (job, resource) = offers();
         let deal = Deal::propose(&job, &resource).unwrap();
         assert_eq!(deal.pricing.instruction_price, 7);
-        assert_eq!(deal.members.mediators, vec![Address::repeat_byte(8), Address::repeat_byte(9)]);
-        assert!(deal.check_for_resource_provider(&resource, resource.resource_provider).is_ok());
+        assert_eq!(
+            deal.members.mediators,
+            vec![Address::repeat_byte(8), Address::repeat_byte(9)]
+        );
+        assert!(deal
+            .check_for_resource_provider(&resource, resource.resource_provider)
+            .is_ok());
         assert!(deal.check_for_job_creator(&job, job.job_creator).is_ok());
         assert!(deal.chain_id().is_ok());
     }
@@ -269,26 +336,50 @@ mod tests {
         };
         let cases: Vec<(&str, Deal)> = vec![
             ("price", tamper(&|d| d.pricing.instruction_price = 8)),
-            ("payment collateral", tamper(&|d| d.pricing.payment_collateral = 1)),
-            ("submit collateral", tamper(&|d| d.timeouts.submit_results_collateral = 40)),
+            (
+                "payment collateral",
+                tamper(&|d| d.pricing.payment_collateral = 1),
+            ),
+            (
+                "submit collateral",
+                tamper(&|d| d.timeouts.submit_results_collateral = 40),
+            ),
             ("timeout", tamper(&|d| d.timeouts.submit_results = 1)),
-            ("mediators", tamper(&|d| d.members.mediators = vec![Address::repeat_byte(7)])),
-            ("solver", tamper(&|d| d.members.solver = Address::repeat_byte(6))),
+            (
+                "mediators",
+                tamper(&|d| d.members.mediators = vec![Address::repeat_byte(7)]),
+            ),
+            (
+                "solver",
+                tamper(&|d| d.members.solver = Address::repeat_byte(6)),
+            ),
         ];
         for (what, deal) in cases {
             let error = deal.check_for_resource_provider(&resource, rp).unwrap_err();
-            assert!(matches!(error, DealRefused::TermsDiffer { .. }), "{what}: {error}");
+            assert!(
+                matches!(error, DealRefused::TermsDiffer { .. }),
+                "{what}: {error}"
+            );
         }
         // An id that does not match the content.
         let mut unsealed = honest.clone();
         unsealed.pricing.instruction_price = 1;
-        assert!(matches!(unsealed.check_for_resource_provider(&resource, rp), Err(DealRefused::BadId(_))));
+        assert!(matches!(
+            unsealed.check_for_resource_provider(&resource, rp),
+            Err(DealRefused::BadId(_))
+        ));
         // Someone else's offer, or our offer named for someone else.
         let mut other = resource.clone();
         other.nonce = "c".into();
         let other = other.seal();
-        assert!(matches!(honest.check_for_resource_provider(&other, rp), Err(DealRefused::NotOurOffer { .. })));
-        assert!(matches!(honest.check_for_resource_provider(&resource, Address::repeat_byte(3)), Err(DealRefused::NotOurRole { .. })));
+        assert!(matches!(
+            honest.check_for_resource_provider(&other, rp),
+            Err(DealRefused::NotOurOffer { .. })
+        ));
+        assert!(matches!(
+            honest.check_for_resource_provider(&resource, Address::repeat_byte(3)),
+            Err(DealRefused::NotOurRole { .. })
+        ));
     }
 
     #[test]
@@ -296,15 +387,24 @@ mod tests {
         let (job, resource) = offers();
         let mut cheap = job.clone();
         cheap.pricing.instruction_price = 6;
-        assert_eq!(Deal::propose(&cheap.seal(), &resource), Err(Mismatch::Price));
+        assert_eq!(
+            Deal::propose(&cheap.seal(), &resource),
+            Err(Mismatch::Price)
+        );
         let mut big = job.clone();
         big.spec.gpu = 1;
         assert_eq!(Deal::propose(&big.seal(), &resource), Err(Mismatch::Spec));
         let mut other_module = job.clone();
         other_module.module = "sdxl:v1".into();
-        assert_eq!(Deal::propose(&other_module.seal(), &resource), Err(Mismatch::Module));
+        assert_eq!(
+            Deal::propose(&other_module.seal(), &resource),
+            Err(Mismatch::Module)
+        );
         let mut lonely = job.clone();
         lonely.services.mediators = vec![Address::repeat_byte(4)];
-        assert_eq!(Deal::propose(&lonely.seal(), &resource), Err(Mismatch::NoCommonMediator));
+        assert_eq!(
+            Deal::propose(&lonely.seal(), &resource),
+            Err(Mismatch::NoCommonMediator)
+        );
     }
 }

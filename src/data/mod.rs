@@ -9,5 +9,7 @@ pub mod signing;
 mod state;
 
 pub use deal::{Deal, DealRefused, JobResult, Members, Mismatch};
-pub use offers::{ContentAddressed, JobOffer, MachineSpec, Pricing, ResourceOffer, Services, Timeouts};
+pub use offers::{
+    ContentAddressed, JobOffer, MachineSpec, Pricing, ResourceOffer, Services, Timeouts,
+};
 pub use state::{DealState, UnknownDealState};

@@ -155,7 +155,11 @@ impl ResourceOffer {
     /// Whether this offer allows `module` (`NAME:TAG`).
     pub fn allows_module(&self, module: &str) -> bool {
         let name = module.split(':').next().unwrap_or(module);
-        self.modules.is_empty() || self.modules.iter().any(|allowed| allowed == module || allowed == name)
+        self.modules.is_empty()
+            || self
+                .modules
+                .iter()
+                .any(|allowed| allowed == module || allowed == name)
     }
 }
 

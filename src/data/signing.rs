@@ -38,7 +38,11 @@ pub enum AuthError {
     #[error("this signature was already used: requests cannot be replayed")]
     Replayed,
     #[error("{signer:?} is not {role} of this {what}")]
-    NotTheParty { signer: Address, role: &'static str, what: &'static str },
+    NotTheParty {
+        signer: Address,
+        role: &'static str,
+        what: &'static str,
+    },
 }
 
 /// The text that is signed.
@@ -64,7 +68,11 @@ pub fn sign(
     let hash = hash_message(text.as_bytes());
     // Signing a 32-byte hash with a valid secp256k1 key does not fail.
     let signature = wallet.sign_hash(hash).expect("sign a 32-byte hash");
-    SignedHeaders { address: wallet.address(), timestamp, signature: format!("0x{signature}") }
+    SignedHeaders {
+        address: wallet.address(),
+        timestamp,
+        signature: format!("0x{signature}"),
+    }
 }
 
 /// Checks a signed request's signature and clock; returns the signer.
@@ -77,7 +85,10 @@ pub fn verify(
     now: u64,
 ) -> Result<Address, AuthError> {
     if headers.timestamp.abs_diff(now) > MAX_SKEW_SECS {
-        return Err(AuthError::Stale { timestamp: headers.timestamp, now });
+        return Err(AuthError::Stale {
+            timestamp: headers.timestamp,
+            now,
+        });
     }
     let signature: Signature = headers
         .signature
@@ -101,8 +112,12 @@ pub fn parse_headers(
     let timestamp = timestamp.ok_or(AuthError::Missing(TIMESTAMP_HEADER))?;
     let signature = signature.ok_or(AuthError::Missing(SIGNATURE_HEADER))?;
     Ok(SignedHeaders {
-        address: address.parse().map_err(|_| AuthError::Malformed(ADDRESS_HEADER))?,
-        timestamp: timestamp.parse().map_err(|_| AuthError::Malformed(TIMESTAMP_HEADER))?,
+        address: address
+            .parse()
+            .map_err(|_| AuthError::Malformed(ADDRESS_HEADER))?,
+        timestamp: timestamp
+            .parse()
+            .map_err(|_| AuthError::Malformed(TIMESTAMP_HEADER))?,
         signature: signature.to_string(),
     })
 }
@@ -127,7 +142,10 @@ mod tests {
     fn a_signed_request_verifies_as_its_signer() {
         let wallet = wallet();
         let headers = sign(&wallet, "post", "/api/v1/job_offers?x=1", 1000, b"{}");
-        assert_eq!(verify(&headers, "POST", "/api/v1/job_offers?x=1", b"{}", 1010), Ok(wallet.address()));
+        assert_eq!(
+            verify(&headers, "POST", "/api/v1/job_offers?x=1", b"{}", 1010),
+            Ok(wallet.address())
+        );
     }
 
     #[test]
@@ -138,25 +156,59 @@ mod tests {
         assert_eq!(verify(&headers, "PUT", "/a", b"body", 1000), wrong);
         assert_eq!(verify(&headers, "POST", "/b", b"body", 1000), wrong);
         assert_eq!(verify(&headers, "POST", "/a", b"bodY", 1000), wrong);
-        let shifted = SignedHeaders { timestamp: 1001, ..headers.clone() };
+        let shifted = SignedHeaders {
+            timestamp: 1001,
+            ..headers.clone()
+        };
         assert_eq!(verify(&shifted, "POST", "/a", b"body", 1000), wrong);
-        let other = SignedHeaders { address: self::wallet().address(), ..headers };
-        assert_eq!(verify(&other, "POST", "/a", b"body", 1000), Err(AuthError::WrongSigner(other.address)));
+        let other = SignedHeaders {
+            address: self::wallet().address(),
+            ..headers
+        };
+        assert_eq!(
+            verify(&other, "POST", "/a", b"body", 1000),
+            Err(AuthError::WrongSigner(other.address))
+        );
     }
 
     #[test]
     fn stale_and_future_timestamps_are_refused() {
         let headers = sign(&wallet(), "GET", "/a", 1000, b"");
         assert!(verify(&headers, "GET", "/a", b"", 1060).is_ok());
-        assert_eq!(verify(&headers, "GET", "/a", b"", 1061), Err(AuthError::Stale { timestamp: 1000, now: 1061 }));
-        assert_eq!(verify(&headers, "GET", "/a", b"", 939), Err(AuthError::Stale { timestamp: 1000, now: 939 }));
+        assert_eq!(
+            verify(&headers, "GET", "/a", b"", 1061),
+            Err(AuthError::Stale {
+                timestamp: 1000,
+                now: 1061
+            })
+        );
+        assert_eq!(
+            verify(&headers, "GET", "/a", b"", 939),
+            Err(AuthError::Stale {
+                timestamp: 1000,
+                now: 939
+            })
+        );
     }
 
     #[test]
     fn malformed_headers_are_errors() {
-        assert_eq!(parse_headers(None, Some("1"), Some("0x")), Err(AuthError::Missing(ADDRESS_HEADER)));
-        assert_eq!(parse_headers(Some("zz"), Some("1"), Some("0x")), Err(AuthError::Malformed(ADDRESS_HEADER)));
-        let headers = SignedHeaders { address: Address::zero(), timestamp: 5, signature: "0x1234".into() };
-        assert_eq!(verify(&headers, "GET", "/", b"", 5), Err(AuthError::Malformed(SIGNATURE_HEADER)));
+        assert_eq!(
+            parse_headers(None, Some("1"), Some("0x")),
+            Err(AuthError::Missing(ADDRESS_HEADER))
+        );
+        assert_eq!(
+            parse_headers(Some("zz"), Some("1"), Some("0x")),
+            Err(AuthError::Malformed(ADDRESS_HEADER))
+        );
+        let headers = SignedHeaders {
+            address: Address::zero(),
+            timestamp: 5,
+            signature: "0x1234".into(),
+        };
+        assert_eq!(
+            verify(&headers, "GET", "/", b"", 5),
+            Err(AuthError::Malformed(SIGNATURE_HEADER))
+        );
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
 use bollard::query_parameters::{
-    CreateImageOptions, KillContainerOptions, LogsOptions, RemoveContainerOptions, StartContainerOptions,
-    WaitContainerOptions,
+    CreateImageOptions, KillContainerOptions, LogsOptions, RemoveContainerOptions,
+    StartContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -36,8 +36,14 @@ impl DockerExecutor {
             .negotiate_version()
             .await
             .map_err(|e| ExecutorError::EngineUnavailable(e.to_string()))?;
-        docker.ping().await.map_err(|e| ExecutorError::EngineUnavailable(e.to_string()))?;
-        Ok(DockerExecutor { docker, allow_network })
+        docker
+            .ping()
+            .await
+            .map_err(|e| ExecutorError::EngineUnavailable(e.to_string()))?;
+        Ok(DockerExecutor {
+            docker,
+            allow_network,
+        })
     }
 
     async fn ensure_image(&self, image: &str) -> Result<(), ExecutorError> {
@@ -45,10 +51,16 @@ impl DockerExecutor {
             return Ok(());
         }
         tracing::info!(image, "pulling image");
-        let options = CreateImageOptions { from_image: Some(image.to_string()), ..Default::default() };
+        let options = CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        };
         let mut progress = self.docker.create_image(Some(options), None, None);
         while let Some(step) = progress.next().await {
-            step.map_err(|e| ExecutorError::Image { image: image.to_string(), message: e.to_string() })?;
+            step.map_err(|e| ExecutorError::Image {
+                image: image.to_string(),
+                message: e.to_string(),
+            })?;
         }
         Ok(())
     }
@@ -63,7 +75,11 @@ impl DockerExecutor {
                 if index == 0 {
                     format!("{outputs}:{path}:rw")
                 } else {
-                    let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("output");
+                    let name = path
+                        .trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("output");
                     format!("{outputs}/{name}:{path}:rw")
                 }
             })
@@ -71,7 +87,11 @@ impl DockerExecutor {
         let network = job.network && self.allow_network;
         HostConfig {
             binds: Some(binds),
-            network_mode: Some(if network { "bridge".into() } else { "none".into() }),
+            network_mode: Some(if network {
+                "bridge".into()
+            } else {
+                "none".into()
+            }),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
             readonly_rootfs: Some(true),
@@ -92,18 +112,30 @@ impl DockerExecutor {
     }
 
     async fn remove(&self, id: &str) {
-        let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
         if let Err(e) = self.docker.remove_container(id, Some(options)).await {
             tracing::warn!(container = id, %e, "could not remove a finished container");
         }
     }
 
     async fn collect_logs(&self, id: &str) -> Result<(Vec<u8>, Vec<u8>), ExecutorError> {
-        let options = LogsOptions { stdout: true, stderr: true, follow: false, ..Default::default() };
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            follow: false,
+            ..Default::default()
+        };
         let mut logs = self.docker.logs(id, Some(options));
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         while let Some(chunk) = logs.next().await {
-            let chunk = chunk.map_err(|e| ExecutorError::Engine { what: "read the job's output".into(), message: e.to_string() })?;
+            let chunk = chunk.map_err(|e| ExecutorError::Engine {
+                what: "read the job's output".into(),
+                message: e.to_string(),
+            })?;
             let (target, bytes) = match chunk {
                 bollard::container::LogOutput::StdOut { message } => (&mut stdout, message),
                 bollard::container::LogOutput::StdErr { message } => (&mut stderr, message),
@@ -120,20 +152,36 @@ impl DockerExecutor {
         match wait.next().await {
             Some(Ok(response)) => Ok(response.status_code),
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(ExecutorError::Engine { what: "wait for the job".into(), message: e.to_string() }),
-            None => Err(ExecutorError::Engine { what: "wait for the job".into(), message: "the engine closed the stream".into() }),
+            Some(Err(e)) => Err(ExecutorError::Engine {
+                what: "wait for the job".into(),
+                message: e.to_string(),
+            }),
+            None => Err(ExecutorError::Engine {
+                what: "wait for the job".into(),
+                message: "the engine closed the stream".into(),
+            }),
         }
     }
 }
 
 impl Executor for DockerExecutor {
-    async fn run(&self, job: &JobSpec, outputs_dir: &Path, gpus: u64) -> Result<RunOutput, ExecutorError> {
+    async fn run(
+        &self,
+        job: &JobSpec,
+        outputs_dir: &Path,
+        gpus: u64,
+    ) -> Result<RunOutput, ExecutorError> {
         self.ensure_image(&job.image).await?;
-        std::fs::create_dir_all(outputs_dir)
-            .map_err(|source| ExecutorError::Io { path: outputs_dir.display().to_string(), source })?;
+        std::fs::create_dir_all(outputs_dir).map_err(|source| ExecutorError::Io {
+            path: outputs_dir.display().to_string(),
+            source,
+        })?;
         let outputs_dir = outputs_dir
             .canonicalize()
-            .map_err(|source| ExecutorError::Io { path: outputs_dir.display().to_string(), source })?;
+            .map_err(|source| ExecutorError::Io {
+                path: outputs_dir.display().to_string(),
+                source,
+            })?;
         let body = ContainerCreateBody {
             image: Some(job.image.clone()),
             entrypoint: (!job.entrypoint.is_empty()).then(|| job.entrypoint.clone()),
@@ -146,24 +194,43 @@ impl Executor for DockerExecutor {
         };
         let created = self
             .docker
-            .create_container(None::<bollard::query_parameters::CreateContainerOptions>, body)
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                body,
+            )
             .await
-            .map_err(|e| ExecutorError::Engine { what: format!("create a container of {}", job.image), message: e.to_string() })?;
+            .map_err(|e| ExecutorError::Engine {
+                what: format!("create a container of {}", job.image),
+                message: e.to_string(),
+            })?;
         let id = created.id;
         let outcome = async {
             self.docker
                 .start_container(&id, None::<StartContainerOptions>)
                 .await
-                .map_err(|e| ExecutorError::Engine { what: "start the job".into(), message: e.to_string() })?;
-            let exit_code = match tokio::time::timeout(Duration::from_secs(job.timeout_secs), self.wait(&id)).await {
-                Ok(code) => code?,
-                Err(_) => {
-                    let _ = self.docker.kill_container(&id, None::<KillContainerOptions>).await;
-                    return Err(ExecutorError::Timeout(job.timeout_secs));
-                }
-            };
+                .map_err(|e| ExecutorError::Engine {
+                    what: "start the job".into(),
+                    message: e.to_string(),
+                })?;
+            let exit_code =
+                match tokio::time::timeout(Duration::from_secs(job.timeout_secs), self.wait(&id))
+                    .await
+                {
+                    Ok(code) => code?,
+                    Err(_) => {
+                        let _ = self
+                            .docker
+                            .kill_container(&id, None::<KillContainerOptions>)
+                            .await;
+                        return Err(ExecutorError::Timeout(job.timeout_secs));
+                    }
+                };
             let (stdout, stderr) = self.collect_logs(&id).await?;
-            Ok(RunOutput { stdout, stderr, exit_code })
+            Ok(RunOutput {
+                stdout,
+                stderr,
+                exit_code,
+            })
         }
         .await;
         self.remove(&id).await;

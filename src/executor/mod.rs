@@ -27,12 +27,20 @@ pub enum ExecutorError {
     #[error("{what}: {message}")]
     Engine { what: String, message: String },
     #[error("cannot prepare {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Runs jobs.
 #[allow(async_fn_in_trait)]
 pub trait Executor: Send + Sync {
     /// Runs `job`, binding `outputs_dir` as its outputs; `gpus` is how many GPUs to hand it.
-    async fn run(&self, job: &JobSpec, outputs_dir: &Path, gpus: u64) -> Result<RunOutput, ExecutorError>;
+    async fn run(
+        &self,
+        job: &JobSpec,
+        outputs_dir: &Path,
+        gpus: u64,
+    ) -> Result<RunOutput, ExecutorError>;
 }

@@ -14,7 +14,10 @@ use serde::Deserialize;
 use crate::data::MachineSpec;
 
 /// Templates shipped inside the binary, by `NAME:TAG`.
-const CATALOG: &[(&str, &str)] = &[("cowsay:v0.0.1", include_str!("catalog/cowsay-v0.0.1.json.tmpl"))];
+const CATALOG: &[(&str, &str)] = &[(
+    "cowsay:v0.0.1",
+    include_str!("catalog/cowsay-v0.0.1.json.tmpl"),
+)];
 
 /// Why a module cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -25,16 +28,26 @@ pub enum ModuleError {
     MissingInput { module: String, input: String },
     #[error("module {module}: cannot render its template: {message}")]
     Template { module: String, message: String },
-    #[error("module {module}: the rendered spec is not valid JSON of the expected shape: {message}")]
+    #[error(
+        "module {module}: the rendered spec is not valid JSON of the expected shape: {message}"
+    )]
     Spec { module: String, message: String },
     #[error("module {module}: {message}")]
     Unsupported { module: String, message: String },
     #[error("module {module}: cannot read {path}: {source}")]
-    Read { module: String, path: String, source: std::io::Error },
+    Read {
+        module: String,
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 fn catalog_names() -> String {
-    CATALOG.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+    CATALOG
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What the executor runs: the Docker part of a rendered module.
@@ -143,7 +156,11 @@ pub fn resolve(module: &str, inputs: &BTreeMap<String, String>) -> Result<JobSpe
 }
 
 /// Renders `template` with each input JSON-encoded, then reads the job it describes.
-pub fn render(module: &str, template: &str, inputs: &BTreeMap<String, String>) -> Result<JobSpec, ModuleError> {
+pub fn render(
+    module: &str,
+    template: &str,
+    inputs: &BTreeMap<String, String>,
+) -> Result<JobSpec, ModuleError> {
     let context: HashMap<String, gtmpl_value::Value> = inputs
         .iter()
         .map(|(key, value)| {
@@ -155,16 +172,30 @@ pub fn render(module: &str, template: &str, inputs: &BTreeMap<String, String>) -
     let text = gtmpl::template(template, gtmpl_value::Value::Object(context)).map_err(|error| {
         let message = error.to_string();
         match missing_field(&message) {
-            Some(input) => ModuleError::MissingInput { module: module.to_string(), input },
-            None => ModuleError::Template { module: module.to_string(), message },
+            Some(input) => ModuleError::MissingInput {
+                module: module.to_string(),
+                input,
+            },
+            None => ModuleError::Template {
+                module: module.to_string(),
+                message,
+            },
         }
     })?;
-    let rendered: Rendered = serde_json::from_str(&text)
-        .map_err(|e| ModuleError::Spec { module: module.to_string(), message: e.to_string() })?;
+    let rendered: Rendered = serde_json::from_str(&text).map_err(|e| ModuleError::Spec {
+        module: module.to_string(),
+        message: e.to_string(),
+    })?;
     let spec = rendered.job.spec;
-    let unsupported = |message: String| ModuleError::Unsupported { module: module.to_string(), message };
+    let unsupported = |message: String| ModuleError::Unsupported {
+        module: module.to_string(),
+        message,
+    };
     if !spec.engine.is_empty() && spec.engine != "Docker" {
-        return Err(unsupported(format!("engine {:?} is not supported; only Docker", spec.engine)));
+        return Err(unsupported(format!(
+            "engine {:?} is not supported; only Docker",
+            spec.engine
+        )));
     }
     if spec.docker.image.trim().is_empty() {
         return Err(unsupported("the spec names no Docker image".into()));
@@ -172,24 +203,46 @@ pub fn render(module: &str, template: &str, inputs: &BTreeMap<String, String>) -
     let network = match spec.network.map(|n| n.kind).unwrap_or_default().as_str() {
         "" | "None" => false,
         "Full" | "HTTP" => true,
-        other => return Err(unsupported(format!("network type {other:?} is not supported (None, HTTP or Full)"))),
+        other => {
+            return Err(unsupported(format!(
+                "network type {other:?} is not supported (None, HTTP or Full)"
+            )))
+        }
     };
-    let mut outputs: Vec<String> = spec.outputs.into_iter().map(|o| o.path).filter(|p| !p.is_empty()).collect();
+    let mut outputs: Vec<String> = spec
+        .outputs
+        .into_iter()
+        .map(|o| o.path)
+        .filter(|p| !p.is_empty())
+        .collect();
     if outputs.is_empty() {
         outputs.push("/outputs".into());
     }
-    if let Some(bad) = outputs.iter().find(|p| !p.starts_with('/') || p.contains("..")) {
-        return Err(unsupported(format!("output path {bad:?} must be absolute and plain")));
+    if let Some(bad) = outputs
+        .iter()
+        .find(|p| !p.starts_with('/') || p.contains(".."))
+    {
+        return Err(unsupported(format!(
+            "output path {bad:?} must be absolute and plain"
+        )));
     }
     Ok(JobSpec {
         module: module.to_string(),
-        machine: MachineSpec { cpu: rendered.machine.cpu, ram: rendered.machine.ram, gpu: rendered.machine.gpu, vram: 0 },
+        machine: MachineSpec {
+            cpu: rendered.machine.cpu,
+            ram: rendered.machine.ram,
+            gpu: rendered.machine.gpu,
+            vram: 0,
+        },
         image: spec.docker.image,
         entrypoint: spec.docker.entrypoint,
         env: spec.docker.environment_variables,
         working_dir: spec.docker.working_directory.filter(|d| !d.is_empty()),
         network,
-        timeout_secs: spec.timeout.filter(|t| *t > 0).unwrap_or(DEFAULT_TIMEOUT_SECS),
+        timeout_secs: spec
+            .timeout
+            .filter(|t| *t > 0)
+            .unwrap_or(DEFAULT_TIMEOUT_SECS),
         outputs,
     })
 }
@@ -202,7 +255,19 @@ fn missing_field(message: &str) -> Option<String> {
     let rest = &message[start..];
     rest.split(|c: char| !c.is_alphanumeric() && c != '_')
         .filter(|w| !w.is_empty())
-        .find(|w| !["no", "field", "for", "key", "in", "Object", "NoFiledFor", "of"].contains(w))
+        .find(|w| {
+            ![
+                "no",
+                "field",
+                "for",
+                "key",
+                "in",
+                "Object",
+                "NoFiledFor",
+                "of",
+            ]
+            .contains(w)
+        })
         .map(str::to_string)
 }
 
@@ -210,7 +275,9 @@ fn missing_field(message: &str) -> Option<String> {
 pub fn parse_inputs(pairs: &[String]) -> Result<BTreeMap<String, String>, String> {
     let mut inputs = BTreeMap::new();
     for pair in pairs {
-        let (key, value) = pair.split_once('=').ok_or_else(|| format!("input {pair:?} is not KEY=VALUE"))?;
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("input {pair:?} is not KEY=VALUE"))?;
         if key.is_empty() {
             return Err(format!("input {pair:?} has an empty key"));
         }
@@ -224,17 +291,31 @@ mod tests {
     use super::*;
 
     fn inputs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn cowsay_renders_with_its_input_json_encoded() {
         let spec = resolve("cowsay:v0.0.1", &inputs(&[("Message", "moo \"quoted\"")])).unwrap();
         assert_eq!(spec.image, "lilypad/cowsay:v0.0.1");
-        assert_eq!(spec.entrypoint, vec!["/usr/bin/cowsay".to_string(), "moo \"quoted\"".to_string()]);
+        assert_eq!(
+            spec.entrypoint,
+            vec!["/usr/bin/cowsay".to_string(), "moo \"quoted\"".to_string()]
+        );
         assert!(!spec.network);
         assert_eq!(spec.timeout_secs, 60);
-        assert_eq!(spec.machine, MachineSpec { cpu: 500, ram: 64, gpu: 0, vram: 0 });
+        assert_eq!(
+            spec.machine,
+            MachineSpec {
+                cpu: 500,
+                ram: 64,
+                gpu: 0,
+                vram: 0
+            }
+        );
     }
 
     #[test]
@@ -248,13 +329,22 @@ mod tests {
         let error = resolve("nope:v1", &inputs(&[])).unwrap_err();
         assert!(error.to_string().contains("cowsay:v0.0.1"), "{error}");
         let wasm = r#"{"machine":{},"job":{"Spec":{"Engine":"Wasm","Docker":{"Image":"x"}}}}"#;
-        assert!(matches!(render("m", wasm, &inputs(&[])), Err(ModuleError::Unsupported { .. })));
-        assert!(matches!(render("m", "{ not json", &inputs(&[])), Err(ModuleError::Spec { .. })));
+        assert!(matches!(
+            render("m", wasm, &inputs(&[])),
+            Err(ModuleError::Unsupported { .. })
+        ));
+        assert!(matches!(
+            render("m", "{ not json", &inputs(&[])),
+            Err(ModuleError::Spec { .. })
+        ));
     }
 
     #[test]
     fn inputs_parse_as_key_value() {
-        assert_eq!(parse_inputs(&["Message=a=b".into()]).unwrap()["Message"], "a=b");
+        assert_eq!(
+            parse_inputs(&["Message=a=b".into()]).unwrap()["Message"],
+            "a=b"
+        );
         assert!(parse_inputs(&["novalue".into()]).is_err());
     }
 }

@@ -35,7 +35,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bytes: 256 * 1024 * 1024, max_entries: 10_000 }
+        Limits {
+            max_bytes: 256 * 1024 * 1024,
+            max_entries: 10_000,
+        }
     }
 }
 
@@ -76,7 +79,10 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<(
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
-        let relative = path.strip_prefix(root).map_err(std::io::Error::other)?.to_path_buf();
+        let relative = path
+            .strip_prefix(root)
+            .map_err(std::io::Error::other)?
+            .to_path_buf();
         let kind = entry.file_type()?;
         if kind.is_dir() {
             out.push(relative);
@@ -150,7 +156,8 @@ fn walk(
 
 /// A relative path made only of normal components.
 fn safe_path(raw: &[u8], shown: &str) -> Result<PathBuf, TarError> {
-    let text = std::str::from_utf8(raw).map_err(|_| TarError::NotFileOrDir(shown.to_string(), "non-UTF-8 name"))?;
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| TarError::NotFileOrDir(shown.to_string(), "non-UTF-8 name"))?;
     if text.starts_with('/') || text.starts_with('\\') {
         return Err(TarError::Absolute(shown.to_string()));
     }
@@ -161,7 +168,9 @@ fn safe_path(raw: &[u8], shown: &str) -> Result<PathBuf, TarError> {
             Component::Normal(part) => clean.push(part),
             Component::CurDir => {}
             Component::ParentDir => return Err(TarError::ParentDir(shown.to_string())),
-            Component::RootDir | Component::Prefix(_) => return Err(TarError::Absolute(shown.to_string())),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(TarError::Absolute(shown.to_string()))
+            }
         }
     }
     if clean.as_os_str().is_empty() {
@@ -171,7 +180,12 @@ fn safe_path(raw: &[u8], shown: &str) -> Result<PathBuf, TarError> {
 }
 
 /// Writes a job's results directory: `stdout`, `stderr`, `exitCode`, and `outputs/`.
-pub fn write_results_dir(dir: &Path, stdout: &[u8], stderr: &[u8], exit_code: i64) -> std::io::Result<()> {
+pub fn write_results_dir(
+    dir: &Path,
+    stdout: &[u8],
+    stderr: &[u8],
+    exit_code: i64,
+) -> std::io::Result<()> {
     fs::create_dir_all(dir.join("outputs"))?;
     fs::write(dir.join("stdout"), stdout)?;
     fs::write(dir.join("stderr"), stderr)?;
@@ -190,13 +204,21 @@ mod tests {
         header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
         header.set_entry_type(kind);
         header.set_mode(0o644);
-        header.set_size(if kind == tar::EntryType::Regular { 3 } else { 0 });
+        header.set_size(if kind == tar::EntryType::Regular {
+            3
+        } else {
+            0
+        });
         if kind == tar::EntryType::Symlink {
             header.set_link_name("/etc/passwd").unwrap();
         }
         header.set_cksum();
         let mut builder = tar::Builder::new(Vec::new());
-        let data: &[u8] = if kind == tar::EntryType::Regular { b"bad" } else { b"" };
+        let data: &[u8] = if kind == tar::EntryType::Regular {
+            b"bad"
+        } else {
+            b""
+        };
         builder.append(&header, data).unwrap();
         builder.into_inner().unwrap()
     }
@@ -219,7 +241,10 @@ mod tests {
         unpack(&bytes, out.path(), Limits::default()).unwrap();
         assert_eq!(fs::read(out.path().join("stdout")).unwrap(), b"moo\n");
         assert_eq!(fs::read(out.path().join("outputs/a.txt")).unwrap(), b"a");
-        assert_eq!(fs::read_to_string(out.path().join("exitCode")).unwrap(), "0");
+        assert_eq!(
+            fs::read_to_string(out.path().join("exitCode")).unwrap(),
+            "0"
+        );
     }
 
     #[test]
@@ -235,13 +260,25 @@ mod tests {
     fn hostile_entries_are_refused() {
         let limits = Limits::default();
         let parent = hostile_tar("../escape", tar::EntryType::Regular);
-        assert!(matches!(validate(&parent, limits), Err(TarError::ParentDir(_))));
+        assert!(matches!(
+            validate(&parent, limits),
+            Err(TarError::ParentDir(_))
+        ));
         let nested = hostile_tar("outputs/../../escape", tar::EntryType::Regular);
-        assert!(matches!(validate(&nested, limits), Err(TarError::ParentDir(_))));
+        assert!(matches!(
+            validate(&nested, limits),
+            Err(TarError::ParentDir(_))
+        ));
         let absolute = hostile_tar("/etc/cron.d/x", tar::EntryType::Regular);
-        assert!(matches!(validate(&absolute, limits), Err(TarError::Absolute(_))));
+        assert!(matches!(
+            validate(&absolute, limits),
+            Err(TarError::Absolute(_))
+        ));
         let link = hostile_tar("outputs/link", tar::EntryType::Symlink);
-        assert!(matches!(validate(&link, limits), Err(TarError::NotFileOrDir(_, "symbolic link"))));
+        assert!(matches!(
+            validate(&link, limits),
+            Err(TarError::NotFileOrDir(_, "symbolic link"))
+        ));
         let target = tempfile::tempdir().unwrap();
         assert!(unpack(&parent, &target.path().join("in"), limits).is_err());
         assert!(!target.path().join("escape").exists());
@@ -252,8 +289,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_results_dir(dir.path(), &vec![b'x'; 1000], b"", 0).unwrap();
         let (bytes, _) = pack(dir.path()).unwrap();
-        assert!(matches!(validate(&bytes, Limits { max_bytes: 999, max_entries: 100 }), Err(TarError::TooLarge(999))));
-        assert!(matches!(validate(&bytes, Limits { max_bytes: 1 << 20, max_entries: 2 }), Err(TarError::TooManyEntries(2))));
-        assert!(matches!(validate(b"definitely not a tar file, just some bytes", Limits::default()), Err(_)));
+        assert!(matches!(
+            validate(
+                &bytes,
+                Limits {
+                    max_bytes: 999,
+                    max_entries: 100
+                }
+            ),
+            Err(TarError::TooLarge(999))
+        ));
+        assert!(matches!(
+            validate(
+                &bytes,
+                Limits {
+                    max_bytes: 1 << 20,
+                    max_entries: 2
+                }
+            ),
+            Err(TarError::TooManyEntries(2))
+        ));
+        assert!(validate(
+            b"definitely not a tar file, just some bytes",
+            Limits::default()
+        )
+        .is_err());
     }
 }

@@ -71,7 +71,10 @@ impl Ledger {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         Ok(Ledger { pool })
     }
@@ -87,18 +90,31 @@ impl Ledger {
     }
 
     pub async fn offer(&self, id: &str) -> Result<Option<ResourceOffer>, sqlx::Error> {
-        let row = sqlx::query("SELECT json FROM offers WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT json FROM offers WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.and_then(|row| serde_json::from_str(row.get::<&str, _>(0)).ok()))
     }
 
     /// Offers not yet sold.
     pub async fn open_offers(&self) -> Result<Vec<ResourceOffer>, sqlx::Error> {
-        let rows = sqlx::query("SELECT json FROM offers WHERE deal_id IS NULL ORDER BY created_at").fetch_all(&self.pool).await?;
-        Ok(rows.iter().filter_map(|row| serde_json::from_str(row.get::<&str, _>(0)).ok()).collect())
+        let rows = sqlx::query("SELECT json FROM offers WHERE deal_id IS NULL ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| serde_json::from_str(row.get::<&str, _>(0)).ok())
+            .collect())
     }
 
     /// Records a deal at `stage` (first sight); marks its offer sold when accepted.
-    pub async fn add_deal(&self, deal: &Deal, stage: Stage, reason: Option<&str>) -> Result<(), sqlx::Error> {
+    pub async fn add_deal(
+        &self,
+        deal: &Deal,
+        stage: Stage,
+        reason: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT OR IGNORE INTO deals (id, json, stage, reason) VALUES (?, ?, ?, ?)")
             .bind(&deal.id)
@@ -117,18 +133,28 @@ impl Ledger {
         tx.commit().await
     }
 
-    pub async fn set_stage(&self, deal_id: &str, stage: Stage, results_cid: Option<&str>) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE deals SET stage = ?, results_cid = COALESCE(?, results_cid) WHERE id = ?")
-            .bind(stage.name())
-            .bind(results_cid)
-            .bind(deal_id)
-            .execute(&self.pool)
-            .await?;
+    pub async fn set_stage(
+        &self,
+        deal_id: &str,
+        stage: Stage,
+        results_cid: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE deals SET stage = ?, results_cid = COALESCE(?, results_cid) WHERE id = ?",
+        )
+        .bind(stage.name())
+        .bind(results_cid)
+        .bind(deal_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     pub async fn deal(&self, id: &str) -> Result<Option<LocalDeal>, sqlx::Error> {
-        let row = sqlx::query("SELECT json, stage, results_cid FROM deals WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT json, stage, results_cid FROM deals WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.and_then(|row| {
             Some(LocalDeal {
                 deal: serde_json::from_str(row.get::<&str, _>(0)).ok()?,

@@ -20,7 +20,10 @@ use crate::chain::Chain;
 use crate::client::SolverClient;
 use crate::data::ids::digest_of;
 use crate::data::offers::{new_nonce, now_millis};
-use crate::data::{ContentAddressed, Deal, DealState, JobResult, MachineSpec, Pricing, ResourceOffer, Services, Timeouts};
+use crate::data::{
+    ContentAddressed, Deal, DealState, JobResult, MachineSpec, Pricing, ResourceOffer, Services,
+    Timeouts,
+};
 use crate::executor::docker::DockerExecutor;
 use crate::executor::Executor;
 use ledger::{Ledger, LocalDeal, Stage};
@@ -57,11 +60,19 @@ struct Rp {
 }
 
 /// Runs the RP until `shutdown`.
-pub async fn run(chain: Arc<Chain>, client: SolverClient, executor: DockerExecutor, settings: RpSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    chain: Arc<Chain>,
+    client: SolverClient,
+    executor: DockerExecutor,
+    settings: RpSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     tokio::fs::create_dir_all(&settings.data_dir)
         .await
         .with_context(|| format!("cannot create DATA_DIR {}", settings.data_dir.display()))?;
-    let ledger = Ledger::open(&settings.data_dir.join("rp.db")).await.context("cannot open the RP's database")?;
+    let ledger = Ledger::open(&settings.data_dir.join("rp.db"))
+        .await
+        .context("cannot open the RP's database")?;
     let rp = Arc::new(Rp {
         slots: Semaphore::new(settings.slots as usize),
         chain,
@@ -93,8 +104,14 @@ pub async fn run(chain: Arc<Chain>, client: SolverClient, executor: DockerExecut
             _ = tokio::time::sleep(rp.settings.poll) => {}
         }
     }
-    tracing::info!(running = tasks.len(), "resource provider stopping; waiting for running steps");
-    let _ = tokio::time::timeout(Duration::from_secs(30), async { while tasks.join_next().await.is_some() {} }).await;
+    tracing::info!(
+        running = tasks.len(),
+        "resource provider stopping; waiting for running steps"
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
     rp.ledger.close().await;
     Ok(())
 }
@@ -145,14 +162,23 @@ impl Rp {
     }
 
     /// Starts a task for every deal of ours that needs a step.
-    async fn drive_deals(self: Arc<Self>, tasks: &mut tokio::task::JoinSet<()>) -> anyhow::Result<()> {
-        let records = self.client.deals(&format!("resource_provider={:?}", self.chain.address())).await?;
+    async fn drive_deals(
+        self: Arc<Self>,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) -> anyhow::Result<()> {
+        let records = self
+            .client
+            .deals(&format!("resource_provider={:?}", self.chain.address()))
+            .await?;
         for record in records {
             let deal = record.deal;
             let local = match self.ledger.deal(&deal.id).await? {
                 Some(local) => local,
                 None => {
-                    if DealState::try_from(record.state).map(DealState::is_terminal).unwrap_or(true) {
+                    if DealState::try_from(record.state)
+                        .map(DealState::is_terminal)
+                        .unwrap_or(true)
+                    {
                         continue;
                     }
                     self.accept_or_refuse(&deal).await?
@@ -161,7 +187,12 @@ impl Rp {
             if matches!(local.stage, Stage::Refused | Stage::Finished) {
                 continue;
             }
-            if !self.busy.lock().map(|mut busy| busy.insert(deal.id.clone())).unwrap_or(false) {
+            if !self
+                .busy
+                .lock()
+                .map(|mut busy| busy.insert(deal.id.clone()))
+                .unwrap_or(false)
+            {
                 continue;
             }
             let rp = self.clone();
@@ -181,8 +212,13 @@ impl Rp {
     /// Checks a new deal against our own offer; records the decision.
     async fn accept_or_refuse(&self, deal: &Deal) -> anyhow::Result<LocalDeal> {
         let decision = match self.ledger.offer(&deal.resource_offer.id).await? {
-            None => Err(format!("deal {} names resource offer {} which we never made", deal.id, deal.resource_offer.id)),
-            Some(ours) => deal.check_for_resource_provider(&ours, self.chain.address()).map_err(|e| e.to_string()),
+            None => Err(format!(
+                "deal {} names resource offer {} which we never made",
+                deal.id, deal.resource_offer.id
+            )),
+            Some(ours) => deal
+                .check_for_resource_provider(&ours, self.chain.address())
+                .map_err(|e| e.to_string()),
         };
         let stage = match &decision {
             Ok(()) => {
@@ -194,8 +230,14 @@ impl Rp {
                 Stage::Refused
             }
         };
-        self.ledger.add_deal(deal, stage, decision.err().as_deref()).await?;
-        Ok(LocalDeal { deal: deal.clone(), stage, results_cid: None })
+        self.ledger
+            .add_deal(deal, stage, decision.err().as_deref())
+            .await?;
+        Ok(LocalDeal {
+            deal: deal.clone(),
+            stage,
+            results_cid: None,
+        })
     }
 
     /// Moves one deal forward as far as its on-chain state allows.
@@ -210,9 +252,18 @@ impl Rp {
             let state = DealState::try_from(agreement.state)?;
             match state {
                 DealState::DealNegotiating if !agreement.resource_provider_agreed => {
-                    self.chain.ensure_allowance(deal.timeouts.submit_results_collateral.into()).await?;
-                    let receipt = self.chain.send("agree to the deal", controller.agree(deal_id, terms.clone())).await?;
-                    self.record_tx(&deal.id, "agree", receipt.transaction_hash).await;
+                    self.chain
+                        .ensure_allowance(deal.timeouts.submit_results_collateral.into())
+                        .await?;
+                    let receipt = self
+                        .chain
+                        .send(
+                            "agree to the deal",
+                            controller.agree(deal_id, terms.clone()),
+                        )
+                        .await?;
+                    self.record_tx(&deal.id, "agree", receipt.transaction_hash)
+                        .await;
                     tracing::info!(deal_id = %deal.id, "agreed on chain");
                 }
                 DealState::DealNegotiating => return Ok(()), // waiting for the job creator
@@ -220,23 +271,34 @@ impl Rp {
                     let _slot = self.slots.acquire().await?;
                     if local.stage == Stage::Accepted {
                         let cid = self.run_job(&deal).await?;
-                        self.ledger.set_stage(&deal.id, Stage::Packed, Some(&cid)).await?;
+                        self.ledger
+                            .set_stage(&deal.id, Stage::Packed, Some(&cid))
+                            .await?;
                         local.stage = Stage::Packed;
                         local.results_cid = Some(cid);
                     }
-                    let cid = local.results_cid.clone().context("packed results have no CID")?;
+                    let cid = local
+                        .results_cid
+                        .clone()
+                        .context("packed results have no CID")?;
                     self.submit(&deal, &cid).await?;
-                    self.ledger.set_stage(&deal.id, Stage::Submitted, None).await?;
+                    self.ledger
+                        .set_stage(&deal.id, Stage::Submitted, None)
+                        .await?;
                     local.stage = Stage::Submitted;
                 }
                 state if state.is_terminal() => {
-                    self.ledger.set_stage(&deal.id, Stage::Finished, None).await?;
+                    self.ledger
+                        .set_stage(&deal.id, Stage::Finished, None)
+                        .await?;
                     tracing::info!(deal_id = %deal.id, state = state.name(), "deal finished");
                     return Ok(());
                 }
                 _ => {
                     if local.stage != Stage::Submitted {
-                        self.ledger.set_stage(&deal.id, Stage::Submitted, None).await?;
+                        self.ledger
+                            .set_stage(&deal.id, Stage::Submitted, None)
+                            .await?;
                     }
                     return Ok(()); // results submitted; the job creator judges
                 }
@@ -253,25 +315,35 @@ impl Rp {
         let dir = self.job_dir(deal);
         let results = dir.join("results");
         if results.exists() {
-            tokio::fs::remove_dir_all(&results).await.with_context(|| format!("cannot clear {}", results.display()))?;
+            tokio::fs::remove_dir_all(&results)
+                .await
+                .with_context(|| format!("cannot clear {}", results.display()))?;
         }
         tokio::fs::create_dir_all(results.join("outputs")).await?;
         let started = Instant::now();
         let output = match crate::module::resolve(&deal.job_offer.module, &deal.job_offer.inputs) {
             Err(error) => Err(error.to_string()),
-            Ok(spec) if !deal.resource_offer.spec.covers(&spec.machine) => {
-                Err(format!("the module needs {:?}, more than this offer's {:?}", spec.machine, deal.resource_offer.spec))
-            }
+            Ok(spec) if !deal.resource_offer.spec.covers(&spec.machine) => Err(format!(
+                "the module needs {:?}, more than this offer's {:?}",
+                spec.machine, deal.resource_offer.spec
+            )),
             Ok(spec) => {
                 tracing::info!(deal_id = %deal.id, image = %spec.image, "running the job");
-                self.executor.run(&spec, &results.join("outputs"), spec.machine.gpu).await.map_err(|e| e.to_string())
+                self.executor
+                    .run(&spec, &results.join("outputs"), spec.machine.gpu)
+                    .await
+                    .map_err(|e| e.to_string())
             }
         };
         let (stdout, stderr, exit_code) = match output {
             Ok(output) => (output.stdout, output.stderr, output.exit_code),
             Err(error) => {
                 tracing::warn!(deal_id = %deal.id, %error, "the job could not run");
-                (Vec::new(), format!("lilypad: the job could not run: {error}\n").into_bytes(), -1)
+                (
+                    Vec::new(),
+                    format!("lilypad: the job could not run: {error}\n").into_bytes(),
+                    -1,
+                )
             }
         };
         crate::results::write_results_dir(&results, &stdout, &stderr, exit_code)?;
@@ -283,10 +355,18 @@ impl Rp {
 
     /// Uploads the results, posts the result and commits it on chain.
     async fn submit(&self, deal: &Deal, cid: &str) -> anyhow::Result<()> {
-        let tar = tokio::fs::read(self.job_dir(deal).join("results.tar")).await.context("the packed results are missing")?;
+        let tar = tokio::fs::read(self.job_dir(deal).join("results.tar"))
+            .await
+            .context("the packed results are missing")?;
         let uploaded = self.client.upload_files(&deal.id, tar).await?;
-        anyhow::ensure!(uploaded == cid, "the solver computed results CID {uploaded}, we computed {cid}");
-        let exit_code = tokio::fs::read_to_string(self.job_dir(deal).join("results/exitCode")).await.ok().and_then(|t| t.trim().parse().ok());
+        anyhow::ensure!(
+            uploaded == cid,
+            "the solver computed results CID {uploaded}, we computed {cid}"
+        );
+        let exit_code = tokio::fs::read_to_string(self.job_dir(deal).join("results/exitCode"))
+            .await
+            .ok()
+            .and_then(|t| t.trim().parse().ok());
         let result = JobResult {
             deal_id: deal.id.clone(),
             results_cid: cid.to_string(),
@@ -295,16 +375,28 @@ impl Rp {
             instruction_count: INSTRUCTIONS_PER_JOB,
         };
         self.client.post_result(&result).await?;
-        self.chain.ensure_allowance(terms::results_collateral(deal, INSTRUCTIONS_PER_JOB)).await?;
-        let call = self.chain.contracts.controller.add_result(deal.chain_id()?, terms_of(deal), digest_of(cid)?, INSTRUCTIONS_PER_JOB);
+        self.chain
+            .ensure_allowance(terms::results_collateral(deal, INSTRUCTIONS_PER_JOB))
+            .await?;
+        let call = self.chain.contracts.controller.add_result(
+            deal.chain_id()?,
+            terms_of(deal),
+            digest_of(cid)?,
+            INSTRUCTIONS_PER_JOB,
+        );
         let receipt = self.chain.send("submit the results", call).await?;
-        self.record_tx(&deal.id, "add_result", receipt.transaction_hash).await;
+        self.record_tx(&deal.id, "add_result", receipt.transaction_hash)
+            .await;
         tracing::info!(deal_id = %deal.id, results_cid = %cid, "results submitted on chain");
         Ok(())
     }
 
     async fn record_tx(&self, deal_id: &str, action: &str, hash: ethers::types::H256) {
-        if let Err(error) = self.client.record_tx(deal_id, action, &format!("{hash:?}")).await {
+        if let Err(error) = self
+            .client
+            .record_tx(deal_id, action, &format!("{hash:?}"))
+            .await
+        {
             tracing::debug!(%error, "cannot record a transaction with the solver");
         }
     }

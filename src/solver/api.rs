@@ -78,7 +78,13 @@ fn respond<T: Serialize>(result: Result<T, ApiError>, ok: StatusCode) -> Respons
                 tracing::debug!(%error, "request refused");
             }
             let status = error.status();
-            warp::reply::with_status(warp::reply::json(&ErrorBody { error: error.to_string() }), status).into_response()
+            warp::reply::with_status(
+                warp::reply::json(&ErrorBody {
+                    error: error.to_string(),
+                }),
+                status,
+            )
+            .into_response()
         }
     }
 }
@@ -97,11 +103,20 @@ fn request_info() -> impl Filter<Extract = (RequestInfo,), Error = Infallible> +
         .and(warp::path::full())
         .and(query)
         .and(warp::header::headers_cloned())
-        .map(|method: warp::http::Method, path: warp::path::FullPath, query: String, headers: HeaderMap| RequestInfo {
-            method: method.to_string(),
-            path_and_query: if query.is_empty() { path.as_str().to_string() } else { format!("{}?{query}", path.as_str()) },
-            headers,
-        })
+        .map(
+            |method: warp::http::Method,
+             path: warp::path::FullPath,
+             query: String,
+             headers: HeaderMap| RequestInfo {
+                method: method.to_string(),
+                path_and_query: if query.is_empty() {
+                    path.as_str().to_string()
+                } else {
+                    format!("{}?{query}", path.as_str())
+                },
+                headers,
+            },
+        )
 }
 
 impl RequestInfo {
@@ -118,7 +133,12 @@ impl RequestInfo {
         )?;
         let now = signing::now_secs();
         let signer = signing::verify(&headers, &self.method, &self.path_and_query, body, now)?;
-        if !solver.store.remember_signature(&headers.signature, now).await.map_err(|e| ApiError::Internal(e.to_string()))? {
+        if !solver
+            .store
+            .remember_signature(&headers.signature, now)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+        {
             return Err(AuthError::Replayed.into());
         }
         Ok(signer)
@@ -146,7 +166,9 @@ struct TxBody {
 }
 
 /// Every route.
-pub fn routes(solver: Arc<Solver>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+pub fn routes(
+    solver: Arc<Solver>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let max = solver.settings.max_upload_bytes;
     let with = {
         let solver = solver.clone();
@@ -158,119 +180,247 @@ pub fn routes(solver: Arc<Solver>) -> impl Filter<Extract = (impl Reply,), Error
     let body = move || warp::body::content_length_limit(max).and(warp::body::bytes());
     let v1 = || warp::path("api").and(warp::path("v1"));
 
-    let health = warp::path!("health").and(warp::get()).map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
-    let metrics = warp::path!("metrics").and(warp::get()).and(with()).then(|solver: Arc<Solver>| async move { solver.metrics().await });
+    let health = warp::path!("health")
+        .and(warp::get())
+        .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with())
+        .then(|solver: Arc<Solver>| async move { solver.metrics().await });
 
-    let post_job = v1().and(warp::path!("job_offers")).and(warp::post()).and(with()).and(request_info()).and(body()).then(
-        |solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
+    let post_job = v1()
+        .and(warp::path!("job_offers"))
+        .and(warp::post())
+        .and(with())
+        .and(request_info())
+        .and(body())
+        .then(
+            |solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
+                let result = async {
+                    let signer = info.authenticate(&solver, &body).await?;
+                    let offer: JobOffer = parse_json(&body, "job offer")?;
+                    Ok::<_, ApiError>(solver.add_job_offer(offer, signer).await?)
+                };
+                respond(result.await, StatusCode::CREATED)
+            },
+        );
+    let get_job = v1()
+        .and(warp::path!("job_offers" / String))
+        .and(warp::get())
+        .and(with())
+        .then(|id: String, solver: Arc<Solver>| async move {
             let result = async {
-                let signer = info.authenticate(&solver, &body).await?;
-                let offer: JobOffer = parse_json(&body, "job offer")?;
-                Ok::<_, ApiError>(solver.add_job_offer(offer, signer).await?)
-            };
-            respond(result.await, StatusCode::CREATED)
-        },
-    );
-    let get_job = v1().and(warp::path!("job_offers" / String)).and(warp::get()).and(with()).then(|id: String, solver: Arc<Solver>| async move {
-        let result = async { solver.store.job_offer(&id).await.map_err(SolverError::from)?.ok_or_else(|| ApiError::NotFound(format!("no job offer {id}"))) };
-        respond(result.await, StatusCode::OK)
-    });
-    let explain = v1().and(warp::path!("job_offers" / String / "explain")).and(warp::get()).and(with()).then(
-        |id: String, solver: Arc<Solver>| async move { respond(solver.explain(&id).await.map_err(ApiError::from), StatusCode::OK) },
-    );
-    let post_resource = v1().and(warp::path!("resource_offers")).and(warp::post()).and(with()).and(request_info()).and(body()).then(
-        |solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
-            let result = async {
-                let signer = info.authenticate(&solver, &body).await?;
-                let offer: ResourceOffer = parse_json(&body, "resource offer")?;
-                Ok::<_, ApiError>(solver.add_resource_offer(offer, signer).await?)
-            };
-            respond(result.await, StatusCode::CREATED)
-        },
-    );
-    let refresh = v1().and(warp::path!("resource_offers" / String / "refresh")).and(warp::post()).and(with()).and(request_info()).and(body()).then(
-        |id: String, solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
-            let result = async {
-                let signer = info.authenticate(&solver, &body).await?;
-                Ok::<_, ApiError>(solver.refresh_resource_offer(&id, signer).await?)
+                solver
+                    .store
+                    .job_offer(&id)
+                    .await
+                    .map_err(SolverError::from)?
+                    .ok_or_else(|| ApiError::NotFound(format!("no job offer {id}")))
             };
             respond(result.await, StatusCode::OK)
-        },
-    );
-    let list_resources = v1().and(warp::path!("resource_offers")).and(warp::get()).and(warp::query::<OwnerQuery>()).and(with()).then(
-        |query: OwnerQuery, solver: Arc<Solver>| async move {
-            respond(solver.store.resource_offers(query.resource_provider).await.map_err(|e| ApiError::Internal(e.to_string())), StatusCode::OK)
-        },
-    );
-    let list_deals = v1().and(warp::path!("deals")).and(warp::get()).and(warp::query::<DealFilter>()).and(with()).then(
-        |filter: DealFilter, solver: Arc<Solver>| async move {
-            respond(solver.store.deals(&filter).await.map_err(|e| ApiError::Internal(e.to_string())), StatusCode::OK)
-        },
-    );
-    let get_deal = v1().and(warp::path!("deals" / String)).and(warp::get()).and(with()).then(|id: String, solver: Arc<Solver>| async move {
-        let result = async { solver.store.deal(&id).await.map_err(SolverError::from)?.ok_or_else(|| ApiError::NotFound(format!("no deal {id}"))) };
-        respond(result.await, StatusCode::OK)
-    });
-    let post_result = v1().and(warp::path!("deals" / String / "result")).and(warp::post()).and(with()).and(request_info()).and(body()).then(
-        |id: String, solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
+        });
+    let explain = v1()
+        .and(warp::path!("job_offers" / String / "explain"))
+        .and(warp::get())
+        .and(with())
+        .then(|id: String, solver: Arc<Solver>| async move {
+            respond(
+                solver.explain(&id).await.map_err(ApiError::from),
+                StatusCode::OK,
+            )
+        });
+    let post_resource = v1()
+        .and(warp::path!("resource_offers"))
+        .and(warp::post())
+        .and(with())
+        .and(request_info())
+        .and(body())
+        .then(
+            |solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
+                let result = async {
+                    let signer = info.authenticate(&solver, &body).await?;
+                    let offer: ResourceOffer = parse_json(&body, "resource offer")?;
+                    Ok::<_, ApiError>(solver.add_resource_offer(offer, signer).await?)
+                };
+                respond(result.await, StatusCode::CREATED)
+            },
+        );
+    let refresh = v1()
+        .and(warp::path!("resource_offers" / String / "refresh"))
+        .and(warp::post())
+        .and(with())
+        .and(request_info())
+        .and(body())
+        .then(
+            |id: String, solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
+                let result = async {
+                    let signer = info.authenticate(&solver, &body).await?;
+                    Ok::<_, ApiError>(solver.refresh_resource_offer(&id, signer).await?)
+                };
+                respond(result.await, StatusCode::OK)
+            },
+        );
+    let list_resources = v1()
+        .and(warp::path!("resource_offers"))
+        .and(warp::get())
+        .and(warp::query::<OwnerQuery>())
+        .and(with())
+        .then(|query: OwnerQuery, solver: Arc<Solver>| async move {
+            respond(
+                solver
+                    .store
+                    .resource_offers(query.resource_provider)
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string())),
+                StatusCode::OK,
+            )
+        });
+    let list_deals = v1()
+        .and(warp::path!("deals"))
+        .and(warp::get())
+        .and(warp::query::<DealFilter>())
+        .and(with())
+        .then(|filter: DealFilter, solver: Arc<Solver>| async move {
+            respond(
+                solver
+                    .store
+                    .deals(&filter)
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string())),
+                StatusCode::OK,
+            )
+        });
+    let get_deal = v1()
+        .and(warp::path!("deals" / String))
+        .and(warp::get())
+        .and(with())
+        .then(|id: String, solver: Arc<Solver>| async move {
             let result = async {
-                let signer = info.authenticate(&solver, &body).await?;
-                let result: JobResult = parse_json(&body, "result")?;
-                Ok::<_, ApiError>(solver.add_result(&id, result, signer).await?)
-            };
-            respond(result.await, StatusCode::CREATED)
-        },
-    );
-    let get_result = v1().and(warp::path!("deals" / String / "result")).and(warp::get()).and(with()).and(request_info()).then(
-        |id: String, solver: Arc<Solver>, info: RequestInfo| async move {
-            let result = async {
-                let signer = info.authenticate(&solver, b"").await?;
-                Ok::<_, ApiError>(solver.result_for(&id, signer).await?)
+                solver
+                    .store
+                    .deal(&id)
+                    .await
+                    .map_err(SolverError::from)?
+                    .ok_or_else(|| ApiError::NotFound(format!("no deal {id}")))
             };
             respond(result.await, StatusCode::OK)
-        },
-    );
-    let upload = v1().and(warp::path!("deals" / String / "files")).and(warp::post()).and(with()).and(request_info()).and(body()).then(
-        |id: String, solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
-            let result = async {
-                let signer = info.authenticate(&solver, &body).await?;
-                Ok::<_, ApiError>(solver.upload_files(&id, &body, signer).await?)
-            };
-            respond(result.await, StatusCode::CREATED)
-        },
-    );
-    let download = v1().and(warp::path!("deals" / String / "files")).and(warp::get()).and(with()).and(request_info()).then(
-        |id: String, solver: Arc<Solver>, info: RequestInfo| async move {
-            let result = async {
-                let signer = info.authenticate(&solver, b"").await?;
-                Ok::<_, ApiError>(solver.download_files(&id, signer).await?)
-            };
-            match result.await {
-                Ok(bytes) => warp::http::Response::builder()
-                    .header("content-type", "application/x-tar")
-                    .header("content-disposition", "attachment; filename=\"results.tar\"")
-                    .body(warp::hyper::Body::from(bytes))
-                    .unwrap_or_default(),
-                Err(error) => respond::<()>(Err(error), StatusCode::OK),
-            }
-        },
-    );
-    let post_tx = v1().and(warp::path!("deals" / String / "txs")).and(warp::post()).and(with()).and(request_info()).and(body()).then(
-        |id: String, solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
-            let result = async {
-                let signer = info.authenticate(&solver, &body).await?;
-                let tx: TxBody = parse_json(&body, "transaction record")?;
-                Ok::<_, ApiError>(solver.add_tx(TxRecord { deal_id: id, address: signer, action: tx.action, tx_hash: tx.tx_hash }).await?)
-            };
-            respond(result.await, StatusCode::CREATED)
-        },
-    );
-    let get_txs = v1().and(warp::path!("deals" / String / "txs")).and(warp::get()).and(with()).then(|id: String, solver: Arc<Solver>| async move {
-        respond(solver.store.txs(&id).await.map_err(|e| ApiError::Internal(e.to_string())), StatusCode::OK)
-    });
-    let ws = warp::path!("ws").and(warp::ws()).and(warp::query::<WsQuery>()).and(with()).map(|ws: warp::ws::Ws, query: WsQuery, solver: Arc<Solver>| {
-        ws.on_upgrade(move |socket| super::ws::serve(socket, solver, query.since)).into_response()
-    });
+        });
+    let post_result = v1()
+        .and(warp::path!("deals" / String / "result"))
+        .and(warp::post())
+        .and(with())
+        .and(request_info())
+        .and(body())
+        .then(
+            |id: String, solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
+                let result = async {
+                    let signer = info.authenticate(&solver, &body).await?;
+                    let result: JobResult = parse_json(&body, "result")?;
+                    Ok::<_, ApiError>(solver.add_result(&id, result, signer).await?)
+                };
+                respond(result.await, StatusCode::CREATED)
+            },
+        );
+    let get_result = v1()
+        .and(warp::path!("deals" / String / "result"))
+        .and(warp::get())
+        .and(with())
+        .and(request_info())
+        .then(
+            |id: String, solver: Arc<Solver>, info: RequestInfo| async move {
+                let result = async {
+                    let signer = info.authenticate(&solver, b"").await?;
+                    Ok::<_, ApiError>(solver.result_for(&id, signer).await?)
+                };
+                respond(result.await, StatusCode::OK)
+            },
+        );
+    let upload = v1()
+        .and(warp::path!("deals" / String / "files"))
+        .and(warp::post())
+        .and(with())
+        .and(request_info())
+        .and(body())
+        .then(
+            |id: String, solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
+                let result = async {
+                    let signer = info.authenticate(&solver, &body).await?;
+                    Ok::<_, ApiError>(solver.upload_files(&id, &body, signer).await?)
+                };
+                respond(result.await, StatusCode::CREATED)
+            },
+        );
+    let download = v1()
+        .and(warp::path!("deals" / String / "files"))
+        .and(warp::get())
+        .and(with())
+        .and(request_info())
+        .then(
+            |id: String, solver: Arc<Solver>, info: RequestInfo| async move {
+                let result = async {
+                    let signer = info.authenticate(&solver, b"").await?;
+                    Ok::<_, ApiError>(solver.download_files(&id, signer).await?)
+                };
+                match result.await {
+                    Ok(bytes) => warp::http::Response::builder()
+                        .header("content-type", "application/x-tar")
+                        .header(
+                            "content-disposition",
+                            "attachment; filename=\"results.tar\"",
+                        )
+                        .body(warp::hyper::Body::from(bytes))
+                        .unwrap_or_default(),
+                    Err(error) => respond::<()>(Err(error), StatusCode::OK),
+                }
+            },
+        );
+    let post_tx = v1()
+        .and(warp::path!("deals" / String / "txs"))
+        .and(warp::post())
+        .and(with())
+        .and(request_info())
+        .and(body())
+        .then(
+            |id: String, solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
+                let result = async {
+                    let signer = info.authenticate(&solver, &body).await?;
+                    let tx: TxBody = parse_json(&body, "transaction record")?;
+                    Ok::<_, ApiError>(
+                        solver
+                            .add_tx(TxRecord {
+                                deal_id: id,
+                                address: signer,
+                                action: tx.action,
+                                tx_hash: tx.tx_hash,
+                            })
+                            .await?,
+                    )
+                };
+                respond(result.await, StatusCode::CREATED)
+            },
+        );
+    let get_txs = v1()
+        .and(warp::path!("deals" / String / "txs"))
+        .and(warp::get())
+        .and(with())
+        .then(|id: String, solver: Arc<Solver>| async move {
+            respond(
+                solver
+                    .store
+                    .txs(&id)
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string())),
+                StatusCode::OK,
+            )
+        });
+    let ws = warp::path!("ws")
+        .and(warp::ws())
+        .and(warp::query::<WsQuery>())
+        .and(with())
+        .map(|ws: warp::ws::Ws, query: WsQuery, solver: Arc<Solver>| {
+            ws.on_upgrade(move |socket| super::ws::serve(socket, solver, query.since))
+                .into_response()
+        });
 
     health
         .or(metrics)
@@ -294,17 +444,29 @@ pub fn routes(solver: Arc<Solver>) -> impl Filter<Extract = (impl Reply,), Error
 
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, message) = if rejection.is_not_found() {
-        (StatusCode::NOT_FOUND, "no such endpoint; see the API list in README.md".to_string())
+        (
+            StatusCode::NOT_FOUND,
+            "no such endpoint; see the API list in README.md".to_string(),
+        )
     } else if let Some(e) = rejection.find::<warp::reject::PayloadTooLarge>() {
-        (StatusCode::PAYLOAD_TOO_LARGE, format!("{e}: the body exceeds MAX_UPLOAD_BYTES"))
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{e}: the body exceeds MAX_UPLOAD_BYTES"),
+        )
     } else if let Some(e) = rejection.find::<warp::reject::LengthRequired>() {
         (StatusCode::LENGTH_REQUIRED, e.to_string())
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
         (StatusCode::BAD_REQUEST, format!("{e}"))
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint".to_string())
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed on this endpoint".to_string(),
+        )
     } else {
         (StatusCode::BAD_REQUEST, format!("{rejection:?}"))
     };
-    Ok(warp::reply::with_status(warp::reply::json(&ErrorBody { error: message }), status).into_response())
+    Ok(
+        warp::reply::with_status(warp::reply::json(&ErrorBody { error: message }), status)
+            .into_response(),
+    )
 }

@@ -16,7 +16,11 @@ pub fn match_offers(jobs: &[JobOffer], resources: &[ResourceOffer]) -> Vec<Deal>
     jobs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     let mut pool: Vec<&ResourceOffer> = resources.iter().collect();
     pool.sort_by(|a, b| {
-        (a.pricing.instruction_price, a.created_at, &a.id).cmp(&(b.pricing.instruction_price, b.created_at, &b.id))
+        (a.pricing.instruction_price, a.created_at, &a.id).cmp(&(
+            b.pricing.instruction_price,
+            b.created_at,
+            &b.id,
+        ))
     });
     let mut taken = vec![false; pool.len()];
     let mut deals = Vec::new();
@@ -56,8 +60,12 @@ pub struct Explanation {
 
 /// Counts, per reason, why each live resource offer does not fit `job`.
 pub fn explain(job: &JobOffer, live: &[ResourceOffer], offline: usize) -> Explanation {
-    let mut explanation =
-        Explanation { job_offer_id: job.id.clone(), resource_offers: live.len(), offline, ..Default::default() };
+    let mut explanation = Explanation {
+        job_offer_id: job.id.clone(),
+        resource_offers: live.len(),
+        offline,
+        ..Default::default()
+    };
     for resource in live {
         match Deal::propose(job, resource) {
             Ok(_) => explanation.compatible += 1,
@@ -74,15 +82,30 @@ mod tests {
     use ethers::types::Address;
 
     fn services() -> Services {
-        Services { solver: Address::repeat_byte(0x50), mediators: vec![Address::repeat_byte(0x4d)] }
+        Services {
+            solver: Address::repeat_byte(0x50),
+            mediators: vec![Address::repeat_byte(0x4d)],
+        }
     }
 
     fn pricing(price: u128) -> Pricing {
-        Pricing { instruction_price: price, payment_collateral: 10, results_collateral_multiple: 2, mediation_fee: 1 }
+        Pricing {
+            instruction_price: price,
+            payment_collateral: 10,
+            results_collateral_multiple: 2,
+            mediation_fee: 1,
+        }
     }
 
     fn timeouts() -> Timeouts {
-        Timeouts { agree: 60, submit_results: 60, judge_results: 60, mediate_results: 60, submit_results_collateral: 1, judge_results_collateral: 1 }
+        Timeouts {
+            agree: 60,
+            submit_results: 60,
+            judge_results: 60,
+            mediate_results: 60,
+            submit_results_collateral: 1,
+            judge_results_collateral: 1,
+        }
     }
 
     fn job(n: u64, price: u128, cpu: u64) -> JobOffer {
@@ -92,7 +115,12 @@ mod tests {
             job_creator: Address::repeat_byte(0x1c),
             module: "cowsay:v0.0.1".into(),
             inputs: Default::default(),
-            spec: MachineSpec { cpu, ram: 10, gpu: 0, vram: 0 },
+            spec: MachineSpec {
+                cpu,
+                ram: 10,
+                gpu: 0,
+                vram: 0,
+            },
             pricing: pricing(price),
             timeouts: timeouts(),
             services: services(),
@@ -106,7 +134,12 @@ mod tests {
             id: String::new(),
             created_at: n,
             resource_provider: Address::repeat_byte(0x70),
-            spec: MachineSpec { cpu, ram: 100, gpu: 0, vram: 0 },
+            spec: MachineSpec {
+                cpu,
+                ram: 100,
+                gpu: 0,
+                vram: 0,
+            },
             pricing: pricing(price),
             timeouts: timeouts(),
             modules: vec![],
@@ -119,7 +152,11 @@ mod tests {
     #[test]
     fn cheapest_compatible_offer_wins_and_is_used_once() {
         let jobs = vec![job(2, 5, 1000), job(1, 5, 1000)];
-        let resources = vec![resource(1, 4, 1000), resource(2, 3, 1000), resource(3, 1, 10)];
+        let resources = vec![
+            resource(1, 4, 1000),
+            resource(2, 3, 1000),
+            resource(3, 1, 10),
+        ];
         let deals = match_offers(&jobs, &resources);
         assert_eq!(deals.len(), 2);
         // The older job (created_at 1) gets the cheapest offer that fits (price 3; price 1 is too small).
@@ -132,7 +169,9 @@ mod tests {
     #[test]
     fn no_offer_is_double_booked_and_order_does_not_matter() {
         let jobs: Vec<_> = (0..50).map(|n| job(n, 10, 500)).collect();
-        let resources: Vec<_> = (0..20).map(|n| resource(n, (n % 7) as u128 + 1, 1000)).collect();
+        let resources: Vec<_> = (0..20)
+            .map(|n| resource(n, (n % 7) as u128 + 1, 1000))
+            .collect();
         let deals = match_offers(&jobs, &resources);
         assert_eq!(deals.len(), 20);
         let mut used: Vec<_> = deals.iter().map(|d| d.resource_offer.id.clone()).collect();
@@ -149,7 +188,11 @@ mod tests {
     #[test]
     fn explain_counts_reasons() {
         let job = job(1, 2, 1000);
-        let live = vec![resource(1, 5, 1000), resource(2, 1, 10), resource(3, 1, 1000)];
+        let live = vec![
+            resource(1, 5, 1000),
+            resource(2, 1, 10),
+            resource(3, 1, 1000),
+        ];
         let explanation = explain(&job, &live, 4);
         assert_eq!(explanation.compatible, 1);
         assert_eq!(explanation.offline, 4);

@@ -86,47 +86,102 @@ impl Solver {
         }
     }
 
-    pub async fn add_job_offer(&self, offer: JobOffer, signer: Address) -> Result<JobOfferRecord, SolverError> {
+    pub async fn add_job_offer(
+        &self,
+        offer: JobOffer,
+        signer: Address,
+    ) -> Result<JobOfferRecord, SolverError> {
         if offer.job_creator != signer {
-            return Err(AuthError::NotTheParty { signer, role: "the job creator", what: "job offer" }.into());
+            return Err(AuthError::NotTheParty {
+                signer,
+                role: "the job creator",
+                what: "job offer",
+            }
+            .into());
         }
         if !offer.id_is_valid() {
-            return Err(SolverError::Invalid(format!("job offer id {:?} does not match its content (expected {})", offer.id, offer.compute_id())));
+            return Err(SolverError::Invalid(format!(
+                "job offer id {:?} does not match its content (expected {})",
+                offer.id,
+                offer.compute_id()
+            )));
         }
         if offer.services.solver != self.address {
-            return Err(SolverError::Invalid(format!("the offer names solver {:?}; this solver is {:?}", offer.services.solver, self.address)));
+            return Err(SolverError::Invalid(format!(
+                "the offer names solver {:?}; this solver is {:?}",
+                offer.services.solver, self.address
+            )));
         }
         if let Some(event) = self.store.add_job_offer(&offer).await? {
             tracing::info!(job_offer_id = %offer.id, module = %offer.module, "job offer added");
             self.publish([event]);
         }
         self.match_now().await?;
-        Ok(self.store.job_offer(&offer.id).await?.unwrap_or(JobOfferRecord { offer, deal_id: None }))
+        Ok(self
+            .store
+            .job_offer(&offer.id)
+            .await?
+            .unwrap_or(JobOfferRecord {
+                offer,
+                deal_id: None,
+            }))
     }
 
-    pub async fn add_resource_offer(&self, offer: ResourceOffer, signer: Address) -> Result<ResourceOfferRecord, SolverError> {
+    pub async fn add_resource_offer(
+        &self,
+        offer: ResourceOffer,
+        signer: Address,
+    ) -> Result<ResourceOfferRecord, SolverError> {
         if offer.resource_provider != signer {
-            return Err(AuthError::NotTheParty { signer, role: "the resource provider", what: "resource offer" }.into());
+            return Err(AuthError::NotTheParty {
+                signer,
+                role: "the resource provider",
+                what: "resource offer",
+            }
+            .into());
         }
         if !offer.id_is_valid() {
-            return Err(SolverError::Invalid(format!("resource offer id {:?} does not match its content (expected {})", offer.id, offer.compute_id())));
+            return Err(SolverError::Invalid(format!(
+                "resource offer id {:?} does not match its content (expected {})",
+                offer.id,
+                offer.compute_id()
+            )));
         }
         if offer.services.solver != self.address {
-            return Err(SolverError::Invalid(format!("the offer names solver {:?}; this solver is {:?}", offer.services.solver, self.address)));
+            return Err(SolverError::Invalid(format!(
+                "the offer names solver {:?}; this solver is {:?}",
+                offer.services.solver, self.address
+            )));
         }
         if let Some(event) = self.store.add_resource_offer(&offer, now_millis()).await? {
             tracing::info!(resource_offer_id = %offer.id, "resource offer added");
             self.publish([event]);
         }
         self.match_now().await?;
-        self.store.resource_offer(&offer.id).await?.ok_or_else(|| SolverError::NotFound(offer.id.clone()))
+        self.store
+            .resource_offer(&offer.id)
+            .await?
+            .ok_or_else(|| SolverError::NotFound(offer.id.clone()))
     }
 
-    pub async fn refresh_resource_offer(&self, id: &str, signer: Address) -> Result<ResourceOfferRecord, SolverError> {
-        if !self.store.refresh_resource_offer(id, signer, now_millis()).await? {
-            return Err(SolverError::NotFound(format!("no resource offer {id} of {signer:?}")));
+    pub async fn refresh_resource_offer(
+        &self,
+        id: &str,
+        signer: Address,
+    ) -> Result<ResourceOfferRecord, SolverError> {
+        if !self
+            .store
+            .refresh_resource_offer(id, signer, now_millis())
+            .await?
+        {
+            return Err(SolverError::NotFound(format!(
+                "no resource offer {id} of {signer:?}"
+            )));
         }
-        self.store.resource_offer(id).await?.ok_or_else(|| SolverError::NotFound(id.to_string()))
+        self.store
+            .resource_offer(id)
+            .await?
+            .ok_or_else(|| SolverError::NotFound(id.to_string()))
     }
 
     /// One matching pass over everything open; stores the deals in one transaction.
@@ -141,7 +196,9 @@ impl Solver {
         let deals = matcher::match_offers(&jobs, &resources);
         let mut keyed = Vec::with_capacity(deals.len());
         for deal in deals {
-            let id = deal.chain_id().map_err(|e| SolverError::Invalid(e.to_string()))?;
+            let id = deal
+                .chain_id()
+                .map_err(|e| SolverError::Invalid(e.to_string()))?;
             let key = format!("0x{}", hex::encode(deal_key(id, &terms_of(&deal))));
             keyed.push((deal, key));
         }
@@ -161,25 +218,52 @@ impl Solver {
             .await?
             .ok_or_else(|| SolverError::NotFound(format!("no job offer {job_offer_id}")))?;
         let alive_since = now_millis().saturating_sub(self.settings.offer_ttl_ms);
-        let open: Vec<_> = self.store.resource_offers(None).await?.into_iter().filter(|r| r.deal_id.is_none()).collect();
+        let open: Vec<_> = self
+            .store
+            .resource_offers(None)
+            .await?
+            .into_iter()
+            .filter(|r| r.deal_id.is_none())
+            .collect();
         let offline = open.iter().filter(|r| r.last_seen < alive_since).count();
-        let live: Vec<ResourceOffer> = open.into_iter().filter(|r| r.last_seen >= alive_since).map(|r| r.offer).collect();
+        let live: Vec<ResourceOffer> = open
+            .into_iter()
+            .filter(|r| r.last_seen >= alive_since)
+            .map(|r| r.offer)
+            .collect();
         let mut explanation = matcher::explain(&record.offer, &live, offline);
         explanation.deal_id = record.deal_id;
         Ok(explanation)
     }
 
     async fn deal_for(&self, deal_id: &str) -> Result<store::DealRecord, SolverError> {
-        self.store.deal(deal_id).await?.ok_or_else(|| SolverError::NotFound(format!("no deal {deal_id}")))
+        self.store
+            .deal(deal_id)
+            .await?
+            .ok_or_else(|| SolverError::NotFound(format!("no deal {deal_id}")))
     }
 
-    pub async fn upload_files(&self, deal_id: &str, tar: &[u8], signer: Address) -> Result<serde_json::Value, SolverError> {
+    pub async fn upload_files(
+        &self,
+        deal_id: &str,
+        tar: &[u8],
+        signer: Address,
+    ) -> Result<serde_json::Value, SolverError> {
         let record = self.deal_for(deal_id).await?;
         if record.deal.members.resource_provider != signer {
-            return Err(AuthError::NotTheParty { signer, role: "the resource provider", what: "deal" }.into());
+            return Err(AuthError::NotTheParty {
+                signer,
+                role: "the resource provider",
+                what: "deal",
+            }
+            .into());
         }
-        let limits = Limits { max_bytes: self.settings.max_upload_bytes * 4, ..Limits::default() };
-        results::validate(tar, limits).map_err(|e| SolverError::Invalid(format!("results of deal {deal_id} refused: {e}")))?;
+        let limits = Limits {
+            max_bytes: self.settings.max_upload_bytes * 4,
+            ..Limits::default()
+        };
+        results::validate(tar, limits)
+            .map_err(|e| SolverError::Invalid(format!("results of deal {deal_id} refused: {e}")))?;
         let cid = crate::data::ids::cid_of(crate::data::ids::RAW_CODEC, tar);
         let dir = self.files_dir();
         let path = dir.join(format!("{cid}.tar"));
@@ -189,57 +273,111 @@ impl Solver {
             tokio::fs::write(&partial, tar).await?;
             tokio::fs::rename(&partial, &path).await
         };
-        write.await.map_err(|e| SolverError::Io(format!("cannot store results of deal {deal_id}: {e}")))?;
+        write
+            .await
+            .map_err(|e| SolverError::Io(format!("cannot store results of deal {deal_id}: {e}")))?;
         self.store.put_file(deal_id, &cid, &path).await?;
         tracing::info!(deal_id, results_cid = %cid, bytes = tar.len(), "results uploaded");
         Ok(serde_json::json!({ "deal_id": deal_id, "results_cid": cid }))
     }
 
-    pub async fn add_result(&self, deal_id: &str, result: JobResult, signer: Address) -> Result<JobResult, SolverError> {
+    pub async fn add_result(
+        &self,
+        deal_id: &str,
+        result: JobResult,
+        signer: Address,
+    ) -> Result<JobResult, SolverError> {
         let record = self.deal_for(deal_id).await?;
         if record.deal.members.resource_provider != signer {
-            return Err(AuthError::NotTheParty { signer, role: "the resource provider", what: "deal" }.into());
+            return Err(AuthError::NotTheParty {
+                signer,
+                role: "the resource provider",
+                what: "deal",
+            }
+            .into());
         }
         if result.deal_id != deal_id {
-            return Err(SolverError::Invalid(format!("the result names deal {} but was posted to {deal_id}", result.deal_id)));
+            return Err(SolverError::Invalid(format!(
+                "the result names deal {} but was posted to {deal_id}",
+                result.deal_id
+            )));
         }
         match self.store.file(deal_id).await? {
             Some((cid, _)) if cid == result.results_cid => {}
             Some((cid, _)) => {
-                return Err(SolverError::Conflict(format!("the uploaded results of deal {deal_id} are {cid}, not {}", result.results_cid)))
+                return Err(SolverError::Conflict(format!(
+                    "the uploaded results of deal {deal_id} are {cid}, not {}",
+                    result.results_cid
+                )))
             }
-            None => return Err(SolverError::Conflict(format!("upload the results of deal {deal_id} before posting the result"))),
+            None => {
+                return Err(SolverError::Conflict(format!(
+                    "upload the results of deal {deal_id} before posting the result"
+                )))
+            }
         }
         if let Some(event) = self.store.put_result(&result).await? {
             self.publish([event]);
         }
-        self.store.result(deal_id).await?.ok_or_else(|| SolverError::NotFound(deal_id.to_string()))
+        self.store
+            .result(deal_id)
+            .await?
+            .ok_or_else(|| SolverError::NotFound(deal_id.to_string()))
     }
 
     /// Who may read a deal's results: its JC, its RP and its mediators.
     fn may_read(record: &store::DealRecord, signer: Address) -> Result<(), SolverError> {
         let members = &record.deal.members;
-        if members.job_creator == signer || members.resource_provider == signer || members.mediators.contains(&signer) {
+        if members.job_creator == signer
+            || members.resource_provider == signer
+            || members.mediators.contains(&signer)
+        {
             Ok(())
         } else {
-            Err(AuthError::NotTheParty { signer, role: "the job creator, resource provider or a mediator", what: "deal" }.into())
+            Err(AuthError::NotTheParty {
+                signer,
+                role: "the job creator, resource provider or a mediator",
+                what: "deal",
+            }
+            .into())
         }
     }
 
-    pub async fn result_for(&self, deal_id: &str, signer: Address) -> Result<JobResult, SolverError> {
+    pub async fn result_for(
+        &self,
+        deal_id: &str,
+        signer: Address,
+    ) -> Result<JobResult, SolverError> {
         let record = self.deal_for(deal_id).await?;
         Self::may_read(&record, signer)?;
-        self.store.result(deal_id).await?.ok_or_else(|| SolverError::NotFound(format!("deal {deal_id} has no result yet")))
+        self.store
+            .result(deal_id)
+            .await?
+            .ok_or_else(|| SolverError::NotFound(format!("deal {deal_id} has no result yet")))
     }
 
-    pub async fn download_files(&self, deal_id: &str, signer: Address) -> Result<Vec<u8>, SolverError> {
+    pub async fn download_files(
+        &self,
+        deal_id: &str,
+        signer: Address,
+    ) -> Result<Vec<u8>, SolverError> {
         let record = self.deal_for(deal_id).await?;
         let members = &record.deal.members;
         if members.job_creator != signer && !members.mediators.contains(&signer) {
-            return Err(AuthError::NotTheParty { signer, role: "the job creator or a mediator", what: "deal" }.into());
+            return Err(AuthError::NotTheParty {
+                signer,
+                role: "the job creator or a mediator",
+                what: "deal",
+            }
+            .into());
         }
-        let (_, path) = self.store.file(deal_id).await?.ok_or_else(|| SolverError::NotFound(format!("deal {deal_id} has no results yet")))?;
-        tokio::fs::read(&path).await.map_err(|e| SolverError::Io(format!("cannot read the results of deal {deal_id}: {e}")))
+        let (_, path) =
+            self.store.file(deal_id).await?.ok_or_else(|| {
+                SolverError::NotFound(format!("deal {deal_id} has no results yet"))
+            })?;
+        tokio::fs::read(&path)
+            .await
+            .map_err(|e| SolverError::Io(format!("cannot read the results of deal {deal_id}: {e}")))
     }
 
     pub async fn add_tx(&self, record: TxRecord) -> Result<TxRecord, SolverError> {
@@ -255,9 +393,13 @@ impl Solver {
             return warp::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         let mut text = String::new();
-        text.push_str("# HELP lilypad_deals Deals by on-chain state.\n# TYPE lilypad_deals gauge\n");
+        text.push_str(
+            "# HELP lilypad_deals Deals by on-chain state.\n# TYPE lilypad_deals gauge\n",
+        );
         for (state, count) in per_state {
-            let name = crate::data::DealState::try_from(state).map(|s| s.name()).unwrap_or("Unknown");
+            let name = crate::data::DealState::try_from(state)
+                .map(|s| s.name())
+                .unwrap_or("Unknown");
             text.push_str(&format!("lilypad_deals{{state=\"{name}\"}} {count}\n"));
         }
         text.push_str(&format!("# HELP lilypad_open_job_offers Unmatched job offers.\n# TYPE lilypad_open_job_offers gauge\nlilypad_open_job_offers {jobs}\n"));
@@ -269,13 +411,24 @@ impl Solver {
 
 /// Starts the solver: opens the store, registers the URL on chain, serves the API, watches
 /// the chain and re-matches every tick. Returns once listening.
-pub async fn start(chain: Arc<Chain>, settings: SolverSettings, shutdown: CancellationToken) -> anyhow::Result<SolverHandle> {
+pub async fn start(
+    chain: Arc<Chain>,
+    settings: SolverSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SolverHandle> {
     use anyhow::Context;
     tokio::fs::create_dir_all(&settings.data_dir)
         .await
-        .with_context(|| format!("cannot create the solver's DATA_DIR {}", settings.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot create the solver's DATA_DIR {}",
+                settings.data_dir.display()
+            )
+        })?;
     let db = settings.data_dir.join("solver.db");
-    let store = Store::open(&db).await.with_context(|| format!("cannot open the solver database {}", db.display()))?;
+    let store = Store::open(&db)
+        .await
+        .with_context(|| format!("cannot open the solver database {}", db.display()))?;
     let solver = Arc::new(Solver {
         store,
         bus: Bus::default(),
@@ -288,9 +441,19 @@ pub async fn start(chain: Arc<Chain>, settings: SolverSettings, shutdown: Cancel
     let signal = shutdown.clone();
     let (address, server) = warp::serve(routes)
         .try_bind_with_graceful_shutdown(settings.listen, async move { signal.cancelled().await })
-        .with_context(|| format!("cannot listen on {} (SERVER_HOST/SERVER_PORT); is another solver running?", settings.listen))?;
-    let url = settings.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
-    watcher::register(&chain, &url).await.context("cannot register the solver's URL in the Users contract")?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (SERVER_HOST/SERVER_PORT); is another solver running?",
+                settings.listen
+            )
+        })?;
+    let url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    watcher::register(&chain, &url)
+        .await
+        .context("cannot register the solver's URL in the Users contract")?;
     tracing::info!(%address, %url, solver = ?solver.address, "solver listening");
     let watcher = tokio::spawn(watcher::watch_chain(chain.clone(), solver.clone()));
     let ticker = tokio::spawn(watcher::tick(solver.clone(), chain.poll_interval()));
@@ -302,5 +465,10 @@ pub async fn start(chain: Arc<Chain>, settings: SolverSettings, shutdown: Cancel
         closing.store.close().await;
         tracing::info!("solver stopped");
     });
-    Ok(SolverHandle { address, url, solver, task })
+    Ok(SolverHandle {
+        address,
+        url,
+        solver,
+        task,
+    })
 }

@@ -7,7 +7,9 @@ use std::str::FromStr;
 
 use ethers::types::Address;
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::Row;
 
 use crate::bus::{Event, EventKind};
@@ -99,7 +101,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#;
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { what: what.to_string(), message: e.to_string() }
+    StoreError::Corrupt {
+        what: what.to_string(),
+        message: e.to_string(),
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T> {
@@ -123,20 +128,37 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         Ok(Store { pool })
     }
 
     async fn insert_event(tx: &mut sqlx::SqliteConnection, mut event: Event) -> Result<Event> {
-        let id = sqlx::query("INSERT INTO events (json) VALUES ('')").execute(&mut *tx).await?.last_insert_rowid();
+        let id = sqlx::query("INSERT INTO events (json) VALUES ('')")
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
         event.seq = id as u64;
-        sqlx::query("UPDATE events SET json = ? WHERE seq = ?").bind(encode(&event)).bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE events SET json = ? WHERE seq = ?")
+            .bind(encode(&event))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         Ok(event)
     }
 
     fn event(kind: EventKind) -> Event {
-        Event { seq: 0, kind, deal_id: None, job_offer_id: None, resource_offer_id: None, state: None }
+        Event {
+            seq: 0,
+            kind,
+            deal_id: None,
+            job_offer_id: None,
+            resource_offer_id: None,
+            state: None,
+        }
     }
 
     /// Stores a new job offer; None if it was already known.
@@ -153,13 +175,24 @@ impl Store {
         if inserted == 0 {
             return Ok(None);
         }
-        let event = Self::insert_event(&mut tx, Event { job_offer_id: Some(offer.id.clone()), ..Self::event(EventKind::JobOfferAdded) }).await?;
+        let event = Self::insert_event(
+            &mut tx,
+            Event {
+                job_offer_id: Some(offer.id.clone()),
+                ..Self::event(EventKind::JobOfferAdded)
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(event))
     }
 
     /// Stores a new resource offer (seen now); None if it was already known (then it is refreshed).
-    pub async fn add_resource_offer(&self, offer: &ResourceOffer, now_ms: u64) -> Result<Option<Event>> {
+    pub async fn add_resource_offer(
+        &self,
+        offer: &ResourceOffer,
+        now_ms: u64,
+    ) -> Result<Option<Event>> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT OR IGNORE INTO resource_offers (id, json, created_at, resource_provider, last_seen) VALUES (?, ?, ?, ?, ?)",
@@ -173,42 +206,79 @@ impl Store {
         .await?
         .rows_affected();
         if inserted == 0 {
-            sqlx::query("UPDATE resource_offers SET last_seen = ? WHERE id = ?").bind(now_ms as i64).bind(&offer.id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE resource_offers SET last_seen = ? WHERE id = ?")
+                .bind(now_ms as i64)
+                .bind(&offer.id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             return Ok(None);
         }
-        let event = Self::insert_event(&mut tx, Event { resource_offer_id: Some(offer.id.clone()), ..Self::event(EventKind::ResourceOfferAdded) }).await?;
+        let event = Self::insert_event(
+            &mut tx,
+            Event {
+                resource_offer_id: Some(offer.id.clone()),
+                ..Self::event(EventKind::ResourceOfferAdded)
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(event))
     }
 
     /// Marks a resource offer as alive now. False if no such offer of `owner` exists.
-    pub async fn refresh_resource_offer(&self, id: &str, owner: Address, now_ms: u64) -> Result<bool> {
-        let updated = sqlx::query("UPDATE resource_offers SET last_seen = ? WHERE id = ? AND resource_provider = ?")
-            .bind(now_ms as i64)
-            .bind(id)
-            .bind(address_text(owner))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+    pub async fn refresh_resource_offer(
+        &self,
+        id: &str,
+        owner: Address,
+        now_ms: u64,
+    ) -> Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE resource_offers SET last_seen = ? WHERE id = ? AND resource_provider = ?",
+        )
+        .bind(now_ms as i64)
+        .bind(id)
+        .bind(address_text(owner))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         Ok(updated > 0)
     }
 
     pub async fn job_offer(&self, id: &str) -> Result<Option<JobOfferRecord>> {
-        let row = sqlx::query("SELECT json, deal_id FROM job_offers WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
-        row.map(|row| Ok(JobOfferRecord { offer: decode("job offer", row.get::<&str, _>(0))?, deal_id: row.get(1) })).transpose()
+        let row = sqlx::query("SELECT json, deal_id FROM job_offers WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(JobOfferRecord {
+                offer: decode("job offer", row.get::<&str, _>(0))?,
+                deal_id: row.get(1),
+            })
+        })
+        .transpose()
     }
 
     pub async fn resource_offer(&self, id: &str) -> Result<Option<ResourceOfferRecord>> {
-        let row = sqlx::query("SELECT json, deal_id, last_seen FROM resource_offers WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT json, deal_id, last_seen FROM resource_offers WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| {
-            Ok(ResourceOfferRecord { offer: decode("resource offer", row.get::<&str, _>(0))?, deal_id: row.get(1), last_seen: row.get::<i64, _>(2) as u64 })
+            Ok(ResourceOfferRecord {
+                offer: decode("resource offer", row.get::<&str, _>(0))?,
+                deal_id: row.get(1),
+                last_seen: row.get::<i64, _>(2) as u64,
+            })
         })
         .transpose()
     }
 
     /// Resource offers, optionally of one provider.
-    pub async fn resource_offers(&self, owner: Option<Address>) -> Result<Vec<ResourceOfferRecord>> {
+    pub async fn resource_offers(
+        &self,
+        owner: Option<Address>,
+    ) -> Result<Vec<ResourceOfferRecord>> {
         let rows = match owner {
             Some(owner) => sqlx::query("SELECT json, deal_id, last_seen FROM resource_offers WHERE resource_provider = ? ORDER BY created_at, id")
                 .bind(address_text(owner))
@@ -217,23 +287,39 @@ impl Store {
             None => sqlx::query("SELECT json, deal_id, last_seen FROM resource_offers ORDER BY created_at, id").fetch_all(&self.pool).await?,
         };
         rows.iter()
-            .map(|row| Ok(ResourceOfferRecord { offer: decode("resource offer", row.get::<&str, _>(0))?, deal_id: row.get(1), last_seen: row.get::<i64, _>(2) as u64 }))
+            .map(|row| {
+                Ok(ResourceOfferRecord {
+                    offer: decode("resource offer", row.get::<&str, _>(0))?,
+                    deal_id: row.get(1),
+                    last_seen: row.get::<i64, _>(2) as u64,
+                })
+            })
             .collect()
     }
 
     /// Unmatched job offers, oldest first.
     pub async fn open_job_offers(&self) -> Result<Vec<JobOffer>> {
-        let rows = sqlx::query("SELECT json FROM job_offers WHERE deal_id IS NULL ORDER BY created_at, id").fetch_all(&self.pool).await?;
-        rows.iter().map(|row| decode("job offer", row.get::<&str, _>(0))).collect()
+        let rows = sqlx::query(
+            "SELECT json FROM job_offers WHERE deal_id IS NULL ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| decode("job offer", row.get::<&str, _>(0)))
+            .collect()
     }
 
     /// Unmatched resource offers refreshed at or after `alive_since_ms`.
     pub async fn live_resource_offers(&self, alive_since_ms: u64) -> Result<Vec<ResourceOffer>> {
-        let rows = sqlx::query("SELECT json FROM resource_offers WHERE deal_id IS NULL AND last_seen >= ?")
-            .bind(alive_since_ms as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|row| decode("resource offer", row.get::<&str, _>(0))).collect()
+        let rows = sqlx::query(
+            "SELECT json FROM resource_offers WHERE deal_id IS NULL AND last_seen >= ?",
+        )
+        .bind(alive_since_ms as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| decode("resource offer", row.get::<&str, _>(0)))
+            .collect()
     }
 
     /// Stores the deals of one matching pass in one transaction. A deal whose offers were
@@ -242,22 +328,34 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut events = Vec::new();
         for (deal, deal_key) in deals {
-            let job = sqlx::query("UPDATE job_offers SET deal_id = ? WHERE id = ? AND deal_id IS NULL")
-                .bind(&deal.id)
-                .bind(&deal.job_offer.id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            let resource = sqlx::query("UPDATE resource_offers SET deal_id = ? WHERE id = ? AND deal_id IS NULL")
-                .bind(&deal.id)
-                .bind(&deal.resource_offer.id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let job =
+                sqlx::query("UPDATE job_offers SET deal_id = ? WHERE id = ? AND deal_id IS NULL")
+                    .bind(&deal.id)
+                    .bind(&deal.job_offer.id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            let resource = sqlx::query(
+                "UPDATE resource_offers SET deal_id = ? WHERE id = ? AND deal_id IS NULL",
+            )
+            .bind(&deal.id)
+            .bind(&deal.resource_offer.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             if job != 1 || resource != 1 {
-                return Err(corrupt("matching pass", format!("offers of deal {} were taken concurrently", deal.id)));
+                return Err(corrupt(
+                    "matching pass",
+                    format!("offers of deal {} were taken concurrently", deal.id),
+                ));
             }
-            let mediators = deal.members.mediators.iter().map(|m| address_text(*m)).collect::<Vec<_>>().join(",");
+            let mediators = deal
+                .members
+                .mediators
+                .iter()
+                .map(|m| address_text(*m))
+                .collect::<Vec<_>>()
+                .join(",");
             sqlx::query(
                 "INSERT INTO deals (id, json, deal_key, job_offer, job_creator, resource_provider, mediators, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
             )
@@ -287,17 +385,30 @@ impl Store {
     fn deal_record(row: &sqlx::sqlite::SqliteRow) -> Result<DealRecord> {
         let deal: Deal = decode("deal", row.get::<&str, _>(0))?;
         let state = row.get::<i64, _>(1) as u8;
-        let state_name = DealState::try_from(state).map(|s| s.name().to_string()).unwrap_or_else(|e| e.to_string());
-        Ok(DealRecord { deal, state, state_name, deal_key: row.get(2) })
+        let state_name = DealState::try_from(state)
+            .map(|s| s.name().to_string())
+            .unwrap_or_else(|e| e.to_string());
+        Ok(DealRecord {
+            deal,
+            state,
+            state_name,
+            deal_key: row.get(2),
+        })
     }
 
     pub async fn deal(&self, id: &str) -> Result<Option<DealRecord>> {
-        let row = sqlx::query("SELECT json, state, deal_key FROM deals WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT json, state, deal_key FROM deals WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(Self::deal_record).transpose()
     }
 
     pub async fn deal_by_key(&self, deal_key: &str) -> Result<Option<DealRecord>> {
-        let row = sqlx::query("SELECT json, state, deal_key FROM deals WHERE deal_key = ?").bind(deal_key).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT json, state, deal_key FROM deals WHERE deal_key = ?")
+            .bind(deal_key)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(Self::deal_record).transpose()
     }
 
@@ -346,7 +457,15 @@ impl Store {
         if changed == 0 {
             return Ok(None);
         }
-        let event = Self::insert_event(&mut tx, Event { deal_id: Some(deal_id.to_string()), state: Some(state), ..Self::event(EventKind::DealStateChanged) }).await?;
+        let event = Self::insert_event(
+            &mut tx,
+            Event {
+                deal_id: Some(deal_id.to_string()),
+                state: Some(state),
+                ..Self::event(EventKind::DealStateChanged)
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(event))
     }
@@ -363,14 +482,25 @@ impl Store {
         if inserted == 0 {
             return Ok(None);
         }
-        let event = Self::insert_event(&mut tx, Event { deal_id: Some(result.deal_id.clone()), ..Self::event(EventKind::ResultAdded) }).await?;
+        let event = Self::insert_event(
+            &mut tx,
+            Event {
+                deal_id: Some(result.deal_id.clone()),
+                ..Self::event(EventKind::ResultAdded)
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(event))
     }
 
     pub async fn result(&self, deal_id: &str) -> Result<Option<JobResult>> {
-        let row = sqlx::query("SELECT json FROM results WHERE deal_id = ?").bind(deal_id).fetch_optional(&self.pool).await?;
-        row.map(|row| decode("result", row.get::<&str, _>(0))).transpose()
+        let row = sqlx::query("SELECT json FROM results WHERE deal_id = ?")
+            .bind(deal_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| decode("result", row.get::<&str, _>(0)))
+            .transpose()
     }
 
     pub async fn put_file(&self, deal_id: &str, results_cid: &str, path: &Path) -> Result<()> {
@@ -385,7 +515,10 @@ impl Store {
 
     /// (results CID, path) of a deal's uploaded results.
     pub async fn file(&self, deal_id: &str) -> Result<Option<(String, String)>> {
-        let row = sqlx::query("SELECT results_cid, path FROM files WHERE deal_id = ?").bind(deal_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT results_cid, path FROM files WHERE deal_id = ?")
+            .bind(deal_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|row| (row.get(0), row.get(1))))
     }
 
@@ -396,41 +529,57 @@ impl Store {
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|row| decode("event", row.get::<&str, _>(0))).collect()
+        rows.iter()
+            .map(|row| decode("event", row.get::<&str, _>(0)))
+            .collect()
     }
 
     /// Remembers a request signature; false if it was seen before (a replay).
     /// Signatures older than the clock window are forgotten: their timestamps are stale anyway.
     pub async fn remember_signature(&self, signature: &str, now_secs: u64) -> Result<bool> {
         let horizon = now_secs.saturating_sub(2 * crate::data::signing::MAX_SKEW_SECS + 1);
-        sqlx::query("DELETE FROM seen_signatures WHERE seen_at < ?").bind(horizon as i64).execute(&self.pool).await?;
-        let inserted = sqlx::query("INSERT OR IGNORE INTO seen_signatures (signature, seen_at) VALUES (?, ?)")
-            .bind(signature.to_ascii_lowercase())
-            .bind(now_secs as i64)
+        sqlx::query("DELETE FROM seen_signatures WHERE seen_at < ?")
+            .bind(horizon as i64)
             .execute(&self.pool)
-            .await?
-            .rows_affected();
+            .await?;
+        let inserted =
+            sqlx::query("INSERT OR IGNORE INTO seen_signatures (signature, seen_at) VALUES (?, ?)")
+                .bind(signature.to_ascii_lowercase())
+                .bind(now_secs as i64)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         Ok(inserted == 1)
     }
 
     pub async fn add_tx(&self, record: &TxRecord) -> Result<()> {
-        sqlx::query("INSERT OR IGNORE INTO txs (deal_id, address, action, tx_hash) VALUES (?, ?, ?, ?)")
-            .bind(&record.deal_id)
-            .bind(address_text(record.address))
-            .bind(&record.action)
-            .bind(&record.tx_hash)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO txs (deal_id, address, action, tx_hash) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&record.deal_id)
+        .bind(address_text(record.address))
+        .bind(&record.action)
+        .bind(&record.tx_hash)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     pub async fn txs(&self, deal_id: &str) -> Result<Vec<TxRecord>> {
-        let rows = sqlx::query("SELECT deal_id, address, action, tx_hash FROM txs WHERE deal_id = ? ORDER BY rowid").bind(deal_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(
+            "SELECT deal_id, address, action, tx_hash FROM txs WHERE deal_id = ? ORDER BY rowid",
+        )
+        .bind(deal_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(TxRecord {
                     deal_id: row.get(0),
-                    address: row.get::<&str, _>(1).parse().map_err(|e| corrupt("tx record", e))?,
+                    address: row
+                        .get::<&str, _>(1)
+                        .parse()
+                        .map_err(|e| corrupt("tx record", e))?,
                     action: row.get(2),
                     tx_hash: row.get(3),
                 })
@@ -439,21 +588,44 @@ impl Store {
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?.map(|row| row.get(0)))
+        Ok(sqlx::query("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| row.get(0)))
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").bind(key).bind(value).execute(&self.pool).await?;
+        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Counts for /metrics: (deals per state, open job offers, open resource offers, last event).
     pub async fn counts(&self) -> Result<(Vec<(u8, u64)>, u64, u64, u64)> {
-        let rows = sqlx::query("SELECT state, COUNT(*) FROM deals GROUP BY state").fetch_all(&self.pool).await?;
-        let per_state = rows.iter().map(|row| (row.get::<i64, _>(0) as u8, row.get::<i64, _>(1) as u64)).collect();
-        let jobs: i64 = sqlx::query("SELECT COUNT(*) FROM job_offers WHERE deal_id IS NULL").fetch_one(&self.pool).await?.get(0);
-        let resources: i64 = sqlx::query("SELECT COUNT(*) FROM resource_offers WHERE deal_id IS NULL").fetch_one(&self.pool).await?.get(0);
-        let last: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events").fetch_one(&self.pool).await?.get(0);
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM deals GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let per_state = rows
+            .iter()
+            .map(|row| (row.get::<i64, _>(0) as u8, row.get::<i64, _>(1) as u64))
+            .collect();
+        let jobs: i64 = sqlx::query("SELECT COUNT(*) FROM job_offers WHERE deal_id IS NULL")
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        let resources: i64 =
+            sqlx::query("SELECT COUNT(*) FROM resource_offers WHERE deal_id IS NULL")
+                .fetch_one(&self.pool)
+                .await?
+                .get(0);
+        let last: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
         Ok((per_state, jobs as u64, resources as u64, last as u64))
     }
 

@@ -18,14 +18,24 @@ const NEXT_BLOCK: &str = "next_block";
 pub async fn register(chain: &Chain, url: &str) -> Result<(), ChainError> {
     let users = &chain.contracts.users;
     let me = chain.address();
-    let read = |e: ethers::contract::ContractError<crate::chain::Client>| ChainError::Rpc { what: "read our user record".into(), message: e.to_string() };
+    let read = |e: ethers::contract::ContractError<crate::chain::Client>| ChainError::Rpc {
+        what: "read our user record".into(),
+        message: e.to_string(),
+    };
     let user = users.get_user(me).call().await.map_err(read)?;
     // Role 0 is Solver in LilypadUsers.Role.
     if user.url != url || !user.roles.contains(&0) {
-        chain.send("register the solver URL", users.update_user(String::new(), url.to_string(), vec![0])).await?;
+        chain
+            .send(
+                "register the solver URL",
+                users.update_user(String::new(), url.to_string(), vec![0]),
+            )
+            .await?;
     }
     if !users.is_listed(me, 0).call().await.map_err(read)? {
-        chain.send("list the solver", users.add_user_to_list(0)).await?;
+        chain
+            .send("list the solver", users.add_user_to_list(0))
+            .await?;
     }
     Ok(())
 }
@@ -39,7 +49,9 @@ pub async fn watch_chain(chain: Arc<Chain>, solver: Arc<Solver>) {
             Err(_) => 0,
         },
     };
-    let filter = Filter::new().address(chain.contracts.storage.address()).event("DealStateChange(bytes32,uint8)");
+    let filter = Filter::new()
+        .address(chain.contracts.storage.address())
+        .event("DealStateChange(bytes32,uint8)");
     let mut poller = LogPoller::new(chain.client.provider().clone(), filter, start);
     let mut backoff = chain.poll_interval();
     loop {
@@ -54,17 +66,19 @@ pub async fn watch_chain(chain: Arc<Chain>, solver: Arc<Solver>) {
                     };
                     let key = format!("{key:?}");
                     match solver.store.deal_by_key(&key).await {
-                        Ok(Some(record)) => match solver.store.set_deal_state(&record.deal.id, state).await {
-                            Ok(Some(event)) => {
-                                tracing::info!(deal_id = %record.deal.id, state, "deal state changed on chain");
-                                solver.bus.publish(event);
+                        Ok(Some(record)) => {
+                            match solver.store.set_deal_state(&record.deal.id, state).await {
+                                Ok(Some(event)) => {
+                                    tracing::info!(deal_id = %record.deal.id, state, "deal state changed on chain");
+                                    solver.bus.publish(event);
+                                }
+                                Ok(None) => {}
+                                Err(error) => {
+                                    tracing::error!(%error, "cannot record a deal state; will retry");
+                                    ok = false;
+                                }
                             }
-                            Ok(None) => {}
-                            Err(error) => {
-                                tracing::error!(%error, "cannot record a deal state; will retry");
-                                ok = false;
-                            }
-                        },
+                        }
                         Ok(None) => {} // another solver's deal
                         Err(error) => {
                             tracing::error!(%error, "cannot look up a deal; will retry");
@@ -73,13 +87,30 @@ pub async fn watch_chain(chain: Arc<Chain>, solver: Arc<Solver>) {
                     }
                 }
                 if ok {
-                    if let Err(error) = solver.store.set_meta(NEXT_BLOCK, &poller.next_block().to_string()).await {
+                    if let Err(error) = solver
+                        .store
+                        .set_meta(NEXT_BLOCK, &poller.next_block().to_string())
+                        .await
+                    {
                         tracing::error!(%error, "cannot save the last processed block");
                     }
                 } else {
                     // Re-read from the saved block on the next round.
-                    let saved = solver.store.meta(NEXT_BLOCK).await.ok().flatten().and_then(|b| b.parse().ok()).unwrap_or(start);
-                    poller = LogPoller::new(chain.client.provider().clone(), Filter::new().address(chain.contracts.storage.address()).event("DealStateChange(bytes32,uint8)"), saved);
+                    let saved = solver
+                        .store
+                        .meta(NEXT_BLOCK)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|b| b.parse().ok())
+                        .unwrap_or(start);
+                    poller = LogPoller::new(
+                        chain.client.provider().clone(),
+                        Filter::new()
+                            .address(chain.contracts.storage.address())
+                            .event("DealStateChange(bytes32,uint8)"),
+                        saved,
+                    );
                 }
             }
             Err(error) => {

@@ -12,7 +12,12 @@ pub const LP: u128 = 1_000_000_000_000_000_000;
 
 /// The terms every test uses (the RP and the JC must offer the same).
 pub fn pricing() -> Pricing {
-    Pricing { instruction_price: 3 * LP, payment_collateral: 5 * LP, results_collateral_multiple: 2, mediation_fee: LP }
+    Pricing {
+        instruction_price: 3 * LP,
+        payment_collateral: 5 * LP,
+        results_collateral_multiple: 2,
+        mediation_fee: LP,
+    }
 }
 
 pub fn timeouts() -> Timeouts {
@@ -31,7 +36,12 @@ pub async fn network(dir: &std::path::Path) -> DevNetwork {
         data_dir: dir.to_path_buf(),
         anvil_path: None,
         solver_port: 0,
-        rp_spec: MachineSpec { cpu: 2000, ram: 2048, gpu: 0, vram: 0 },
+        rp_spec: MachineSpec {
+            cpu: 2000,
+            ram: 2048,
+            gpu: 0,
+            vram: 0,
+        },
         rp_slots: 1,
         pricing: pricing(),
         timeouts: timeouts(),
