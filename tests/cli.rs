@@ -40,3 +40,147 @@ fn unknown_flags_are_rejected_with_a_hint() {
         "{stderr}"
     );
 }
+
+fn lilypad_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lilypad"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .current_dir(dir)
+        .output()
+        .expect("the lilypad binary runs")
+}
+
+#[test]
+fn every_role_documents_its_flags_and_variables() {
+    for (command, needles) in [
+        (
+            "solver",
+            &["SERVER_PORT", "SERVER_URL", "WEB3_RPC_URL", "OFFER_TTL"][..],
+        ),
+        (
+            "rp",
+            &[
+                "OFFER_GPU",
+                "OFFER_COUNT",
+                "PRICING_INSTRUCTION_PRICE",
+                "SERVICE_MEDIATORS",
+            ][..],
+        ),
+        (
+            "run",
+            &["KEY=VALUE", "--timeout", "TIMEOUT_JUDGE_RESULTS_TIME"][..],
+        ),
+        ("dev", &["--anvil-path", "OFFER_CPU"][..]),
+    ] {
+        let output = lilypad(&[command, "--help"]);
+        assert!(output.status.success(), "{command}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        for needle in needles {
+            assert!(
+                stdout.contains(needle),
+                "`lilypad {command} --help` lacks {needle}:\n{stdout}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_modules_and_inputs_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = lilypad_in(dir.path(), &["run", "nope:v1"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown module \"nope:v1\"") && stderr.contains("cowsay:v0.0.1"),
+        "{stderr}"
+    );
+    let output = lilypad_in(dir.path(), &["run", "cowsay:v0.0.1"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("-i Message=VALUE"), "{stderr}");
+}
+
+#[test]
+fn a_role_without_a_key_says_how_to_give_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = lilypad_in(
+        dir.path(),
+        &[
+            "solver",
+            "--rpc-url",
+            "http://127.0.0.1:9",
+            "--controller",
+            "0x0000000000000000000000000000000000000001",
+        ],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("WEB3_PRIVATE_KEY"), "{stderr}");
+}
+
+#[test]
+fn keys_generate_writes_a_private_key_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("rp.key");
+    let output = lilypad_in(
+        dir.path(),
+        &["keys", "generate", "--out", key.to_str().unwrap()],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("address: 0x"), "{stdout}");
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert!(
+        !stdout.contains(text.trim().trim_start_matches("0x")),
+        "the key itself is never printed"
+    );
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+/// The real binary with no network configured: it starts the embedded network, says so,
+/// runs the job on the real Docker engine and prints the cow.
+#[test]
+fn run_without_a_network_starts_an_embedded_one_and_prints_the_cow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lilypad"));
+    command
+        .args([
+            "run",
+            "--quiet",
+            "cowsay:v0.0.1",
+            "-i",
+            "Message=moo from the binary",
+        ])
+        .env_remove("WEB3_RPC_URL")
+        .env("DATA_DIR", dir.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("< moo from the binary >") && stdout.contains("(oo)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("starting an embedded local network"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("ResultsAccepted"), "{stderr}");
+    let downloaded = dir.path().join("downloaded-files");
+    assert_eq!(
+        std::fs::read_dir(downloaded).unwrap().count(),
+        1,
+        "results are kept under DATA_DIR"
+    );
+}
