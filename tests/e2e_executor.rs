@@ -1,0 +1,69 @@
+//! The Docker executor against the real engine: a job's output and exit code, its timeout,
+//! and GPU jobs carrying NVIDIA device requests. (No NVIDIA GPU or runtime exists on these
+//! machines, so the engine refuses the request with the same error `docker run --gpus 1`
+//! gives; that it gets that far shows the request was made.)
+
+use std::time::Instant;
+
+use lilypad::executor::docker::DockerExecutor;
+use lilypad::executor::{Executor, ExecutorError};
+use lilypad::module::resolve;
+
+fn cowsay(message: &str) -> lilypad::module::JobSpec {
+    resolve(
+        "cowsay:v0.0.1",
+        &[("Message".to_string(), message.to_string())].into(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_job_runs_in_the_sandbox_and_writes_its_outputs() {
+    let executor = DockerExecutor::connect(false)
+        .await
+        .expect("a Docker engine (make images starts one)");
+    let dir = tempfile::tempdir().unwrap();
+    let output = executor
+        .run(&cowsay("sandboxed"), &dir.path().join("outputs"), 0)
+        .await
+        .unwrap();
+    assert_eq!(output.exit_code, 0);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("< sandboxed >"));
+    assert_eq!(
+        std::fs::read(dir.path().join("outputs/cow.txt")).unwrap(),
+        output.stdout
+    );
+}
+
+#[tokio::test]
+async fn a_failing_job_reports_its_exit_code_and_a_slow_one_is_killed() {
+    let executor = DockerExecutor::connect(false).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut missing = cowsay("x");
+    missing.entrypoint = vec!["/no/such/binary".into()];
+    let error = executor.run(&missing, &dir.path().join("a"), 0).await;
+    // The engine refuses to start a missing entrypoint: an error, not a hang or a panic.
+    assert!(error.is_err() || error.as_ref().unwrap().exit_code != 0);
+
+    // A zero-second limit is over before the container can finish: it is killed and removed.
+    let mut slow = cowsay("x");
+    slow.timeout_secs = 0;
+    let started = Instant::now();
+    let result = executor.run(&slow, &dir.path().join("b"), 0).await;
+    assert!(started.elapsed().as_secs() < 30);
+    assert!(
+        matches!(result, Err(ExecutorError::Timeout(0))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn gpu_jobs_ask_the_engine_for_nvidia_devices() {
+    let executor = DockerExecutor::connect(false).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let error = executor
+        .run(&cowsay("gpu"), &dir.path().join("outputs"), 1)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("nvidia"), "{error}");
+}
