@@ -24,6 +24,9 @@ use crate::rp::RpSettings;
 use crate::run::{run_job, JobRequest};
 use crate::solver::SolverSettings;
 
+/// How often roles poll a local (dev or embedded) network: anvil answers in microseconds.
+const LOCAL_POLL: Duration = Duration::from_millis(50);
+
 /// Cancels the token on Ctrl-C or SIGTERM.
 pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
@@ -150,7 +153,7 @@ async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| settings.data_dir.join("downloaded-files"));
     let (pricing, timeouts) = (settings.pricing()?, settings.timeouts()?);
-    let request = |services| JobRequest {
+    let request = |services, poll| JobRequest {
         module: args.module.clone(),
         inputs: inputs.clone(),
         pricing,
@@ -158,7 +161,7 @@ async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
         services,
         results_dir: results_dir.clone(),
         timeout: Duration::from_secs(args.timeout),
-        poll: settings.poll_interval().min(Duration::from_millis(500)),
+        poll,
         progress: !args.quiet,
     };
     let outcome = if settings.web3_rpc_url.is_some() {
@@ -166,7 +169,7 @@ async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
         let services = settings.services()?;
         let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
         let client = SolverClient::new(&url, chain.client.signer().clone());
-        run_job(chain, client, request(services)).await?
+        run_job(chain, client, request(services, settings.poll_interval())).await?
     } else if let Some(network) = crate::dev::find_running(&settings.data_dir.join("dev")).await {
         eprintln!(
             "using the local network of `lilypad dev` at {} (solver {})",
@@ -196,14 +199,14 @@ async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
             mediators: network.mediators.clone(),
         };
         let client = SolverClient::new(&network.solver_url, chain.client.signer().clone());
-        run_job(chain, client, request(services)).await?
+        run_job(chain, client, request(services, LOCAL_POLL)).await?
     } else {
         eprintln!("no network configured (WEB3_RPC_URL is unset and no `lilypad dev` is running): starting an embedded local network (anvil, contracts, solver, resource provider) for this job");
         let dir = tempfile_dir()?;
         let network = DevNetwork::start(dev_options(&settings, dir.clone(), None, 0)?).await?;
         let chain = network.job_creator_chain().await?;
         let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
-        let outcome = run_job(chain, client, request(network.services.clone())).await;
+        let outcome = run_job(chain, client, request(network.services.clone(), LOCAL_POLL)).await;
         network.stop().await;
         let _ = std::fs::remove_dir_all(&dir);
         outcome?
@@ -249,7 +252,7 @@ fn dev_options(
         rp_slots: settings.offer_count,
         pricing: settings.pricing()?,
         timeouts: settings.timeouts()?,
-        poll: settings.poll_interval().min(Duration::from_millis(250)),
+        poll: LOCAL_POLL,
         publish: false,
     })
 }
