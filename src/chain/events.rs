@@ -32,6 +32,11 @@ impl LogPoller {
         self.next_block
     }
 
+    /// Goes back to `block`, so the next poll returns its logs again (after a failed batch).
+    pub fn rewind(&mut self, block: u64) {
+        self.next_block = self.next_block.min(block);
+    }
+
     /// The next batch of logs (possibly empty), up to the current head.
     pub async fn poll(&mut self) -> Result<Vec<Log>, ChainError> {
         let head = self

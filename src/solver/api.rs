@@ -15,52 +15,6 @@ use warp::{Filter, Rejection, Reply};
 use super::store::{DealFilter, TxRecord};
 use super::{Solver, SolverError};
 use crate::data::signing::{self, AuthError};
-use crate::data::{JobOffer, JobResult, ResourceOffer};
-
-/// What a handler can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    Unauthorized(#[from] AuthError),
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl From<SolverError> for ApiError {
-    fn from(error: SolverError) -> Self {
-        match error {
-            SolverError::Store(e) => ApiError::Internal(e.to_string()),
-            SolverError::Auth(e) => ApiError::Unauthorized(e),
-            SolverError::Invalid(message) => ApiError::BadRequest(message),
-            SolverError::Forbidden(message) => ApiError::Forbidden(message),
-            SolverError::NotFound(message) => ApiError::NotFound(message),
-            SolverError::Conflict(message) => ApiError::Conflict(message),
-            other => ApiError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl ApiError {
-    fn status(&self) -> StatusCode {
-        match self {
-            ApiError::Unauthorized(AuthError::NotTheParty { .. }) => StatusCode::FORBIDDEN,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
 
 /// The JSON body of every error.
 #[derive(Debug, Serialize, Deserialize)]
@@ -68,7 +22,7 @@ pub struct ErrorBody {
     pub error: String,
 }
 
-fn respond<T: Serialize>(result: Result<T, ApiError>, ok: StatusCode) -> Response {
+fn respond<T: Serialize>(result: Result<T, SolverError>, ok: StatusCode) -> Response {
     match result {
         Ok(value) => warp::reply::with_status(warp::reply::json(&value), ok).into_response(),
         Err(error) => {
@@ -125,7 +79,7 @@ impl RequestInfo {
     }
 
     /// Checks the signature, the clock and replays; returns the signer.
-    pub async fn authenticate(&self, solver: &Solver, body: &[u8]) -> Result<Address, ApiError> {
+    pub async fn authenticate(&self, solver: &Solver, body: &[u8]) -> Result<Address, SolverError> {
         let headers = signing::parse_headers(
             self.header(signing::ADDRESS_HEADER),
             self.header(signing::TIMESTAMP_HEADER),
@@ -136,8 +90,7 @@ impl RequestInfo {
         if !solver
             .store
             .remember_signature(&headers.signature, now)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .await?
         {
             return Err(AuthError::Replayed.into());
         }
@@ -145,8 +98,8 @@ impl RequestInfo {
     }
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed {what}: {e}")))
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, SolverError> {
+    serde_json::from_slice(body).map_err(|e| SolverError::Invalid(format!("malformed {what}: {e}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,92 +123,86 @@ pub fn routes(
     solver: Arc<Solver>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let max = solver.settings.max_upload_bytes;
-    let with = {
-        let solver = solver.clone();
+    let with = warp::any().map(move || solver.clone());
+    let v1 = || warp::path("api").and(warp::path("v1"));
+    // A signed write: the solver, what the signature covers, and the (size-capped) body.
+    let signed_post = {
+        let with = with.clone();
         move || {
-            let solver = solver.clone();
-            warp::any().map(move || solver.clone())
+            warp::post()
+                .and(with.clone())
+                .and(request_info())
+                .and(warp::body::content_length_limit(max).and(warp::body::bytes()))
         }
     };
-    let body = move || warp::body::content_length_limit(max).and(warp::body::bytes());
-    let v1 = || warp::path("api").and(warp::path("v1"));
+    // A signed read of private data: the solver and what the signature covers (empty body).
+    let signed_get = {
+        let with = with.clone();
+        move || warp::get().and(with.clone()).and(request_info())
+    };
 
     let health = warp::path!("health")
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
     let metrics = warp::path!("metrics")
         .and(warp::get())
-        .and(with())
+        .and(with.clone())
         .then(|solver: Arc<Solver>| async move { solver.metrics().await });
 
-    let post_job = v1()
-        .and(warp::path!("job_offers"))
-        .and(warp::post())
-        .and(with())
-        .and(request_info())
-        .and(body())
-        .then(
-            |solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
-                let result = async {
-                    let signer = info.authenticate(&solver, &body).await?;
-                    let offer: JobOffer = parse_json(&body, "job offer")?;
-                    Ok::<_, ApiError>(solver.add_job_offer(offer, signer).await?)
-                };
-                respond(result.await, StatusCode::CREATED)
-            },
-        );
+    let post_job = v1().and(warp::path!("job_offers")).and(signed_post()).then(
+        |solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
+            let result = async {
+                let signer = info.authenticate(&solver, &body).await?;
+                solver
+                    .add_job_offer(parse_json(&body, "job offer")?, signer)
+                    .await
+            };
+            respond(result.await, StatusCode::CREATED)
+        },
+    );
     let get_job = v1()
         .and(warp::path!("job_offers" / String))
         .and(warp::get())
-        .and(with())
+        .and(with.clone())
         .then(|id: String, solver: Arc<Solver>| async move {
             let result = async {
                 solver
                     .store
                     .job_offer(&id)
-                    .await
-                    .map_err(SolverError::from)?
-                    .ok_or_else(|| ApiError::NotFound(format!("no job offer {id}")))
+                    .await?
+                    .ok_or_else(|| SolverError::NotFound(format!("no job offer {id}")))
             };
             respond(result.await, StatusCode::OK)
         });
     let explain = v1()
         .and(warp::path!("job_offers" / String / "explain"))
         .and(warp::get())
-        .and(with())
+        .and(with.clone())
         .then(|id: String, solver: Arc<Solver>| async move {
-            respond(
-                solver.explain(&id).await.map_err(ApiError::from),
-                StatusCode::OK,
-            )
+            respond(solver.explain(&id).await, StatusCode::OK)
         });
     let post_resource = v1()
         .and(warp::path!("resource_offers"))
-        .and(warp::post())
-        .and(with())
-        .and(request_info())
-        .and(body())
+        .and(signed_post())
         .then(
             |solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
                 let result = async {
                     let signer = info.authenticate(&solver, &body).await?;
-                    let offer: ResourceOffer = parse_json(&body, "resource offer")?;
-                    Ok::<_, ApiError>(solver.add_resource_offer(offer, signer).await?)
+                    solver
+                        .add_resource_offer(parse_json(&body, "resource offer")?, signer)
+                        .await
                 };
                 respond(result.await, StatusCode::CREATED)
             },
         );
     let refresh = v1()
         .and(warp::path!("resource_offers" / String / "refresh"))
-        .and(warp::post())
-        .and(with())
-        .and(request_info())
-        .and(body())
+        .and(signed_post())
         .then(
             |id: String, solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
                 let result = async {
                     let signer = info.authenticate(&solver, &body).await?;
-                    Ok::<_, ApiError>(solver.refresh_resource_offer(&id, signer).await?)
+                    solver.refresh_resource_offer(&id, signer).await
                 };
                 respond(result.await, StatusCode::OK)
             },
@@ -264,102 +211,82 @@ pub fn routes(
         .and(warp::path!("resource_offers"))
         .and(warp::get())
         .and(warp::query::<OwnerQuery>())
-        .and(with())
+        .and(with.clone())
         .then(|query: OwnerQuery, solver: Arc<Solver>| async move {
-            respond(
-                solver
-                    .store
-                    .resource_offers(query.resource_provider)
-                    .await
-                    .map_err(|e| ApiError::Internal(e.to_string())),
-                StatusCode::OK,
-            )
+            let offers = solver.store.resource_offers(query.resource_provider).await;
+            respond(offers.map_err(SolverError::from), StatusCode::OK)
         });
     let list_deals = v1()
         .and(warp::path!("deals"))
         .and(warp::get())
         .and(warp::query::<DealFilter>())
-        .and(with())
+        .and(with.clone())
         .then(|filter: DealFilter, solver: Arc<Solver>| async move {
             respond(
-                solver
-                    .store
-                    .deals(&filter)
-                    .await
-                    .map_err(|e| ApiError::Internal(e.to_string())),
+                solver.store.deals(&filter).await.map_err(SolverError::from),
                 StatusCode::OK,
             )
         });
     let get_deal = v1()
         .and(warp::path!("deals" / String))
         .and(warp::get())
-        .and(with())
+        .and(with.clone())
         .then(|id: String, solver: Arc<Solver>| async move {
             let result = async {
                 solver
                     .store
                     .deal(&id)
-                    .await
-                    .map_err(SolverError::from)?
-                    .ok_or_else(|| ApiError::NotFound(format!("no deal {id}")))
+                    .await?
+                    .ok_or_else(|| SolverError::NotFound(format!("no deal {id}")))
             };
             respond(result.await, StatusCode::OK)
         });
     let post_result = v1()
         .and(warp::path!("deals" / String / "result"))
-        .and(warp::post())
-        .and(with())
-        .and(request_info())
-        .and(body())
+        .and(signed_post())
         .then(
             |id: String, solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
                 let result = async {
                     let signer = info.authenticate(&solver, &body).await?;
-                    let result: JobResult = parse_json(&body, "result")?;
-                    Ok::<_, ApiError>(solver.add_result(&id, result, signer).await?)
+                    solver
+                        .add_result(&id, parse_json(&body, "result")?, signer)
+                        .await
                 };
                 respond(result.await, StatusCode::CREATED)
             },
         );
     let get_result = v1()
         .and(warp::path!("deals" / String / "result"))
-        .and(warp::get())
-        .and(with())
-        .and(request_info())
+        .and(signed_get())
         .then(
             |id: String, solver: Arc<Solver>, info: RequestInfo| async move {
                 let result = async {
                     let signer = info.authenticate(&solver, b"").await?;
-                    Ok::<_, ApiError>(solver.result_for(&id, signer).await?)
+                    solver.result_for(&id, signer).await
                 };
                 respond(result.await, StatusCode::OK)
             },
         );
     let upload = v1()
         .and(warp::path!("deals" / String / "files"))
-        .and(warp::post())
-        .and(with())
-        .and(request_info())
-        .and(body())
+        .and(signed_post())
         .then(
             |id: String, solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
                 let result = async {
                     let signer = info.authenticate(&solver, &body).await?;
-                    Ok::<_, ApiError>(solver.upload_files(&id, &body, signer).await?)
+                    solver.upload_files(&id, &body, signer).await
                 };
                 respond(result.await, StatusCode::CREATED)
             },
         );
     let download = v1()
         .and(warp::path!("deals" / String / "files"))
-        .and(warp::get())
-        .and(with())
-        .and(request_info())
+        .and(signed_get())
         .then(
             |id: String, solver: Arc<Solver>, info: RequestInfo| async move {
                 let result = async {
                     let signer = info.authenticate(&solver, b"").await?;
-                    Ok::<_, ApiError>(solver.download_files(&id, signer).await?)
+                    solver.download_files(&id, signer).await
                 };
                 match result.await {
                     Ok(bytes) => warp::http::Response::builder()
@@ -376,25 +303,19 @@ pub fn routes(
         );
     let post_tx = v1()
         .and(warp::path!("deals" / String / "txs"))
-        .and(warp::post())
-        .and(with())
-        .and(request_info())
-        .and(body())
+        .and(signed_post())
         .then(
             |id: String, solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
                 let result = async {
                     let signer = info.authenticate(&solver, &body).await?;
                     let tx: TxBody = parse_json(&body, "transaction record")?;
-                    Ok::<_, ApiError>(
-                        solver
-                            .add_tx(TxRecord {
-                                deal_id: id,
-                                address: signer,
-                                action: tx.action,
-                                tx_hash: tx.tx_hash,
-                            })
-                            .await?,
-                    )
+                    let record = TxRecord {
+                        deal_id: id,
+                        address: signer,
+                        action: tx.action,
+                        tx_hash: tx.tx_hash,
+                    };
+                    solver.add_tx(record).await
                 };
                 respond(result.await, StatusCode::CREATED)
             },
@@ -402,21 +323,17 @@ pub fn routes(
     let get_txs = v1()
         .and(warp::path!("deals" / String / "txs"))
         .and(warp::get())
-        .and(with())
+        .and(with.clone())
         .then(|id: String, solver: Arc<Solver>| async move {
             respond(
-                solver
-                    .store
-                    .txs(&id)
-                    .await
-                    .map_err(|e| ApiError::Internal(e.to_string())),
+                solver.store.txs(&id).await.map_err(SolverError::from),
                 StatusCode::OK,
             )
         });
     let ws = warp::path!("ws")
         .and(warp::ws())
         .and(warp::query::<WsQuery>())
-        .and(with())
+        .and(with.clone())
         .map(|ws: warp::ws::Ws, query: WsQuery, solver: Arc<Solver>| {
             ws.on_upgrade(move |socket| super::ws::serve(socket, solver, query.since))
                 .into_response()

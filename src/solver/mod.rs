@@ -35,13 +35,26 @@ pub enum SolverError {
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     Io(String),
+}
+
+impl SolverError {
+    /// The HTTP status that says whose fault this was.
+    pub fn status(&self) -> warp::http::StatusCode {
+        use warp::http::StatusCode;
+        match self {
+            SolverError::Auth(AuthError::NotTheParty { .. }) => StatusCode::FORBIDDEN,
+            SolverError::Auth(_) => StatusCode::UNAUTHORIZED,
+            SolverError::Invalid(_) => StatusCode::BAD_REQUEST,
+            SolverError::NotFound(_) => StatusCode::NOT_FOUND,
+            SolverError::Conflict(_) => StatusCode::CONFLICT,
+            SolverError::Store(_) | SolverError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
 
 /// Solver settings.
@@ -86,32 +99,43 @@ impl Solver {
         }
     }
 
+    /// Checks a posted offer: the signer is the party it names (`named.0`), its id matches
+    /// its content, and the solver it names (`named.1`) is this one.
+    fn check_offer(
+        &self,
+        offer: &impl ContentAddressed,
+        named: (Address, Address),
+        signer: Address,
+        role: &'static str,
+        what: &'static str,
+    ) -> Result<(), SolverError> {
+        let (party, solver) = named;
+        if party != signer {
+            return Err(AuthError::NotTheParty { signer, role, what }.into());
+        }
+        if !offer.id_is_valid() {
+            return Err(SolverError::Invalid(format!(
+                "{what} id {:?} does not match its content (expected {})",
+                offer.id(),
+                offer.compute_id()
+            )));
+        }
+        if solver != self.address {
+            return Err(SolverError::Invalid(format!(
+                "the offer names solver {solver:?}; this solver is {:?}",
+                self.address
+            )));
+        }
+        Ok(())
+    }
+
     pub async fn add_job_offer(
         &self,
         offer: JobOffer,
         signer: Address,
     ) -> Result<JobOfferRecord, SolverError> {
-        if offer.job_creator != signer {
-            return Err(AuthError::NotTheParty {
-                signer,
-                role: "the job creator",
-                what: "job offer",
-            }
-            .into());
-        }
-        if !offer.id_is_valid() {
-            return Err(SolverError::Invalid(format!(
-                "job offer id {:?} does not match its content (expected {})",
-                offer.id,
-                offer.compute_id()
-            )));
-        }
-        if offer.services.solver != self.address {
-            return Err(SolverError::Invalid(format!(
-                "the offer names solver {:?}; this solver is {:?}",
-                offer.services.solver, self.address
-            )));
-        }
+        let named = (offer.job_creator, offer.services.solver);
+        self.check_offer(&offer, named, signer, "the job creator", "job offer")?;
         if let Some(event) = self.store.add_job_offer(&offer).await? {
             tracing::info!(job_offer_id = %offer.id, module = %offer.module, "job offer added");
             self.publish([event]);
@@ -132,27 +156,14 @@ impl Solver {
         offer: ResourceOffer,
         signer: Address,
     ) -> Result<ResourceOfferRecord, SolverError> {
-        if offer.resource_provider != signer {
-            return Err(AuthError::NotTheParty {
-                signer,
-                role: "the resource provider",
-                what: "resource offer",
-            }
-            .into());
-        }
-        if !offer.id_is_valid() {
-            return Err(SolverError::Invalid(format!(
-                "resource offer id {:?} does not match its content (expected {})",
-                offer.id,
-                offer.compute_id()
-            )));
-        }
-        if offer.services.solver != self.address {
-            return Err(SolverError::Invalid(format!(
-                "the offer names solver {:?}; this solver is {:?}",
-                offer.services.solver, self.address
-            )));
-        }
+        let named = (offer.resource_provider, offer.services.solver);
+        self.check_offer(
+            &offer,
+            named,
+            signer,
+            "the resource provider",
+            "resource offer",
+        )?;
         if let Some(event) = self.store.add_resource_offer(&offer, now_millis()).await? {
             tracing::info!(resource_offer_id = %offer.id, "resource offer added");
             self.publish([event]);

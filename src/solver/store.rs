@@ -95,6 +95,7 @@ CREATE TABLE IF NOT EXISTS results (deal_id TEXT PRIMARY KEY, json TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS files (deal_id TEXT PRIMARY KEY, results_cid TEXT NOT NULL, path TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS seen_signatures (signature TEXT PRIMARY KEY, seen_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_signatures_age ON seen_signatures (seen_at);
 CREATE TABLE IF NOT EXISTS txs (deal_id TEXT NOT NULL, address TEXT NOT NULL, action TEXT NOT NULL,
     tx_hash TEXT NOT NULL, PRIMARY KEY (deal_id, tx_hash));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -150,6 +151,24 @@ impl Store {
         Ok(event)
     }
 
+    /// Stores `event` in `tx`, commits, and returns the numbered event to publish.
+    async fn commit_with_event(
+        mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+        event: Event,
+    ) -> Result<Option<Event>> {
+        let event = Self::insert_event(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(Some(event))
+    }
+
+    fn resource_offer_record(row: &sqlx::sqlite::SqliteRow) -> Result<ResourceOfferRecord> {
+        Ok(ResourceOfferRecord {
+            offer: decode("resource offer", row.get::<&str, _>(0))?,
+            deal_id: row.get(1),
+            last_seen: row.get::<i64, _>(2) as u64,
+        })
+    }
+
     fn event(kind: EventKind) -> Event {
         Event {
             seq: 0,
@@ -175,16 +194,14 @@ impl Store {
         if inserted == 0 {
             return Ok(None);
         }
-        let event = Self::insert_event(
-            &mut tx,
+        Self::commit_with_event(
+            tx,
             Event {
                 job_offer_id: Some(offer.id.clone()),
                 ..Self::event(EventKind::JobOfferAdded)
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(event))
+        .await
     }
 
     /// Stores a new resource offer (seen now); None if it was already known (then it is refreshed).
@@ -214,16 +231,14 @@ impl Store {
             tx.commit().await?;
             return Ok(None);
         }
-        let event = Self::insert_event(
-            &mut tx,
+        Self::commit_with_event(
+            tx,
             Event {
                 resource_offer_id: Some(offer.id.clone()),
                 ..Self::event(EventKind::ResourceOfferAdded)
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(event))
+        .await
     }
 
     /// Marks a resource offer as alive now. False if no such offer of `owner` exists.
@@ -264,14 +279,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| {
-            Ok(ResourceOfferRecord {
-                offer: decode("resource offer", row.get::<&str, _>(0))?,
-                deal_id: row.get(1),
-                last_seen: row.get::<i64, _>(2) as u64,
-            })
-        })
-        .transpose()
+        row.as_ref().map(Self::resource_offer_record).transpose()
     }
 
     /// Resource offers, optionally of one provider.
@@ -286,15 +294,7 @@ impl Store {
                 .await?,
             None => sqlx::query("SELECT json, deal_id, last_seen FROM resource_offers ORDER BY created_at, id").fetch_all(&self.pool).await?,
         };
-        rows.iter()
-            .map(|row| {
-                Ok(ResourceOfferRecord {
-                    offer: decode("resource offer", row.get::<&str, _>(0))?,
-                    deal_id: row.get(1),
-                    last_seen: row.get::<i64, _>(2) as u64,
-                })
-            })
-            .collect()
+        rows.iter().map(Self::resource_offer_record).collect()
     }
 
     /// Unmatched job offers, oldest first.
@@ -322,8 +322,9 @@ impl Store {
             .collect()
     }
 
-    /// Stores the deals of one matching pass in one transaction. A deal whose offers were
-    /// taken meanwhile is skipped. Returns the events to publish.
+    /// Stores the deals of one matching pass in one transaction. If any deal's offers were
+    /// taken meanwhile (passes are serialised, so this means a bug), nothing is stored.
+    /// Returns the events to publish.
     pub async fn commit_deals(&self, deals: &[(Deal, String)]) -> Result<Vec<Event>> {
         let mut tx = self.pool.begin().await?;
         let mut events = Vec::new();
@@ -457,17 +458,15 @@ impl Store {
         if changed == 0 {
             return Ok(None);
         }
-        let event = Self::insert_event(
-            &mut tx,
+        Self::commit_with_event(
+            tx,
             Event {
                 deal_id: Some(deal_id.to_string()),
                 state: Some(state),
                 ..Self::event(EventKind::DealStateChanged)
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(event))
+        .await
     }
 
     /// Records a deal's result (the first one wins; a repeat of the same is fine).
@@ -482,16 +481,14 @@ impl Store {
         if inserted == 0 {
             return Ok(None);
         }
-        let event = Self::insert_event(
-            &mut tx,
+        Self::commit_with_event(
+            tx,
             Event {
                 deal_id: Some(result.deal_id.clone()),
                 ..Self::event(EventKind::ResultAdded)
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(event))
+        .await
     }
 
     pub async fn result(&self, deal_id: &str) -> Result<Option<JobResult>> {
@@ -535,13 +532,7 @@ impl Store {
     }
 
     /// Remembers a request signature; false if it was seen before (a replay).
-    /// Signatures older than the clock window are forgotten: their timestamps are stale anyway.
     pub async fn remember_signature(&self, signature: &str, now_secs: u64) -> Result<bool> {
-        let horizon = now_secs.saturating_sub(2 * crate::data::signing::MAX_SKEW_SECS + 1);
-        sqlx::query("DELETE FROM seen_signatures WHERE seen_at < ?")
-            .bind(horizon as i64)
-            .execute(&self.pool)
-            .await?;
         let inserted =
             sqlx::query("INSERT OR IGNORE INTO seen_signatures (signature, seen_at) VALUES (?, ?)")
                 .bind(signature.to_ascii_lowercase())
@@ -550,6 +541,17 @@ impl Store {
                 .await?
                 .rows_affected();
         Ok(inserted == 1)
+    }
+
+    /// Forgets signatures seen more than twice the clock window ago: a request carrying one
+    /// again is refused as stale, so remembering it no longer matters.
+    pub async fn forget_old_signatures(&self, now_secs: u64) -> Result<()> {
+        let horizon = now_secs.saturating_sub(2 * crate::data::signing::MAX_SKEW_SECS + 1);
+        sqlx::query("DELETE FROM seen_signatures WHERE seen_at < ?")
+            .bind(horizon as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn add_tx(&self, record: &TxRecord) -> Result<()> {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ethers::providers::Middleware;
-use ethers::types::Filter;
+use ethers::types::{Filter, Log};
 
+use super::store::StoreError;
 use super::Solver;
 use crate::chain::events::LogPoller;
 use crate::chain::{Chain, ChainError};
@@ -55,62 +56,28 @@ pub async fn watch_chain(chain: Arc<Chain>, solver: Arc<Solver>) {
     let mut poller = LogPoller::new(chain.client.provider().clone(), filter, start);
     let mut backoff = chain.poll_interval();
     loop {
+        let batch_start = poller.next_block();
         match poller.poll().await {
             Ok(logs) => {
                 backoff = chain.poll_interval();
-                let mut ok = true;
-                for log in logs {
-                    let (Some(key), Some(&state)) = (log.topics.get(1), log.data.last()) else {
-                        tracing::warn!(?log, "ignoring a malformed DealStateChange log");
-                        continue;
-                    };
-                    let key = format!("{key:?}");
-                    match solver.store.deal_by_key(&key).await {
-                        Ok(Some(record)) => {
-                            match solver.store.set_deal_state(&record.deal.id, state).await {
-                                Ok(Some(event)) => {
-                                    tracing::info!(deal_id = %record.deal.id, state, "deal state changed on chain");
-                                    solver.bus.publish(event);
-                                }
-                                Ok(None) => {}
-                                Err(error) => {
-                                    tracing::error!(%error, "cannot record a deal state; will retry");
-                                    ok = false;
-                                }
-                            }
-                        }
-                        Ok(None) => {} // another solver's deal
-                        Err(error) => {
-                            tracing::error!(%error, "cannot look up a deal; will retry");
-                            ok = false;
-                        }
+                let mut recorded = Ok(());
+                for log in &logs {
+                    recorded = record_state_change(&solver, log).await;
+                    if recorded.is_err() {
+                        break;
                     }
                 }
-                if ok {
-                    if let Err(error) = solver
-                        .store
-                        .set_meta(NEXT_BLOCK, &poller.next_block().to_string())
-                        .await
-                    {
-                        tracing::error!(%error, "cannot save the last processed block");
+                match recorded {
+                    Ok(()) => {
+                        let next = poller.next_block().to_string();
+                        if let Err(error) = solver.store.set_meta(NEXT_BLOCK, &next).await {
+                            tracing::error!(%error, "cannot save the last processed block");
+                        }
                     }
-                } else {
-                    // Re-read from the saved block on the next round.
-                    let saved = solver
-                        .store
-                        .meta(NEXT_BLOCK)
-                        .await
-                        .ok()
-                        .flatten()
-                        .and_then(|b| b.parse().ok())
-                        .unwrap_or(start);
-                    poller = LogPoller::new(
-                        chain.client.provider().clone(),
-                        Filter::new()
-                            .address(chain.contracts.storage.address())
-                            .event("DealStateChange(bytes32,uint8)"),
-                        saved,
-                    );
+                    Err(error) => {
+                        tracing::error!(%error, "cannot record a deal state; will re-read the batch");
+                        poller.rewind(batch_start);
+                    }
                 }
             }
             Err(error) => {
@@ -125,7 +92,23 @@ pub async fn watch_chain(chain: Arc<Chain>, solver: Arc<Solver>) {
     }
 }
 
-/// Runs a matching pass every `interval` until shutdown.
+/// Records one `DealStateChange` log (a deal of another solver, or a malformed log, is skipped).
+async fn record_state_change(solver: &Solver, log: &Log) -> Result<(), StoreError> {
+    let (Some(key), Some(&state)) = (log.topics.get(1), log.data.last()) else {
+        tracing::warn!(?log, "ignoring a malformed DealStateChange log");
+        return Ok(());
+    };
+    let Some(record) = solver.store.deal_by_key(&format!("{key:?}")).await? else {
+        return Ok(()); // another solver's deal
+    };
+    if let Some(event) = solver.store.set_deal_state(&record.deal.id, state).await? {
+        tracing::info!(deal_id = %record.deal.id, state, "deal state changed on chain");
+        solver.bus.publish(event);
+    }
+    Ok(())
+}
+
+/// Runs a matching pass (and forgets stale request signatures) every `interval` until shutdown.
 pub async fn tick(solver: Arc<Solver>, interval: Duration) {
     let interval = interval.max(Duration::from_millis(200));
     loop {
@@ -135,6 +118,10 @@ pub async fn tick(solver: Arc<Solver>, interval: Duration) {
         }
         if let Err(error) = solver.match_now().await {
             tracing::warn!(%error, "matching pass failed; will retry");
+        }
+        let now = crate::data::signing::now_secs();
+        if let Err(error) = solver.store.forget_old_signatures(now).await {
+            tracing::warn!(%error, "cannot forget old request signatures; will retry");
         }
     }
 }
