@@ -164,21 +164,14 @@ impl Ledger {
         }))
     }
 
-    /// Deals accepted and not finished: they hold a slot.
-    pub async fn active_deals(&self) -> Result<Vec<LocalDeal>, sqlx::Error> {
-        let rows = sqlx::query("SELECT json, stage, results_cid FROM deals WHERE stage IN ('accepted', 'packed', 'submitted')")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| {
-                Some(LocalDeal {
-                    deal: serde_json::from_str(row.get::<&str, _>(0)).ok()?,
-                    stage: Stage::parse(row.get::<&str, _>(1)),
-                    results_cid: row.get(2),
-                })
-            })
-            .collect())
+    /// How many deals are accepted and not finished: each holds a slot.
+    pub async fn active_deal_count(&self) -> Result<u32, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM deals WHERE stage IN ('accepted', 'packed', 'submitted')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get::<i64, _>(0) as u32)
     }
 
     pub async fn close(&self) {

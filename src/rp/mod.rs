@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -116,8 +117,6 @@ pub async fn run(
     Ok(())
 }
 
-use futures::FutureExt;
-
 impl Rp {
     fn new_offer(&self) -> ResourceOffer {
         ResourceOffer {
@@ -136,7 +135,7 @@ impl Rp {
 
     /// One open offer per free slot; refreshes them so the solver knows we are alive.
     async fn keep_offers(&self, last_refresh: &mut Option<Instant>) -> anyhow::Result<()> {
-        let active = self.ledger.active_deals().await?.len() as u32;
+        let active = self.ledger.active_deal_count().await?;
         let mut open = self.ledger.open_offers().await?;
         let want = self.settings.slots.saturating_sub(active) as usize;
         while open.len() < want {
