@@ -340,9 +340,7 @@ impl DevNetwork {
         }
         self.shutdown.cancel();
         let _ = (&mut self.solver.task).await;
-        if self.data_dir.join("network.json").exists() {
-            let _ = std::fs::remove_file(self.data_dir.join("network.json"));
-        }
+        let _ = std::fs::remove_file(Self::network_file(&self.data_dir));
         let _ = self.anvil.kill().await;
     }
 }

@@ -46,6 +46,11 @@ impl DockerExecutor {
         })
     }
 
+    /// A job gets a network only if its module asks and this RP allows it.
+    fn network_allowed(&self, job: &JobSpec) -> bool {
+        job.network && self.allow_network
+    }
+
     async fn ensure_image(&self, image: &str) -> Result<(), ExecutorError> {
         if self.docker.inspect_image(image).await.is_ok() {
             return Ok(());
@@ -84,7 +89,7 @@ impl DockerExecutor {
                 }
             })
             .collect();
-        let network = job.network && self.allow_network;
+        let network = self.network_allowed(job);
         HostConfig {
             binds: Some(binds),
             network_mode: Some(if network {
@@ -187,7 +192,7 @@ impl Executor for DockerExecutor {
             entrypoint: (!job.entrypoint.is_empty()).then(|| job.entrypoint.clone()),
             env: Some(job.env.clone()),
             working_dir: job.working_dir.clone(),
-            network_disabled: Some(!(job.network && self.allow_network)),
+            network_disabled: Some(!self.network_allowed(job)),
             labels: Some([("org.lilypad.module".to_string(), job.module.clone())].into()),
             host_config: Some(self.host_config(job, &outputs_dir, gpus)),
             ..Default::default()
