@@ -6,13 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{balances, network, pricing, timeouts};
+use common::{balances, cowsay_request, network, pricing};
 use ethers::signers::Signer;
 use ethers::types::U256;
 use lilypad::chain::terms::{deal_key, terms_of};
 use lilypad::client::SolverClient;
 use lilypad::data::DealState;
-use lilypad::run::{run_job, JobRequest};
+use lilypad::run::run_job;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cowsay_runs_end_to_end_and_every_token_moves_exactly() {
@@ -24,17 +24,7 @@ async fn cowsay_runs_end_to_end_and_every_token_moves_exactly() {
     let escrow = network.deployment.payments;
     let before = balances(&jc_chain, &[jc, rp, escrow]).await;
 
-    let request = JobRequest {
-        module: "cowsay:v0.0.1".into(),
-        inputs: [("Message".to_string(), "moo".to_string())].into(),
-        pricing: pricing(),
-        timeouts: timeouts(),
-        services: network.services.clone(),
-        results_dir: dir.path().join("results"),
-        timeout: Duration::from_secs(120),
-        poll: Duration::from_millis(100),
-        progress: false,
-    };
+    let request = cowsay_request(&network, dir.path(), "moo");
     let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
     let outcome = run_job(jc_chain.clone(), client.clone(), request)
         .await

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{network, pricing, timeouts};
+use common::{cowsay_request, network, pricing, timeouts};
 use ethers::signers::{LocalWallet, Signer};
 use futures::StreamExt;
 use lilypad::chain::terms::{deal_key, terms_of};
@@ -15,7 +15,7 @@ use lilypad::data::offers::{new_nonce, now_millis};
 use lilypad::data::signing::{self, now_secs, ADDRESS_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use lilypad::data::{ContentAddressed, Deal, DealState, JobOffer, MachineSpec};
 use lilypad::dev::DevNetwork;
-use lilypad::run::{run_job, JobRequest};
+use lilypad::run::run_job;
 
 fn job_offer(network: &DevNetwork, job_creator: &LocalWallet, message: &str) -> JobOffer {
     JobOffer {
@@ -238,17 +238,7 @@ async fn restarting_the_solver_mid_job_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut network = network(dir.path()).await;
     let jc_chain = network.job_creator_chain().await.unwrap();
-    let request = JobRequest {
-        module: "cowsay:v0.0.1".into(),
-        inputs: [("Message".to_string(), "restart".to_string())].into(),
-        pricing: pricing(),
-        timeouts: timeouts(),
-        services: network.services.clone(),
-        results_dir: dir.path().join("results"),
-        timeout: Duration::from_secs(120),
-        poll: Duration::from_millis(100),
-        progress: false,
-    };
+    let request = cowsay_request(&network, dir.path(), "restart");
     let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
     let job = tokio::spawn(run_job(jc_chain.clone(), client.clone(), request));
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use ethers::types::{Address, U256};
 use lilypad::data::{MachineSpec, Pricing, Timeouts};
 use lilypad::dev::{DevNetwork, DevOptions};
+use lilypad::run::JobRequest;
 
 pub const LP: u128 = 1_000_000_000_000_000_000;
 
@@ -50,6 +51,21 @@ pub async fn network(dir: &std::path::Path) -> DevNetwork {
     })
     .await
     .expect("the dev network starts (needs `make deps`, a Docker engine and `make images`)")
+}
+
+/// A cowsay job for `network` with these tests' terms; results go under `dir`.
+pub fn cowsay_request(network: &DevNetwork, dir: &std::path::Path, message: &str) -> JobRequest {
+    JobRequest {
+        module: "cowsay:v0.0.1".into(),
+        inputs: [("Message".to_string(), message.to_string())].into(),
+        pricing: pricing(),
+        timeouts: timeouts(),
+        services: network.services.clone(),
+        results_dir: dir.join("results"),
+        timeout: Duration::from_secs(120),
+        poll: Duration::from_millis(100),
+        progress: false,
+    }
 }
 
 /// Token balances of several addresses.
