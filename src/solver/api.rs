@@ -232,14 +232,7 @@ pub fn routes(
         .and(warp::get())
         .and(with.clone())
         .then(|id: String, solver: Arc<Solver>| async move {
-            let result = async {
-                solver
-                    .store
-                    .deal(&id)
-                    .await?
-                    .ok_or_else(|| SolverError::NotFound(format!("no deal {id}")))
-            };
-            respond(result.await, StatusCode::OK)
+            respond(solver.deal_for(&id).await, StatusCode::OK)
         });
     let post_result = v1()
         .and(warp::path!("deals" / String / "result"))

@@ -247,7 +247,25 @@ impl Solver {
         Ok(explanation)
     }
 
-    async fn deal_for(&self, deal_id: &str) -> Result<store::DealRecord, SolverError> {
+    /// The deal, if `signer` is its resource provider (who alone may post its results).
+    async fn resource_providers_deal(
+        &self,
+        deal_id: &str,
+        signer: Address,
+    ) -> Result<store::DealRecord, SolverError> {
+        let record = self.deal_for(deal_id).await?;
+        if record.deal.members.resource_provider != signer {
+            return Err(AuthError::NotTheParty {
+                signer,
+                role: "the resource provider",
+                what: "deal",
+            }
+            .into());
+        }
+        Ok(record)
+    }
+
+    pub async fn deal_for(&self, deal_id: &str) -> Result<store::DealRecord, SolverError> {
         self.store
             .deal(deal_id)
             .await?
@@ -260,15 +278,7 @@ impl Solver {
         tar: &[u8],
         signer: Address,
     ) -> Result<serde_json::Value, SolverError> {
-        let record = self.deal_for(deal_id).await?;
-        if record.deal.members.resource_provider != signer {
-            return Err(AuthError::NotTheParty {
-                signer,
-                role: "the resource provider",
-                what: "deal",
-            }
-            .into());
-        }
+        self.resource_providers_deal(deal_id, signer).await?;
         let limits = Limits {
             max_bytes: self.settings.max_upload_bytes * 4,
             ..Limits::default()
@@ -298,15 +308,7 @@ impl Solver {
         result: JobResult,
         signer: Address,
     ) -> Result<JobResult, SolverError> {
-        let record = self.deal_for(deal_id).await?;
-        if record.deal.members.resource_provider != signer {
-            return Err(AuthError::NotTheParty {
-                signer,
-                role: "the resource provider",
-                what: "deal",
-            }
-            .into());
-        }
+        self.resource_providers_deal(deal_id, signer).await?;
         if result.deal_id != deal_id {
             return Err(SolverError::Invalid(format!(
                 "the result names deal {} but was posted to {deal_id}",
