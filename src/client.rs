@@ -39,6 +39,16 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// Whether trying again later may succeed: the solver was down or restarting, or failed
+    /// on its side. A refusal (4xx) or a malformed answer will not fix itself.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Unreachable { .. } => true,
+            ClientError::Refused { status, .. } => *status >= 500,
+            ClientError::Malformed { .. } => false,
+        }
+    }
 }
 
 /// Talks to one solver as one key.

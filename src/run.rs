@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chain::terms::{deal_key, job_creator_deposit, terms_of};
 use crate::chain::Chain;
-use crate::client::SolverClient;
+use crate::client::{ClientError, SolverClient};
 use crate::data::ids::{digest_of, raw_cid_from_digest};
 use crate::data::offers::{new_nonce, now_millis};
 use crate::data::{ContentAddressed, Deal, DealState, JobOffer, Pricing, Services, Timeouts};
@@ -138,32 +138,57 @@ async fn drive(
         if started.elapsed() > request.timeout {
             return Err(timed_out(client, &offer, deal.as_ref(), request.timeout).await);
         }
-        match &deal {
-            None => {
-                let found = client.deals(&format!("job_offer={}", offer.id)).await?;
-                if let Some(record) = found.into_iter().next() {
-                    record
-                        .deal
-                        .check_for_job_creator(&offer, chain.address())
-                        .context("refusing the solver's deal")?;
-                    progress.step(&format!(
-                        "matched: deal {} with {:?}",
-                        record.deal.id, record.deal.members.resource_provider
-                    ));
-                    deal = Some(record.deal);
-                    continue;
-                }
+        match look(chain, client, request, &mut deal, &offer, progress).await {
+            Ok(Some(outcome)) => return Ok(outcome),
+            Ok(None) => {}
+            Err(error) if is_transient(&error) => {
+                tracing::warn!("{error:#}; trying again");
+                progress.step(&format!("{error}; trying again"));
             }
-            Some(deal) => {
-                if let Some(outcome) = step(chain, client, request, deal, &offer, progress).await? {
-                    return Ok(outcome);
-                }
-            }
+            Err(error) => return Err(error),
         }
         tokio::select! {
             _ = events.recv() => {}
             _ = tokio::time::sleep(request.poll) => {}
         }
+    }
+}
+
+/// Whether an error is the solver being down or restarting, which waiting may cure.
+fn is_transient(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<ClientError>())
+        .any(ClientError::is_transient)
+}
+
+/// One look for the deal, then at its state; Some when the job is done.
+async fn look(
+    chain: &Chain,
+    client: &SolverClient,
+    request: &JobRequest,
+    deal: &mut Option<Deal>,
+    offer: &JobOffer,
+    progress: &Progress,
+) -> anyhow::Result<Option<JobOutcome>> {
+    if deal.is_none() {
+        let found = client.deals(&format!("job_offer={}", offer.id)).await?;
+        let Some(record) = found.into_iter().next() else {
+            return Ok(None);
+        };
+        record
+            .deal
+            .check_for_job_creator(offer, chain.address())
+            .context("refusing the solver's deal")?;
+        progress.step(&format!(
+            "matched: deal {} with {:?}",
+            record.deal.id, record.deal.members.resource_provider
+        ));
+        *deal = Some(record.deal);
+    }
+    match deal {
+        Some(deal) => step(chain, client, request, deal, offer, progress).await,
+        None => Ok(None),
     }
 }
 
