@@ -69,7 +69,9 @@ pub enum Command {
     Rp(RpArgs),
     /// Run one job: post a job offer, pay, wait, download and print the result
     Run(RunArgs),
-    /// Start a whole local network in this process: anvil, contracts, solver, resource provider
+    /// Run a mediator: re-run disputed jobs and accept or reject their results on chain
+    Mediator(MediatorArgs),
+    /// Start a whole local network in this process: anvil, contracts, solver, resource provider, mediator
     Dev(DevArgs),
     /// Deploy the contracts, fund accounts and read balances on any chain
     #[command(subcommand)]
@@ -162,6 +164,11 @@ pub struct OfferArgs {
 
 #[derive(Debug, Args)]
 pub struct RpArgs {
+    /// Alter every job's output before submitting it, to demonstrate that a mediator
+    /// rejects it and the results collateral is slashed. Refused unless the chain is a
+    /// local dev chain (chain id 31337)
+    #[arg(long)]
+    pub dishonest: bool,
     #[command(flatten)]
     pub offer: OfferArgs,
     #[command(flatten)]
@@ -175,9 +182,18 @@ pub struct RunArgs {
     /// A module input, KEY=VALUE (repeatable)
     #[arg(short = 'i', long = "input", value_name = "KEY=VALUE")]
     pub inputs: Vec<String>,
-    /// Give up after this many seconds
+    /// Give up if no resource provider takes the job within SECS. Once both sides agreed,
+    /// run waits until the deal ends; the deal's deadlines bound that wait, and run calls
+    /// the timeouts the job creator is entitled to
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub timeout: u64,
+    /// Dispute the results whatever they are: a mediator re-runs the job and decides (costs
+    /// the mediation fee)
+    #[arg(long, conflicts_with = "mediation_chance")]
+    pub check: bool,
+    /// Dispute this percentage of results at random, to keep resource providers honest
+    #[arg(long, value_name = "PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub mediation_chance: u8,
     /// Where to unpack results (one directory per deal) [default: DATA_DIR/downloaded-files]
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
@@ -188,6 +204,15 @@ pub struct RunArgs {
     pub terms: TermsArgs,
 }
 
+/// Flags of `lilypad mediator`. The mediator's key must be one of the mediators that job
+/// creators and resource providers trust (their SERVICE_MEDIATORS).
+#[derive(Debug, Args)]
+pub struct MediatorArgs {
+    /// How many disputed jobs may be re-run at once
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub parallel: usize,
+}
+
 #[derive(Debug, Args)]
 pub struct DevArgs {
     /// anvil binary [default: contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil, then PATH]
@@ -196,6 +221,10 @@ pub struct DevArgs {
     /// Solver port [env: SERVER_PORT] [default: 8080]
     #[arg(long, value_name = "PORT")]
     pub server_port: Option<u16>,
+    /// Start the resource provider in dishonest mode (it alters every job's results), to
+    /// see `lilypad run --check` end in MediationRejected
+    #[arg(long)]
+    pub dishonest: bool,
     #[command(flatten)]
     pub offer: OfferArgs,
     #[command(flatten)]

@@ -14,14 +14,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chain::deploy::{deploy, fund, DeploySettings};
 use crate::chain::{client::signing_client, Chain};
-use crate::cli::{ChainCommand, Command, DevArgs, KeysCommand, RunArgs};
+use crate::cli::{ChainCommand, Command, DevArgs, KeysCommand, MediatorArgs, RpArgs, RunArgs};
 use crate::client::{solver_url, SolverClient};
 use crate::config::Settings;
 use crate::data::amount;
-use crate::dev::{DevNetwork, DevOptions};
+use crate::dev::{DevNetwork, DevOptions, DevRoles};
 use crate::executor::docker::DockerExecutor;
+use crate::mediator::MediatorSettings;
 use crate::rp::RpSettings;
-use crate::run::{run_job, JobRequest};
+use crate::run::{run_job, JobOutcome, JobRequest};
 use crate::solver::SolverSettings;
 
 /// How often roles poll a local (dev or embedded) network: anvil answers in microseconds.
@@ -74,8 +75,9 @@ async fn connect(settings: &Settings) -> anyhow::Result<Arc<Chain>> {
 pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Solver(_) => solver(settings).await,
-        Command::Rp(_) => rp(settings).await,
+        Command::Rp(args) => rp(args, settings).await,
         Command::Run(args) => run(args, settings).await,
+        Command::Mediator(args) => mediator(args, settings).await,
         Command::Dev(args) => dev(args, settings).await,
         Command::Chain(command) => chain(command, settings).await,
         Command::Keys(KeysCommand::Generate { out }) => {
@@ -125,8 +127,16 @@ async fn solver(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn rp(settings: Settings) -> anyhow::Result<()> {
+async fn rp(args: RpArgs, settings: Settings) -> anyhow::Result<()> {
     let chain = connect(&settings).await?;
+    if args.dishonest && !crate::dev::is_dev_chain(chain.chain_id) {
+        bail!(
+            "--dishonest alters results on purpose and is only for local dev chains (chain id {}); {} is chain {}",
+            crate::dev::DEV_CHAIN_ID,
+            chain.rpc_url,
+            chain.chain_id
+        );
+    }
     let services = settings.services()?;
     let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
     let executor = DockerExecutor::connect(settings.allow_network).await?;
@@ -140,9 +150,31 @@ async fn rp(settings: Settings) -> anyhow::Result<()> {
         services,
         refresh_every: Duration::from_secs((settings.offer_ttl / 3).max(1)),
         poll: settings.poll_interval(),
+        dishonest: args.dishonest,
     };
     let client = SolverClient::new(&url, chain.client.signer().clone());
     crate::rp::run(chain, client, executor, rp_settings, shutdown_on_signals()).await
+}
+
+async fn mediator(args: MediatorArgs, settings: Settings) -> anyhow::Result<()> {
+    let chain = connect(&settings).await?;
+    let services = settings.services()?;
+    let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
+    let executor = DockerExecutor::connect(false).await?;
+    let mediator_settings = MediatorSettings {
+        data_dir: settings.data_dir.join("mediator"),
+        poll: settings.poll_interval(),
+        parallel: args.parallel,
+    };
+    let client = SolverClient::new(&url, chain.client.signer().clone());
+    crate::mediator::run(
+        chain,
+        client,
+        executor,
+        mediator_settings,
+        shutdown_on_signals(),
+    )
+    .await
 }
 
 async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
@@ -163,6 +195,11 @@ async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
         timeout: Duration::from_secs(args.timeout),
         poll,
         progress: !args.quiet,
+        mediation_chance: if args.check {
+            100
+        } else {
+            args.mediation_chance
+        },
     };
     let outcome = if settings.web3_rpc_url.is_some() {
         let chain = connect(&settings).await?;
@@ -211,24 +248,44 @@ async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
         outcome?
     };
-    print!("{}", outcome.stdout);
+    report(&outcome)
+}
+
+/// Prints how the job ended; an error (non-zero exit) unless it ran and exited 0.
+fn report(outcome: &JobOutcome) -> anyhow::Result<()> {
+    if outcome.paid_for_results() {
+        print!("{}", outcome.stdout());
+    }
+    if let Some(reason) = &outcome.disputed {
+        eprintln!("disputed: {reason}");
+    }
     eprintln!(
-        "deal {} finished in {}; results {} in {}",
+        "deal {} ended in {}: {}",
         outcome.deal_id,
         outcome.state.name(),
-        outcome.results_cid,
-        outcome.results_dir.display()
+        outcome.settlement
     );
-    match outcome.exit_code {
+    let Some(results) = &outcome.results else {
+        bail!(
+            "the job produced no accepted results (deal ended in {})",
+            outcome.state.name()
+        );
+    };
+    eprintln!("results {} in {}", results.cid, results.dir.display());
+    if !outcome.paid_for_results() {
+        bail!(
+            "the results were not accepted (deal ended in {}); they are kept in {} for inspection",
+            outcome.state.name(),
+            results.dir.display()
+        );
+    }
+    match results.exit_code {
         Some(0) => Ok(()),
         Some(code) => bail!(
             "the job exited with code {code}; see {}/stderr",
-            outcome.results_dir.display()
+            results.dir.display()
         ),
-        None => bail!(
-            "the job left no exit code; see {}",
-            outcome.results_dir.display()
-        ),
+        None => bail!("the job left no exit code; see {}", results.dir.display()),
     }
 }
 
@@ -254,6 +311,7 @@ fn dev_options(
         timeouts: settings.timeouts()?,
         poll: LOCAL_POLL,
         publish: false,
+        roles: DevRoles::default(),
     })
 }
 
@@ -273,6 +331,10 @@ async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()> {
         settings.server_port,
     )?;
     options.publish = true;
+    options.roles.dishonest = args.dishonest;
+    if args.dishonest {
+        eprintln!("--dishonest: the resource provider alters every job's results; `lilypad run --check` shows the mediator rejecting them");
+    }
     let network = DevNetwork::start(options).await?;
     println!("lilypad dev network is up");
     println!("  WEB3_RPC_URL={}", network.rpc_url);
@@ -284,12 +346,13 @@ async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()> {
     println!("  WEB3_TOKEN_ADDRESS={:?}", network.deployment.token);
     println!("  SERVICE_SOLVER={:?}", network.services.solver);
     println!("  SERVICE_MEDIATORS={:?}", network.services.mediators[0]);
-    println!("  SOLVER_URL={}", network.solver.url);
     println!(
-        "  resource provider {:?}, job creator {:?}",
+        "  resource provider {:?}, job creator {:?}, mediator {:?}",
         network.keys.resource_provider.address(),
-        network.keys.job_creator.address()
+        network.keys.job_creator.address(),
+        network.keys.mediator.address()
     );
+    println!("  SOLVER_URL={}", network.solver.url);
     println!(
         "  network file {}",
         DevNetwork::network_file(&dir).display()

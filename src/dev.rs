@@ -1,5 +1,6 @@
 //! `lilypad dev`: a whole local network in one process. Starts anvil, deploys the contracts,
-//! funds a key per role with ETH and LP, starts the solver and a resource provider, and
+//! funds a key per role with ETH and LP, starts the solver, a resource provider and a
+//! mediator, and
 //! writes `DATA_DIR/dev/network.json` so `lilypad run` in another terminal finds it.
 //! `lilypad run` with no network configured starts the same thing for one job.
 
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use ethers::signers::{LocalWallet, Signer};
 use ethers::types::{Address, U256};
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -20,12 +22,22 @@ use crate::chain::{client::signing_client, Chain};
 use crate::client::SolverClient;
 use crate::data::{MachineSpec, Pricing, Services, Timeouts};
 use crate::executor::docker::DockerExecutor;
+use crate::mediator::MediatorSettings;
 use crate::rp::RpSettings;
 use crate::solver::{SolverHandle, SolverSettings};
 
 /// anvil's first dev account: a public test key that holds ETH on every anvil chain.
 pub const ANVIL_DEPLOYER_KEY: &str =
     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// The chain id of anvil (and other local dev chains); no public network uses it.
+pub const DEV_CHAIN_ID: u64 = 31337;
+
+/// Whether `chain_id` is a local dev chain, where test-only behaviour (`rp --dishonest`)
+/// is allowed.
+pub fn is_dev_chain(chain_id: u64) -> bool {
+    chain_id == DEV_CHAIN_ID
+}
 
 /// What each role gets from the deployer.
 const FUND_ETH: u128 = 100 * 10u128.pow(18);
@@ -45,6 +57,28 @@ pub struct DevOptions {
     pub poll: Duration,
     /// Write `network.json` (off for an embedded network).
     pub publish: bool,
+    /// Which roles to start besides the solver (tests leave one out to play it themselves,
+    /// or to show what happens when it is absent).
+    pub roles: DevRoles,
+}
+
+/// The roles `lilypad dev` starts in-process.
+#[derive(Debug, Clone, Copy)]
+pub struct DevRoles {
+    pub resource_provider: bool,
+    /// The resource provider alters its results (`rp --dishonest`).
+    pub dishonest: bool,
+    pub mediator: bool,
+}
+
+impl Default for DevRoles {
+    fn default() -> Self {
+        DevRoles {
+            resource_provider: true,
+            dishonest: false,
+            mediator: true,
+        }
+    }
 }
 
 /// The keys of a dev network, one per role.
@@ -81,7 +115,7 @@ pub struct DevNetwork {
     pub shutdown: CancellationToken,
     pub poll: Duration,
     anvil: tokio::process::Child,
-    roles: Vec<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    roles: Vec<Role>,
     solver_chain: Arc<Chain>,
     solver_settings: SolverSettings,
     solver_shutdown: CancellationToken,
@@ -228,29 +262,40 @@ impl DevNetwork {
             solver_shutdown.clone(),
         )
         .await?;
-        let rp_chain = Arc::new(connect(&keys.resource_provider).await?);
-        let executor = DockerExecutor::connect(false).await?;
-        let rp_settings = RpSettings {
-            data_dir: options.data_dir.join("rp"),
-            spec: options.rp_spec,
-            slots: options.rp_slots,
-            pricing: options.pricing,
-            timeouts: options.timeouts,
-            modules: Vec::new(),
-            services: services.clone(),
-            refresh_every: Duration::from_secs(10),
-            poll: options.poll,
-        };
-        let rp_client = SolverClient::new(&solver.url, keys.resource_provider.clone());
-        let rp_shutdown = shutdown.child_token();
-        let rp_shutdown_handle = rp_shutdown.clone();
-        let rp = tokio::spawn(async move {
-            if let Err(error) =
-                crate::rp::run(rp_chain, rp_client, executor, rp_settings, rp_shutdown).await
-            {
-                tracing::error!(error = format!("{error:#}"), "resource provider stopped");
-            }
-        });
+        let mut roles = Vec::new();
+        if options.roles.resource_provider {
+            let chain = Arc::new(connect(&keys.resource_provider).await?);
+            let executor = DockerExecutor::connect(false).await?;
+            let settings = RpSettings {
+                data_dir: options.data_dir.join("rp"),
+                spec: options.rp_spec,
+                slots: options.rp_slots,
+                pricing: options.pricing,
+                timeouts: options.timeouts,
+                modules: Vec::new(),
+                services: services.clone(),
+                refresh_every: Duration::from_secs(10),
+                poll: options.poll,
+                dishonest: options.roles.dishonest,
+            };
+            let client = SolverClient::new(&solver.url, keys.resource_provider.clone());
+            roles.push(spawn_role("resource provider", &shutdown, |stop| {
+                crate::rp::run(chain, client, executor, settings, stop)
+            }));
+        }
+        if options.roles.mediator {
+            let chain = Arc::new(connect(&keys.mediator).await?);
+            let executor = DockerExecutor::connect(false).await?;
+            let settings = MediatorSettings {
+                data_dir: options.data_dir.join("mediator"),
+                poll: options.poll,
+                parallel: 2,
+            };
+            let client = SolverClient::new(&solver.url, keys.mediator.clone());
+            roles.push(spawn_role("mediator", &shutdown, |stop| {
+                crate::mediator::run(chain, client, executor, settings, stop)
+            }));
+        }
         let solver_listen = solver.address;
         let network = DevNetwork {
             rpc_url,
@@ -263,7 +308,7 @@ impl DevNetwork {
             shutdown,
             poll: options.poll,
             anvil,
-            roles: vec![(rp_shutdown_handle, rp)],
+            roles,
             solver_chain,
             solver_settings: SolverSettings {
                 listen: solver_listen,
@@ -304,10 +349,15 @@ impl DevNetwork {
 
     /// A chain client for this network's job creator.
     pub async fn job_creator_chain(&self) -> anyhow::Result<Arc<Chain>> {
+        self.chain_as(&self.keys.job_creator).await
+    }
+
+    /// A chain client on this network signing with `wallet`.
+    pub async fn chain_as(&self, wallet: &LocalWallet) -> anyhow::Result<Arc<Chain>> {
         Ok(Arc::new(
             Chain::connect(
                 &self.rpc_url,
-                self.keys.job_creator.clone(),
+                wallet.clone(),
                 self.deployment.controller,
                 self.poll,
             )
@@ -343,6 +393,23 @@ impl DevNetwork {
         let _ = std::fs::remove_file(Self::network_file(&self.data_dir));
         let _ = self.anvil.kill().await;
     }
+}
+
+type Role = (CancellationToken, tokio::task::JoinHandle<()>);
+
+/// Runs one role as a task with its own stop token (a child of `shutdown`).
+fn spawn_role<F, Fut>(name: &'static str, shutdown: &CancellationToken, role: F) -> Role
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let stop = shutdown.child_token();
+    let task = tokio::spawn(role(stop.clone()).map(move |result| {
+        if let Err(error) = result {
+            tracing::error!(role = name, error = format!("{error:#}"), "role stopped");
+        }
+    }));
+    (stop, task)
 }
 
 /// Reads a running dev network's file, if the network answers.

@@ -2,7 +2,10 @@
 //! posts a signed job offer, checks the deal the solver makes against it, agrees (escrowing
 //! payment and judge-results collateral), waits for the results (solver events plus polling,
 //! with a progress display), downloads and verifies them against the results id committed
-//! on chain, accepts them, and returns the job's stdout and where the results are.
+//! on chain, then accepts them or disputes them (`--check`, `--mediation-chance`, or results
+//! that do not match the commitment) and waits for the mediator. While it waits it watches
+//! the deal's deadlines and calls the timeouts the job creator is entitled to, so its deposit
+//! never stays locked; the outcome says how the deal ended and what that did to its money.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,12 +14,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
+use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
+use crate::chain::bindings::lilypad_storage::Agreement;
+use crate::chain::deadlines::{self, Party};
 use crate::chain::terms::{deal_key, job_creator_deposit, terms_of};
 use crate::chain::Chain;
 use crate::client::{ClientError, SolverClient};
-use crate::data::ids::{digest_of, raw_cid_from_digest};
+use crate::data::ids::{cid_of, digest_of, raw_cid_from_digest, RAW_CODEC};
 use crate::data::offers::{new_nonce, now_millis};
 use crate::data::{ContentAddressed, Deal, DealState, JobOffer, Pricing, Services, Timeouts};
 use crate::results::{self, Limits};
@@ -31,23 +37,53 @@ pub struct JobRequest {
     pub services: Services,
     /// Where results are unpacked (a directory per deal under it).
     pub results_dir: PathBuf,
-    /// Give up after this long.
+    /// Give up if no resource provider takes the job within this long. Once we have agreed
+    /// to a deal, we wait until it ends: the deal's own deadlines bound that wait.
     pub timeout: Duration,
     pub poll: Duration,
     /// Show a spinner on stderr.
     pub progress: bool,
+    /// Percent of results to dispute even when they look right (0: never; 100: `--check`).
+    pub mediation_chance: u8,
 }
 
-/// A finished job.
+/// Results the job creator downloaded and verified against the on-chain commitment.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    pub cid: String,
+    pub dir: PathBuf,
+    pub stdout: String,
+    pub exit_code: Option<i64>,
+}
+
+/// How a job ended.
 #[derive(Debug, Clone)]
 pub struct JobOutcome {
     pub job_offer_id: String,
     pub deal_id: String,
-    pub results_cid: String,
-    pub results_dir: PathBuf,
-    pub stdout: String,
-    pub exit_code: Option<i64>,
+    /// The deal's final on-chain state.
     pub state: DealState,
+    /// The results, if they were downloaded and matched the commitment.
+    pub results: Option<Downloaded>,
+    /// Why we disputed the results, if we did.
+    pub disputed: Option<String>,
+    /// What the end state meant for the job creator's money, in words and amounts.
+    pub settlement: String,
+}
+
+impl JobOutcome {
+    /// Whether the job creator got results it paid for.
+    pub fn paid_for_results(&self) -> bool {
+        matches!(
+            self.state,
+            DealState::ResultsAccepted | DealState::MediationAccepted
+        )
+    }
+
+    /// The job's stdout ("" without results).
+    pub fn stdout(&self) -> &str {
+        self.results.as_ref().map_or("", |r| r.stdout.as_str())
+    }
 }
 
 struct Progress {
@@ -94,6 +130,15 @@ pub async fn run_job(
     outcome
 }
 
+/// What we know about our deal so far.
+#[derive(Default)]
+struct Tracking {
+    deal: Option<Deal>,
+    results: Option<Downloaded>,
+    /// Decided once the results are in: None to accept, Some(reason) to dispute.
+    judgement: Option<Option<String>>,
+}
+
 async fn drive(
     chain: &Chain,
     client: &SolverClient,
@@ -115,10 +160,14 @@ async fn drive(
         nonce: new_nonce(),
     }
     .seal();
-    let deposit = request.pricing.payment_collateral + request.timeouts.judge_results_collateral;
+    let mut deposit =
+        request.pricing.payment_collateral + request.timeouts.judge_results_collateral;
+    if request.mediation_chance > 0 {
+        deposit += request.pricing.mediation_fee;
+    }
     let balance = chain.token_balance(chain.address()).await?;
     if balance < deposit.into() {
-        bail!("{:?} holds {balance} token wei but the job needs {deposit} (payment + judge-results collateral); fund it with `lilypad chain fund`", chain.address());
+        bail!("{:?} holds {balance} token wei but the job needs {deposit} (payment + judge-results collateral, plus the mediation fee when checking); fund it with `lilypad chain fund`", chain.address());
     }
     chain.ensure_allowance(deposit.into()).await?;
     let stop = CancellationToken::new();
@@ -133,12 +182,12 @@ async fn drive(
         offer.id
     ));
 
-    let mut deal: Option<Deal> = None;
+    let mut tracking = Tracking::default();
     loop {
-        if started.elapsed() > request.timeout {
-            return Err(timed_out(client, &offer, deal.as_ref(), request.timeout).await);
+        if tracking.deal.is_none() && started.elapsed() > request.timeout {
+            return Err(no_match(client, &offer, request.timeout).await);
         }
-        match look(chain, client, request, &mut deal, &offer, progress).await {
+        match look(chain, client, request, &mut tracking, &offer, progress).await {
             Ok(Some(outcome)) => return Ok(outcome),
             Ok(None) => {}
             Err(error) if is_transient(&error) => {
@@ -162,16 +211,16 @@ fn is_transient(error: &anyhow::Error) -> bool {
         .any(ClientError::is_transient)
 }
 
-/// One look for the deal, then at its state; Some when the job is done.
+/// One look for the deal, then at its state; Some when the deal has ended.
 async fn look(
     chain: &Chain,
     client: &SolverClient,
     request: &JobRequest,
-    deal: &mut Option<Deal>,
+    tracking: &mut Tracking,
     offer: &JobOffer,
     progress: &Progress,
 ) -> anyhow::Result<Option<JobOutcome>> {
-    if deal.is_none() {
+    if tracking.deal.is_none() {
         let found = client.deals(&format!("job_offer={}", offer.id)).await?;
         let Some(record) = found.into_iter().next() else {
             return Ok(None);
@@ -184,129 +233,251 @@ async fn look(
             "matched: deal {} with {:?}",
             record.deal.id, record.deal.members.resource_provider
         ));
-        *deal = Some(record.deal);
+        tracking.deal = Some(record.deal);
     }
-    match deal {
-        Some(deal) => step(chain, client, request, deal, offer, progress).await,
-        None => Ok(None),
-    }
+    step(chain, client, request, tracking, offer, progress).await
 }
 
-/// One look at the deal's on-chain state; Some when the job is done.
+/// One look at the deal's on-chain state, doing what is ours to do; Some when it has ended.
 async fn step(
     chain: &Chain,
     client: &SolverClient,
     request: &JobRequest,
-    deal: &Deal,
+    tracking: &mut Tracking,
     offer: &JobOffer,
     progress: &Progress,
 ) -> anyhow::Result<Option<JobOutcome>> {
+    let Some(deal) = tracking.deal.clone() else {
+        return Ok(None);
+    };
     let deal_id = deal.chain_id()?;
-    let terms = terms_of(deal);
+    let terms = terms_of(&deal);
     let key = deal_key(deal_id, &terms);
     let agreement = chain.agreement(key).await?;
     let state = DealState::try_from(agreement.state)?;
     let controller = &chain.contracts.controller;
     match state {
         DealState::DealNegotiating if !agreement.job_creator_agreed => {
-            chain.ensure_allowance(job_creator_deposit(deal)).await?;
+            chain.ensure_allowance(job_creator_deposit(&deal)).await?;
             let receipt = chain
                 .send("agree to the deal", controller.agree(deal_id, terms))
                 .await?;
-            let _ = client
-                .record_tx(
-                    &deal.id,
-                    "agree",
-                    &format!("{:?}", receipt.transaction_hash),
-                )
-                .await;
+            record_tx(client, &deal, "agree", receipt.transaction_hash).await;
             progress.step("agreed on chain; waiting for the resource provider to agree");
         }
-        DealState::DealNegotiating => {}
+        DealState::DealNegotiating => {
+            wait_or_time_out(
+                chain,
+                client,
+                &deal,
+                &agreement,
+                progress,
+                "waiting for the resource provider to agree",
+            )
+            .await?;
+        }
         DealState::DealAgreed => {
-            progress.step("both agreed; the job is running on the resource provider")
+            wait_or_time_out(
+                chain,
+                client,
+                &deal,
+                &agreement,
+                progress,
+                "both agreed; the job is running on the resource provider",
+            )
+            .await?;
         }
         DealState::ResultsSubmitted => {
-            progress.step("results submitted; downloading");
-            let committed = chain
-                .contracts
-                .storage
-                .results_id_of(key)
-                .call()
-                .await
-                .context("cannot read the committed results id")?;
-            let results_cid = raw_cid_from_digest(committed);
-            let tar = client.download_files(&deal.id).await?;
-            let downloaded = crate::data::ids::cid_of(crate::data::ids::RAW_CODEC, &tar);
-            if digest_of(&downloaded)? != committed {
-                bail!("the downloaded results ({downloaded}) are not the ones committed on chain ({results_cid}); not accepting. Dispute with `lilypad run --check` once mediation lands");
+            if tracking.judgement.is_none() {
+                progress.step("results submitted; downloading");
+                let dispute = match download(chain, client, request, &deal, key).await? {
+                    Ok(downloaded) => {
+                        tracking.results = Some(downloaded);
+                        let roll = rand::thread_rng().gen_range(0..100u8);
+                        (roll < request.mediation_chance).then(|| {
+                            if request.mediation_chance >= 100 {
+                                "--check: every result is checked by a mediator".to_string()
+                            } else {
+                                format!(
+                                    "picked for checking (--mediation-chance {})",
+                                    request.mediation_chance
+                                )
+                            }
+                        })
+                    }
+                    Err(reason) => Some(reason),
+                };
+                tracking.judgement = Some(dispute);
             }
-            let dir = request.results_dir.join(&deal.id);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .with_context(|| format!("cannot clear {}", dir.display()))?;
+            match tracking.judgement.clone().flatten() {
+                None => {
+                    progress.step("results verified; accepting on chain");
+                    let receipt = chain
+                        .send(
+                            "accept the results",
+                            controller.accept_result(deal_id, terms),
+                        )
+                        .await?;
+                    record_tx(client, &deal, "accept_result", receipt.transaction_hash).await;
+                    let mut agreement = agreement;
+                    agreement.state = DealState::ResultsAccepted.number();
+                    return Ok(Some(ended(tracking, offer, &deal, &agreement)));
+                }
+                Some(reason) => {
+                    progress.step(&format!(
+                        "disputing the results ({reason}); asking for a mediator"
+                    ));
+                    chain
+                        .ensure_allowance(deal.pricing.mediation_fee.into())
+                        .await?;
+                    let receipt = chain
+                        .send(
+                            "dispute the results",
+                            controller.check_result(deal_id, terms),
+                        )
+                        .await?;
+                    record_tx(client, &deal, "check_result", receipt.transaction_hash).await;
+                }
             }
-            results::unpack(&tar, &dir, Limits::default())
-                .context("refusing the downloaded results")?;
-            progress.step("results verified; accepting on chain");
-            let receipt = chain
-                .send(
-                    "accept the results",
-                    controller.accept_result(deal_id, terms),
-                )
-                .await?;
-            let _ = client
-                .record_tx(
-                    &deal.id,
-                    "accept_result",
-                    &format!("{:?}", receipt.transaction_hash),
-                )
-                .await;
-            let stdout = std::fs::read_to_string(dir.join("stdout")).unwrap_or_default();
-            let exit_code = std::fs::read_to_string(dir.join("exitCode"))
-                .ok()
-                .and_then(|t| t.trim().parse().ok());
-            return Ok(Some(JobOutcome {
-                job_offer_id: offer.id.clone(),
-                deal_id: deal.id.clone(),
-                results_cid,
-                results_dir: dir,
-                stdout,
-                exit_code,
-                state: DealState::ResultsAccepted,
-            }));
         }
-        other => bail!(
-            "deal {} ended in state {} before results were accepted",
-            deal.id,
-            other.name()
-        ),
+        DealState::ResultsChecked => {
+            if tracking.judgement.is_none() {
+                // Disputed before this process saw the results (it cannot happen in one run,
+                // but say so rather than guess).
+                tracking.judgement = Some(Some("disputed earlier".into()));
+            }
+            wait_or_time_out(
+                chain,
+                client,
+                &deal,
+                &agreement,
+                progress,
+                "results disputed; waiting for the mediator's verdict",
+            )
+            .await?;
+        }
+        _ => return Ok(Some(ended(tracking, offer, &deal, &agreement))),
     }
     Ok(None)
 }
 
-async fn timed_out(
+/// Waiting on another party: shows the deadline, and calls our timeout once it has passed.
+async fn wait_or_time_out(
+    chain: &Chain,
     client: &SolverClient,
-    offer: &JobOffer,
-    deal: Option<&Deal>,
-    limit: Duration,
-) -> anyhow::Error {
-    match deal {
-        Some(deal) => anyhow::anyhow!(
-            "no results within {} s (deal {}); raise --timeout or check the resource provider",
-            limit.as_secs(),
-            deal.id
-        ),
-        None => {
-            let why = match client.explain(&offer.id).await {
-                Ok(explanation) => format!("the solver explains: {explanation}"),
-                Err(error) => format!("(could not ask the solver why: {error})"),
-            };
-            anyhow::anyhow!(
-                "no resource provider took job offer {} within {} s; {why}",
-                offer.id,
-                limit.as_secs()
-            )
-        }
+    deal: &Deal,
+    agreement: &Agreement,
+    progress: &Progress,
+    waiting: &str,
+) -> anyhow::Result<()> {
+    let Some(due) = deadlines::due(agreement, &deal.timeouts, Party::JobCreator) else {
+        progress.step(waiting);
+        return Ok(());
+    };
+    let now = deadlines::chain_now(chain).await?;
+    if now <= due.deadline {
+        progress.step(&format!(
+            "{waiting} (the {} timeout can be called in {} s)",
+            due.timeout.name(),
+            due.deadline + 1 - now
+        ));
+        return Ok(());
     }
+    progress.step(&format!(
+        "the {} deadline passed; calling the timeout",
+        due.timeout.name()
+    ));
+    if let Some((timeout, receipt)) =
+        deadlines::call_if_due(chain, deal, agreement, Party::JobCreator).await?
+    {
+        let action = format!("timeout_{}", timeout.name());
+        record_tx(client, deal, &action, receipt.transaction_hash).await;
+    }
+    Ok(())
+}
+
+/// Downloads the results and checks them against the commitment. The inner error is a
+/// reason to dispute (results missing, not the committed ones, or not a valid archive).
+async fn download(
+    chain: &Chain,
+    client: &SolverClient,
+    request: &JobRequest,
+    deal: &Deal,
+    key: [u8; 32],
+) -> anyhow::Result<Result<Downloaded, String>> {
+    let committed = chain
+        .contracts
+        .storage
+        .results_id_of(key)
+        .call()
+        .await
+        .context("cannot read the committed results id")?;
+    let results_cid = raw_cid_from_digest(committed);
+    let tar = match client.download_files(&deal.id).await {
+        Ok(tar) => tar,
+        Err(error) if error.is_transient() => return Err(error.into()),
+        Err(error) => return Ok(Err(format!("the results cannot be downloaded: {error}"))),
+    };
+    let downloaded = cid_of(RAW_CODEC, &tar);
+    if digest_of(&downloaded)? != committed {
+        return Ok(Err(format!(
+            "the downloaded results ({downloaded}) are not the ones committed on chain ({results_cid})"
+        )));
+    }
+    let dir = request.results_dir.join(&deal.id);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    if let Err(error) = results::unpack(&tar, &dir, Limits::default()) {
+        return Ok(Err(format!("the results are not a valid archive: {error}")));
+    }
+    let stdout = std::fs::read_to_string(dir.join("stdout")).unwrap_or_default();
+    let exit_code = std::fs::read_to_string(dir.join("exitCode"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok());
+    Ok(Ok(Downloaded {
+        cid: results_cid,
+        dir,
+        stdout,
+        exit_code,
+    }))
+}
+
+/// The outcome of a deal in a terminal state.
+fn ended(tracking: &Tracking, offer: &JobOffer, deal: &Deal, agreement: &Agreement) -> JobOutcome {
+    let state = DealState::try_from(agreement.state).unwrap_or(DealState::DealNegotiating);
+    JobOutcome {
+        job_offer_id: offer.id.clone(),
+        deal_id: deal.id.clone(),
+        state,
+        results: tracking.results.clone(),
+        disputed: tracking.judgement.clone().flatten(),
+        settlement: deadlines::job_creator_settlement(
+            deal,
+            state,
+            agreement.job_creator_agreed,
+            agreement.instruction_count,
+        ),
+    }
+}
+
+async fn record_tx(client: &SolverClient, deal: &Deal, action: &str, hash: ethers::types::H256) {
+    if let Err(error) = client
+        .record_tx(&deal.id, action, &format!("{hash:?}"))
+        .await
+    {
+        tracing::debug!(%error, "cannot record a transaction with the solver");
+    }
+}
+
+async fn no_match(client: &SolverClient, offer: &JobOffer, limit: Duration) -> anyhow::Error {
+    let why = match client.explain(&offer.id).await {
+        Ok(explanation) => format!("the solver explains: {explanation}"),
+        Err(error) => format!("(could not ask the solver why: {error})"),
+    };
+    anyhow::anyhow!(
+        "no resource provider took job offer {} within {} s; {why}",
+        offer.id,
+        limit.as_secs()
+    )
 }

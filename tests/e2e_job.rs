@@ -30,20 +30,23 @@ async fn cowsay_runs_end_to_end_and_every_token_moves_exactly() {
         .await
         .expect("the job completes");
 
+    assert_eq!(outcome.state, DealState::ResultsAccepted);
+    assert_eq!(outcome.disputed, None);
+    let results = outcome.results.clone().expect("results were downloaded");
     assert!(
-        outcome.stdout.contains("< moo >"),
+        results.stdout.contains("< moo >"),
         "stdout: {}",
-        outcome.stdout
+        results.stdout
     );
     assert!(
-        outcome.stdout.contains("(oo)"),
+        results.stdout.contains("(oo)"),
         "stdout: {}",
-        outcome.stdout
+        results.stdout
     );
-    assert_eq!(outcome.exit_code, Some(0));
+    assert_eq!(results.exit_code, Some(0));
     assert_eq!(
-        std::fs::read_to_string(outcome.results_dir.join("outputs/cow.txt")).unwrap(),
-        outcome.stdout
+        std::fs::read_to_string(results.dir.join("outputs/cow.txt")).unwrap(),
+        results.stdout
     );
 
     // On chain: ResultsAccepted, with the results id the RP committed.
@@ -64,7 +67,7 @@ async fn cowsay_runs_end_to_end_and_every_token_moves_exactly() {
         .unwrap();
     assert_eq!(
         committed,
-        lilypad::data::ids::digest_of(&outcome.results_cid).unwrap()
+        lilypad::data::ids::digest_of(&results.cid).unwrap()
     );
 
     // Money, to the wei: one instruction at the RP's price moves from JC to RP; escrow is empty again.

@@ -260,7 +260,11 @@ async fn restarting_the_solver_mid_job_loses_nothing() {
         .unwrap()
         .expect("the job completes across the restart");
     assert_eq!(outcome.deal_id, deal_id);
-    assert!(outcome.stdout.contains("< restart >"), "{}", outcome.stdout);
+    assert!(
+        outcome.stdout().contains("< restart >"),
+        "{}",
+        outcome.stdout()
+    );
     let record = client
         .deal(&deal_id)
         .await

@@ -4,6 +4,7 @@
 
 pub mod bindings;
 pub mod client;
+pub mod deadlines;
 pub mod deploy;
 pub mod events;
 pub mod terms;

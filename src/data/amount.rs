@@ -43,8 +43,28 @@ pub fn parse(text: &str) -> Result<u128, String> {
         })
 }
 
+/// Shows wei as tokens for people: `5000000000000000000` is `5 LP`, `1500000000000000000`
+/// is `1.5 LP`; exact (no rounding), trailing zeros dropped.
+pub fn display(wei: u128) -> String {
+    let scale = 10u128.pow(18);
+    let (whole, fraction) = (wei / scale, wei % scale);
+    if fraction == 0 {
+        return format!("{whole} LP");
+    }
+    let digits = format!("{fraction:018}");
+    format!("{whole}.{} LP", digits.trim_end_matches('0'))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn displays_tokens_exactly() {
+        assert_eq!(super::display(5 * 10u128.pow(18)), "5 LP");
+        assert_eq!(super::display(15 * 10u128.pow(17)), "1.5 LP");
+        assert_eq!(super::display(1), "0.000000000000000001 LP");
+        assert_eq!(super::display(0), "0 LP");
+    }
+
     #[test]
     fn parses_wei_and_tokens() {
         assert_eq!(super::parse("1000"), Ok(1000));

@@ -1,6 +1,7 @@
 //! Executors run a job's container and fill a results directory. The seam is a trait so
 //! a Bacalhau executor can sit beside the Docker one; Docker is the one this node ships.
 
+pub mod deal_job;
 pub mod docker;
 
 use std::path::Path;

@@ -64,6 +64,11 @@ pub struct JobSpec {
     pub timeout_secs: u64,
     /// Container paths whose contents become `outputs/`.
     pub outputs: Vec<String>,
+    /// What a mediator compares: empty means the whole results (their CID); otherwise these
+    /// paths of the results directory (`stdout`, `stderr`, `exitCode`, `outputs/...`), for
+    /// modules whose other output is not byte-reproducible. From the template's
+    /// `"mediation": {"compare": [...]}`.
+    pub compare: Vec<String>,
 }
 
 /// The rendered `lilypad_module.json.tmpl`.
@@ -71,6 +76,14 @@ pub struct JobSpec {
 struct Rendered {
     machine: RenderedMachine,
     job: RenderedJob,
+    #[serde(default)]
+    mediation: Option<RenderedMediation>,
+}
+
+#[derive(Deserialize)]
+struct RenderedMediation {
+    #[serde(default)]
+    compare: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -226,6 +239,12 @@ pub fn render(
             "output path {bad:?} must be absolute and plain"
         )));
     }
+    let compare = rendered.mediation.map(|m| m.compare).unwrap_or_default();
+    if let Some(bad) = compare.iter().find(|p| !comparable(p)) {
+        return Err(unsupported(format!(
+            "mediation compares {bad:?}: name stdout, stderr, exitCode or a path under outputs/"
+        )));
+    }
     Ok(JobSpec {
         module: module.to_string(),
         machine: MachineSpec {
@@ -244,7 +263,17 @@ pub fn render(
             .filter(|t| *t > 0)
             .unwrap_or(DEFAULT_TIMEOUT_SECS),
         outputs,
+        compare,
     })
+}
+
+/// Whether a mediation `compare` entry names a part of the results directory.
+fn comparable(path: &str) -> bool {
+    let plain =
+        !path.starts_with('/') && path.split('/').all(|part| !matches!(part, "" | "." | ".."));
+    plain
+        && (matches!(path, "stdout" | "stderr" | "exitCode" | "outputs")
+            || path.starts_with("outputs/"))
 }
 
 /// The input a "no field" template error names.
@@ -337,6 +366,41 @@ mod tests {
             render("m", "{ not json", &inputs(&[])),
             Err(ModuleError::Spec { .. })
         ));
+    }
+
+    #[test]
+    fn a_module_can_name_what_mediation_compares() {
+        let template = |compare: &str| {
+            format!(
+                r#"{{"machine":{{}},"job":{{"Spec":{{"Docker":{{"Image":"x"}}}}}},"mediation":{{"compare":{compare}}}}}"#
+            )
+        };
+        let spec = render(
+            "m",
+            &template(r#"["stdout", "outputs/result.txt"]"#),
+            &inputs(&[]),
+        )
+        .unwrap();
+        assert_eq!(spec.compare, vec!["stdout", "outputs/result.txt"]);
+        for bad in [
+            r#"["/etc/passwd"]"#,
+            r#"["outputs/../stdout"]"#,
+            r#"["elsewhere"]"#,
+            r#"["outputs//x"]"#,
+        ] {
+            assert!(
+                matches!(
+                    render("m", &template(bad), &inputs(&[])),
+                    Err(ModuleError::Unsupported { .. })
+                ),
+                "{bad}"
+            );
+        }
+        // Without the section, mediation compares the whole results.
+        assert!(resolve("cowsay:v0.0.1", &inputs(&[("Message", "m")]))
+            .unwrap()
+            .compare
+            .is_empty());
     }
 
     #[test]

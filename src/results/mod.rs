@@ -193,9 +193,75 @@ pub fn write_results_dir(
     Ok(())
 }
 
+/// Compares the parts `paths` (relative to each results directory, files or directories)
+/// of two results directories; the first difference found, or None when they match.
+pub fn first_difference(
+    ours: &Path,
+    theirs: &Path,
+    paths: &[String],
+) -> std::io::Result<Option<String>> {
+    for path in paths {
+        let (a, b) = (listing(&ours.join(path))?, listing(&theirs.join(path))?);
+        if a == b {
+            continue;
+        }
+        let names: std::collections::BTreeSet<&PathBuf> = a.keys().chain(b.keys()).collect();
+        let differing = names
+            .into_iter()
+            .find(|name| a.get(*name) != b.get(*name))
+            .map(|name| match name.as_os_str().is_empty() {
+                true => path.clone(),
+                false => Path::new(path).join(name).display().to_string(),
+            })
+            .unwrap_or_else(|| path.clone());
+        return Ok(Some(differing));
+    }
+    Ok(None)
+}
+
+/// Every file under `root` (or `root` itself) by relative path, with its bytes; empty if absent.
+fn listing(root: &Path) -> std::io::Result<std::collections::BTreeMap<PathBuf, Vec<u8>>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let path = if relative.as_os_str().is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&relative)
+        };
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            for entry in fs::read_dir(&path)? {
+                pending.push(relative.join(entry?.file_name()));
+            }
+        } else if meta.is_file() {
+            files.insert(relative, fs::read(&path)?);
+        }
+    }
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_parts_of_two_results_are_compared_file_by_file() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_results_dir(a.path(), b"same", b"noise 1", 0).unwrap();
+        write_results_dir(b.path(), b"same", b"noise 2", 0).unwrap();
+        fs::write(a.path().join("outputs/x.txt"), "x").unwrap();
+        fs::write(b.path().join("outputs/x.txt"), "x").unwrap();
+        let paths = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let compare = |names: &[&str]| first_difference(a.path(), b.path(), &paths(names)).unwrap();
+        assert_eq!(compare(&["stdout", "exitCode", "outputs"]), None);
+        assert_eq!(compare(&["stderr"]), Some("stderr".into()));
+        fs::write(b.path().join("outputs/extra.txt"), "y").unwrap();
+        assert_eq!(compare(&["outputs"]), Some("outputs/extra.txt".into()));
+        assert_eq!(compare(&["outputs/x.txt"]), None);
+    }
 
     /// A tar with one entry whose name is written raw into the header (the tar crate's
     /// safe setters refuse such names, which is the point of the test).

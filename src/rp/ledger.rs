@@ -3,9 +3,8 @@
 //! instead of re-running blindly, and an offer is never sold twice.
 
 use std::path::Path;
-use std::str::FromStr;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
 use crate::data::{Deal, ResourceOffer};
@@ -68,14 +67,7 @@ CREATE TABLE IF NOT EXISTS deals (id TEXT PRIMARY KEY, json TEXT NOT NULL, stage
 
 impl Ledger {
     pub async fn open(path: &Path) -> Result<Ledger, sqlx::Error> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        let pool = crate::db::open(path, SCHEMA, 2).await?;
         Ok(Ledger { pool })
     }
 

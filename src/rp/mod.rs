@@ -7,6 +7,7 @@
 mod ledger;
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::chain::deadlines::{self, Party};
 use crate::chain::terms::{self, deal_key, terms_of};
 use crate::chain::Chain;
 use crate::client::SolverClient;
@@ -25,8 +27,8 @@ use crate::data::{
     ContentAddressed, Deal, DealState, JobResult, MachineSpec, Pricing, ResourceOffer, Services,
     Timeouts,
 };
+use crate::executor::deal_job::run_deal_job;
 use crate::executor::docker::DockerExecutor;
-use crate::executor::Executor;
 use ledger::{Ledger, LocalDeal, Stage};
 
 /// Every job counts as one instruction (DESIGN.md: cost = price x instructions).
@@ -47,6 +49,9 @@ pub struct RpSettings {
     /// How often offers are refreshed (the solver drops offers not refreshed within its TTL).
     pub refresh_every: Duration,
     pub poll: Duration,
+    /// Alter every job's stdout before packing it (`--dishonest`, dev networks only), so a
+    /// mediator's rejection can be shown for real.
+    pub dishonest: bool,
 }
 
 struct Rp {
@@ -265,7 +270,6 @@ impl Rp {
                         .await;
                     tracing::info!(deal_id = %deal.id, "agreed on chain");
                 }
-                DealState::DealNegotiating => return Ok(()), // waiting for the job creator
                 DealState::DealAgreed => {
                     let _slot = self.slots.acquire().await?;
                     if local.stage == Stage::Accepted {
@@ -294,12 +298,17 @@ impl Rp {
                     return Ok(());
                 }
                 _ => {
-                    if local.stage != Stage::Submitted {
+                    // Waiting on the other side: the JC's agreement, its judgement or the
+                    // mediator. Past the deadline we call the timeout we are entitled to.
+                    if state != DealState::DealNegotiating && local.stage != Stage::Submitted {
                         self.ledger
                             .set_stage(&deal.id, Stage::Submitted, None)
                             .await?;
+                        local.stage = Stage::Submitted;
                     }
-                    return Ok(()); // results submitted; the job creator judges
+                    if !self.call_due_timeout(&deal, &agreement).await? {
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -313,42 +322,20 @@ impl Rp {
     async fn run_job(&self, deal: &Deal) -> anyhow::Result<String> {
         let dir = self.job_dir(deal);
         let results = dir.join("results");
-        if results.exists() {
-            tokio::fs::remove_dir_all(&results)
-                .await
-                .with_context(|| format!("cannot clear {}", results.display()))?;
+        run_deal_job(
+            &self.executor,
+            deal,
+            Some(&deal.resource_offer.spec),
+            &results,
+        )
+        .await?;
+        if self.settings.dishonest {
+            tamper(&results)?;
+            tracing::warn!(deal_id = %deal.id, "dishonest mode: the results were altered before packing");
         }
-        tokio::fs::create_dir_all(results.join("outputs")).await?;
-        let started = Instant::now();
-        let output = match crate::module::resolve(&deal.job_offer.module, &deal.job_offer.inputs) {
-            Err(error) => Err(error.to_string()),
-            Ok(spec) if !deal.resource_offer.spec.covers(&spec.machine) => Err(format!(
-                "the module needs {:?}, more than this offer's {:?}",
-                spec.machine, deal.resource_offer.spec
-            )),
-            Ok(spec) => {
-                tracing::info!(deal_id = %deal.id, image = %spec.image, "running the job");
-                self.executor
-                    .run(&spec, &results.join("outputs"), spec.machine.gpu)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        };
-        let (stdout, stderr, exit_code) = match output {
-            Ok(output) => (output.stdout, output.stderr, output.exit_code),
-            Err(error) => {
-                tracing::warn!(deal_id = %deal.id, %error, "the job could not run");
-                (
-                    Vec::new(),
-                    format!("lilypad: the job could not run: {error}\n").into_bytes(),
-                    -1,
-                )
-            }
-        };
-        crate::results::write_results_dir(&results, &stdout, &stderr, exit_code)?;
         let (tar, cid) = crate::results::pack(&results)?;
         tokio::fs::write(dir.join("results.tar"), &tar).await?;
-        tracing::info!(deal_id = %deal.id, results_cid = %cid, exit_code, seconds = started.elapsed().as_secs_f32(), "job ran");
+        tracing::info!(deal_id = %deal.id, results_cid = %cid, "results packed");
         Ok(cid)
     }
 
@@ -390,6 +377,23 @@ impl Rp {
         Ok(())
     }
 
+    /// Calls the timeout we are entitled to once its deadline has passed; true if called.
+    async fn call_due_timeout(
+        &self,
+        deal: &Deal,
+        agreement: &crate::chain::bindings::lilypad_storage::Agreement,
+    ) -> anyhow::Result<bool> {
+        let called =
+            deadlines::call_if_due(&self.chain, deal, agreement, Party::ResourceProvider).await?;
+        let Some((timeout, receipt)) = called else {
+            return Ok(false);
+        };
+        let action = format!("timeout_{}", timeout.name());
+        self.record_tx(&deal.id, &action, receipt.transaction_hash)
+            .await;
+        Ok(true)
+    }
+
     async fn record_tx(&self, deal_id: &str, action: &str, hash: ethers::types::H256) {
         if let Err(error) = self
             .client
@@ -399,4 +403,14 @@ impl Rp {
             tracing::debug!(%error, "cannot record a transaction with the solver");
         }
     }
+}
+
+/// What `--dishonest` does to a job's results: a line added to its stdout, so the packed
+/// results differ from what an honest re-run produces.
+fn tamper(results: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::fs::OpenOptions::new()
+        .append(true)
+        .open(results.join("stdout"))?;
+    stdout.write_all(b"(altered by a dishonest resource provider)\n")
 }

@@ -3,13 +3,10 @@
 //! restart loses nothing.
 
 use std::path::Path;
-use std::str::FromStr;
 
 use ethers::types::Address;
 use serde::Serialize;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
 use crate::bus::{Event, EventKind};
@@ -71,6 +68,8 @@ pub struct DealFilter {
     pub mediator: Option<Address>,
     pub job_offer: Option<String>,
     pub state: Option<u8>,
+    /// The on-chain key (hex, as in [`DealRecord::deal_key`]).
+    pub deal_key: Option<String>,
 }
 
 #[derive(Clone)]
@@ -124,16 +123,7 @@ fn address_text(address: Address) -> String {
 impl Store {
     /// Opens (creating if needed) `path`.
     pub async fn open(path: &Path) -> Result<Store> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        let pool = crate::db::open(path, SCHEMA, 4).await?;
         Ok(Store { pool })
     }
 
@@ -435,6 +425,10 @@ impl Store {
         if let Some(state) = filter.state {
             sql.push_str(" AND state = ?");
             binds.push(state.to_string());
+        }
+        if let Some(key) = &filter.deal_key {
+            sql.push_str(" AND deal_key = ?");
+            binds.push(key.to_ascii_lowercase());
         }
         sql.push_str(" ORDER BY created_at, id");
         let mut query = sqlx::query(&sql);

@@ -4,9 +4,16 @@
 
 use std::time::Duration;
 
+use ethers::signers::Signer;
 use ethers::types::{Address, U256};
-use lilypad::data::{MachineSpec, Pricing, Timeouts};
-use lilypad::dev::{DevNetwork, DevOptions};
+use lilypad::chain::terms::{deal_key, terms_of};
+use lilypad::chain::Chain;
+use lilypad::client::SolverClient;
+use lilypad::data::offers::{new_nonce, now_millis};
+use lilypad::data::{
+    ContentAddressed, Deal, DealState, JobOffer, MachineSpec, Pricing, ResourceOffer, Timeouts,
+};
+use lilypad::dev::{DevNetwork, DevOptions, DevRoles};
 use lilypad::run::JobRequest;
 
 pub const LP: u128 = 1_000_000_000_000_000_000;
@@ -33,6 +40,11 @@ pub fn timeouts() -> Timeouts {
 }
 
 pub async fn network(dir: &std::path::Path) -> DevNetwork {
+    network_with(dir, DevRoles::default()).await
+}
+
+/// A dev network with only some roles running (the test plays or leaves out the others).
+pub async fn network_with(dir: &std::path::Path, roles: DevRoles) -> DevNetwork {
     DevNetwork::start(DevOptions {
         data_dir: dir.to_path_buf(),
         anvil_path: None,
@@ -48,6 +60,7 @@ pub async fn network(dir: &std::path::Path) -> DevNetwork {
         timeouts: timeouts(),
         poll: Duration::from_millis(100),
         publish: false,
+        roles,
     })
     .await
     .expect("the dev network starts (needs `make deps`, a Docker engine and `make images`)")
@@ -65,6 +78,7 @@ pub fn cowsay_request(network: &DevNetwork, dir: &std::path::Path, message: &str
         timeout: Duration::from_secs(120),
         poll: Duration::from_millis(100),
         progress: false,
+        mediation_chance: 0,
     }
 }
 
@@ -75,4 +89,113 @@ pub async fn balances(chain: &lilypad::chain::Chain, who: &[Address]) -> Vec<U25
         out.push(chain.token_balance(*address).await.unwrap());
     }
     out
+}
+
+/// Moves the chain's clock forward by `seconds` and mines a block (anvil's time controls),
+/// so deadlines pass without the test waiting for them.
+pub async fn advance_chain_time(network: &DevNetwork, seconds: u64) {
+    use ethers::providers::{Http, Provider};
+    let provider = Provider::<Http>::try_from(network.rpc_url.as_str()).unwrap();
+    let _: serde_json::Value = provider
+        .request("evm_increaseTime", serde_json::json!([seconds]))
+        .await
+        .expect("anvil moves its clock");
+    let _: serde_json::Value = provider
+        .request("evm_mine", serde_json::json!([]))
+        .await
+        .expect("anvil mines a block");
+}
+
+/// The on-chain key of `deal`.
+pub fn key_of(deal: &Deal) -> [u8; 32] {
+    deal_key(deal.chain_id().unwrap(), &terms_of(deal))
+}
+
+/// Waits (polling every 50 ms, at most 60 s) until the deal's on-chain record satisfies `done`.
+pub async fn wait_on_chain(
+    chain: &Chain,
+    deal: &Deal,
+    what: &str,
+    done: impl Fn(&lilypad::chain::bindings::lilypad_storage::Agreement) -> bool,
+) {
+    let key = key_of(deal);
+    for _ in 0..1200 {
+        let agreement = chain.agreement(key).await.unwrap();
+        if done(&agreement) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what} on deal {}", deal.id);
+}
+
+/// Waits until the deal reaches `state` on chain.
+pub async fn wait_for_state(chain: &Chain, deal: &Deal, state: DealState) {
+    wait_on_chain(chain, deal, state.name(), |a| a.state == state.number()).await;
+}
+
+/// Waits (at most 60 s) until the solver lists a deal for `query`, and returns it.
+pub async fn wait_for_deal(client: &SolverClient, query: &str) -> Deal {
+    for _ in 0..1200 {
+        if let Some(record) = client.deals(query).await.unwrap().pop() {
+            return record.deal;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the solver made no deal for {query}");
+}
+
+/// Agrees to `deal` on chain as the party `chain` signs for, escrowing `deposit`.
+pub async fn agree_as(chain: &Chain, deal: &Deal, deposit: U256) {
+    chain.ensure_allowance(deposit).await.unwrap();
+    chain
+        .send(
+            "agree",
+            chain
+                .contracts
+                .controller
+                .agree(deal.chain_id().unwrap(), terms_of(deal)),
+        )
+        .await
+        .unwrap();
+}
+
+/// A resource offer as the network's RP would post it, signed by its key.
+pub fn resource_offer(network: &DevNetwork) -> ResourceOffer {
+    ResourceOffer {
+        id: String::new(),
+        created_at: now_millis(),
+        resource_provider: network.keys.resource_provider.address(),
+        spec: MachineSpec {
+            cpu: 2000,
+            ram: 2048,
+            gpu: 0,
+            vram: 0,
+        },
+        pricing: pricing(),
+        timeouts: timeouts(),
+        modules: Vec::new(),
+        services: network.services.clone(),
+        nonce: new_nonce(),
+    }
+    .seal()
+}
+
+/// A cowsay job offer as `lilypad run` would post it for the network's job creator.
+pub fn job_offer(network: &DevNetwork, message: &str) -> JobOffer {
+    let inputs = [("Message".to_string(), message.to_string())].into();
+    let spec = lilypad::module::resolve("cowsay:v0.0.1", &inputs).unwrap();
+    JobOffer {
+        id: String::new(),
+        created_at: now_millis(),
+        job_creator: network.keys.job_creator.address(),
+        module: "cowsay:v0.0.1".into(),
+        inputs,
+        spec: spec.machine,
+        pricing: pricing(),
+        timeouts: timeouts(),
+        services: network.services.clone(),
+        nonce: new_nonce(),
+    }
+    .seal()
 }

@@ -1,0 +1,60 @@
+//! Runs a deal's job into a results directory (`stdout`, `stderr`, `exitCode`, `outputs/`).
+//! The resource provider and the mediator both use this, so for a deterministic module
+//! their packed results are byte-identical and the mediator can compare CIDs.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::docker::DockerExecutor;
+use super::Executor;
+use crate::data::{Deal, MachineSpec};
+
+/// Runs `deal`'s job with `executor` into `results` (cleared first). A job that cannot run
+/// (unknown module, too large for `limit`, engine error) still leaves a results directory:
+/// empty stdout, the reason in stderr and exit code -1, so the deal can be settled.
+pub async fn run_deal_job(
+    executor: &DockerExecutor,
+    deal: &Deal,
+    limit: Option<&MachineSpec>,
+    results: &Path,
+) -> anyhow::Result<i64> {
+    if results.exists() {
+        tokio::fs::remove_dir_all(results)
+            .await
+            .with_context(|| format!("cannot clear {}", results.display()))?;
+    }
+    tokio::fs::create_dir_all(results.join("outputs"))
+        .await
+        .with_context(|| format!("cannot create {}", results.display()))?;
+    let started = Instant::now();
+    let output = match crate::module::resolve(&deal.job_offer.module, &deal.job_offer.inputs) {
+        Err(error) => Err(error.to_string()),
+        Ok(spec) if limit.is_some_and(|limit| !limit.covers(&spec.machine)) => Err(format!(
+            "the module needs {:?}, more than this offer's {:?}",
+            spec.machine, limit
+        )),
+        Ok(spec) => {
+            tracing::info!(deal_id = %deal.id, image = %spec.image, "running the job");
+            executor
+                .run(&spec, &results.join("outputs"), spec.machine.gpu)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    let (stdout, stderr, exit_code) = match output {
+        Ok(output) => (output.stdout, output.stderr, output.exit_code),
+        Err(error) => {
+            tracing::warn!(deal_id = %deal.id, %error, "the job could not run");
+            (
+                Vec::new(),
+                format!("lilypad: the job could not run: {error}\n").into_bytes(),
+                -1,
+            )
+        }
+    };
+    crate::results::write_results_dir(results, &stdout, &stderr, exit_code)?;
+    tracing::info!(deal_id = %deal.id, exit_code, seconds = started.elapsed().as_secs_f32(), "job ran");
+    Ok(exit_code)
+}

@@ -1,0 +1,136 @@
+//! The mediator's own record (SQLite under DATA_DIR): deals it was asked to mediate (from
+//! chain events), the verdict it reached for each (so a restart re-sends the verdict instead
+//! of re-running the job) and the block its event stream has read up to.
+
+use std::path::Path;
+
+use sqlx::sqlite::SqlitePool;
+use sqlx::Row;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS requested (deal_key TEXT PRIMARY KEY, deal_id TEXT);
+CREATE TABLE IF NOT EXISTS verdicts (deal_id TEXT PRIMARY KEY, accept INTEGER NOT NULL,
+    our_cid TEXT NOT NULL, reason TEXT NOT NULL, finished INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"#;
+
+/// What the mediator concluded about a deal's results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The RP's results match our re-run.
+    pub accept: bool,
+    /// The results CID our re-run produced.
+    pub our_cid: String,
+    /// Why, for people.
+    pub reason: String,
+}
+
+#[derive(Clone)]
+pub struct Ledger {
+    pool: SqlitePool,
+}
+
+impl Ledger {
+    pub async fn open(path: &Path) -> Result<Ledger, sqlx::Error> {
+        Ok(Ledger {
+            pool: crate::db::open(path, SCHEMA, 2).await?,
+        })
+    }
+
+    /// Notes a mediation request for `deal_key` seen on chain.
+    pub async fn add_requested(&self, deal_key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT OR IGNORE INTO requested (deal_key) VALUES (?)")
+            .bind(deal_key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Requested deal keys not yet matched to a deal.
+    pub async fn unresolved(&self) -> Result<Vec<String>, sqlx::Error> {
+        let rows = sqlx::query("SELECT deal_key FROM requested WHERE deal_id IS NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    pub async fn resolve(&self, deal_key: &str, deal_id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE requested SET deal_id = ? WHERE deal_key = ?")
+            .bind(deal_id)
+            .bind(deal_key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn verdict(&self, deal_id: &str) -> Result<Option<(Verdict, bool)>, sqlx::Error> {
+        let row =
+            sqlx::query("SELECT accept, our_cid, reason, finished FROM verdicts WHERE deal_id = ?")
+                .bind(deal_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|row| {
+            let verdict = Verdict {
+                accept: row.get::<i64, _>(0) != 0,
+                our_cid: row.get(1),
+                reason: row.get(2),
+            };
+            (verdict, row.get::<i64, _>(3) != 0)
+        }))
+    }
+
+    pub async fn set_verdict(&self, deal_id: &str, verdict: &Verdict) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO verdicts (deal_id, accept, our_cid, reason) VALUES (?, ?, ?, ?)",
+        )
+        .bind(deal_id)
+        .bind(verdict.accept as i64)
+        .bind(&verdict.our_cid)
+        .bind(&verdict.reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether we are done with a deal (verdict on chain, or the deal ended otherwise).
+    pub async fn is_finished(&self, deal_id: &str) -> Result<bool, sqlx::Error> {
+        Ok(self
+            .verdict(deal_id)
+            .await?
+            .is_some_and(|(_, finished)| finished))
+    }
+
+    /// Marks a deal done; `verdict` records why when no verdict was reached.
+    pub async fn finish(&self, deal_id: &str, reason: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO verdicts (deal_id, accept, our_cid, reason, finished) VALUES (?, 0, '', ?, 1)
+             ON CONFLICT (deal_id) DO UPDATE SET finished = 1",
+        )
+        .bind(deal_id)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

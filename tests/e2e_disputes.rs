@@ -1,0 +1,292 @@
+//! Disputes and deadlines end to end on real parts (anvil, the deployed contracts, the solver,
+//! resource provider and mediator roles on the real Docker engine). Each test ends a deal in
+//! one row of DESIGN.md §4's money table and asserts its final on-chain state and every
+//! party's token balance change to the wei.
+//!
+//! A party that "dies" is played by the test: it does what the real role does up to the
+//! point of death (posts an offer, agrees on chain) and then nothing. Deadlines pass through
+//! anvil's time controls, so no test waits for a wall-clock timeout.
+
+mod common;
+
+use common::*;
+use ethers::signers::Signer;
+use ethers::types::{Address, U256};
+use lilypad::chain::terms::job_creator_deposit;
+use lilypad::client::SolverClient;
+use lilypad::data::DealState;
+use lilypad::dev::{DevNetwork, DevRoles};
+use lilypad::run::{run_job, JobOutcome};
+
+/// Prices of these tests, in wei (common::pricing/timeouts): price 3 LP (one instruction, so
+/// cost 3), payment collateral 5, results multiple 2 (R = 6), mediation fee 1,
+/// submit-results collateral 7, judge-results collateral 11.
+const COST: u128 = 3 * LP;
+const R: u128 = 6 * LP;
+const M: u128 = LP;
+const CS: u128 = 7 * LP;
+const CJ: u128 = 11 * LP;
+
+/// Who holds tokens in a deal: JC, RP, mediator, treasury (the dev deployer) and escrow.
+struct Ledger {
+    who: [Address; 5],
+    before: Vec<U256>,
+}
+
+impl Ledger {
+    async fn open(network: &DevNetwork) -> Ledger {
+        let who = [
+            network.keys.job_creator.address(),
+            network.keys.resource_provider.address(),
+            network.keys.mediator.address(),
+            network.keys.deployer.address(),
+            network.deployment.payments,
+        ];
+        let chain = network.job_creator_chain().await.unwrap();
+        let before = balances(&chain, &who).await;
+        Ledger { who, before }
+    }
+
+    /// Asserts each party's change (signed wei): [JC, RP, mediator, treasury, escrow].
+    async fn assert_changes(&self, network: &DevNetwork, expected: [i128; 5]) {
+        let chain = network.job_creator_chain().await.unwrap();
+        let after = balances(&chain, &self.who).await;
+        let names = [
+            "job creator",
+            "resource provider",
+            "mediator",
+            "treasury",
+            "escrow",
+        ];
+        for i in 0..5 {
+            let change = if after[i] >= self.before[i] {
+                i128::try_from((after[i] - self.before[i]).as_u128()).unwrap()
+            } else {
+                -i128::try_from((self.before[i] - after[i]).as_u128()).unwrap()
+            };
+            assert_eq!(change, expected[i], "{} balance change (wei)", names[i]);
+        }
+    }
+}
+
+fn signed(amount: u128) -> i128 {
+    i128::try_from(amount).unwrap()
+}
+
+async fn checked_job(network: &DevNetwork, dir: &std::path::Path, message: &str) -> JobOutcome {
+    let chain = network.job_creator_chain().await.unwrap();
+    let mut request = cowsay_request(network, dir, message);
+    request.mediation_chance = 100; // --check
+    let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    run_job(chain, client, request).await.expect("the job ends")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn honest_results_checked_by_the_mediator_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network(dir.path()).await;
+    let ledger = Ledger::open(&network).await;
+
+    let outcome = checked_job(&network, dir.path(), "honest").await;
+
+    assert_eq!(outcome.state, DealState::MediationAccepted);
+    assert!(outcome.disputed.is_some());
+    assert!(outcome.paid_for_results());
+    assert!(
+        outcome.stdout().contains("< honest >"),
+        "{}",
+        outcome.stdout()
+    );
+    assert!(
+        outcome.settlement.contains("confirmed"),
+        "{}",
+        outcome.settlement
+    );
+    // JC pays the cost and the fee; RP earns the cost; the mediator earns the fee.
+    ledger
+        .assert_changes(&network, [-signed(COST + M), signed(COST), signed(M), 0, 0])
+        .await;
+    network.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dishonest_results_are_rejected_and_the_collateral_slashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = DevRoles {
+        dishonest: true,
+        ..DevRoles::default()
+    };
+    let network = network_with(dir.path(), roles).await;
+    let ledger = Ledger::open(&network).await;
+
+    let outcome = checked_job(&network, dir.path(), "lie").await;
+
+    assert_eq!(outcome.state, DealState::MediationRejected);
+    assert!(!outcome.paid_for_results());
+    let results = outcome
+        .results
+        .as_ref()
+        .expect("the altered results were downloaded");
+    assert!(
+        results.stdout.contains("altered by a dishonest"),
+        "{}",
+        results.stdout
+    );
+    assert!(
+        outcome.settlement.contains("rejected"),
+        "{}",
+        outcome.settlement
+    );
+    // JC gets P and Cj back and pays only the fee; the RP loses its results collateral to
+    // the treasury (its submit-results collateral came back with addResult).
+    ledger
+        .assert_changes(&network, [-signed(M), -signed(R), signed(M), signed(R), 0])
+        .await;
+    network.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resource_provider_that_never_agrees_lets_the_job_creator_take_its_deposit_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = DevRoles {
+        resource_provider: false,
+        ..DevRoles::default()
+    };
+    let network = network_with(dir.path(), roles).await;
+    let ledger = Ledger::open(&network).await;
+    // The RP posts an offer and dies before agreeing.
+    let rp = SolverClient::new(&network.solver.url, network.keys.resource_provider.clone());
+    rp.post_resource_offer(&resource_offer(&network))
+        .await
+        .unwrap();
+
+    let jc_chain = network.job_creator_chain().await.unwrap();
+    let jc = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let job = tokio::spawn(run_job(
+        jc_chain.clone(),
+        jc.clone(),
+        cowsay_request(&network, dir.path(), "alone"),
+    ));
+    let query = format!("job_creator={:?}", network.keys.job_creator.address());
+    let deal = wait_for_deal(&jc, &query).await;
+    wait_on_chain(&jc_chain, &deal, "the job creator's agreement", |a| {
+        a.job_creator_agreed
+    })
+    .await;
+    advance_chain_time(&network, timeouts().agree + 1).await;
+
+    let outcome = job.await.unwrap().expect("the job ends");
+    assert_eq!(outcome.state, DealState::TimeoutAgree);
+    assert!(
+        outcome.settlement.contains("refunded 16 LP"),
+        "{}",
+        outcome.settlement
+    );
+    ledger.assert_changes(&network, [0, 0, 0, 0, 0]).await;
+    network.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resource_provider_that_dies_after_agreeing_loses_its_submit_collateral() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = DevRoles {
+        resource_provider: false,
+        ..DevRoles::default()
+    };
+    let network = network_with(dir.path(), roles).await;
+    let ledger = Ledger::open(&network).await;
+    let rp_chain = network
+        .chain_as(&network.keys.resource_provider)
+        .await
+        .unwrap();
+    let rp = SolverClient::new(&network.solver.url, network.keys.resource_provider.clone());
+    rp.post_resource_offer(&resource_offer(&network))
+        .await
+        .unwrap();
+
+    let jc_chain = network.job_creator_chain().await.unwrap();
+    let jc = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let job = tokio::spawn(run_job(
+        jc_chain.clone(),
+        jc.clone(),
+        cowsay_request(&network, dir.path(), "abandoned"),
+    ));
+    // The RP agrees to the deal, then dies without running the job.
+    let query = format!(
+        "resource_provider={:?}",
+        network.keys.resource_provider.address()
+    );
+    let deal = wait_for_deal(&rp, &query).await;
+    agree_as(&rp_chain, &deal, U256::from(CS)).await;
+    wait_for_state(&jc_chain, &deal, DealState::DealAgreed).await;
+    advance_chain_time(&network, timeouts().submit_results + 1).await;
+
+    let outcome = job.await.unwrap().expect("the job ends");
+    assert_eq!(outcome.state, DealState::TimeoutSubmitResults);
+    assert!(
+        outcome.settlement.contains("refunded 16 LP"),
+        "{}",
+        outcome.settlement
+    );
+    ledger
+        .assert_changes(&network, [0, -signed(CS), 0, signed(CS), 0])
+        .await;
+    network.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_creator_that_dies_after_results_are_submitted_still_pays_the_resource_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network(dir.path()).await;
+    let ledger = Ledger::open(&network).await;
+    // The JC posts its offer and agrees, then dies before judging the results.
+    let jc_chain = network.job_creator_chain().await.unwrap();
+    let jc = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let offer = job_offer(&network, "orphan");
+    jc.post_job_offer(&offer).await.unwrap();
+    let deal = wait_for_deal(&jc, &format!("job_offer={}", offer.id)).await;
+    agree_as(&jc_chain, &deal, job_creator_deposit(&deal)).await;
+    wait_for_state(&jc_chain, &deal, DealState::ResultsSubmitted).await;
+    advance_chain_time(&network, timeouts().judge_results + 1).await;
+
+    // The RP calls the judge-results timeout itself.
+    wait_for_state(&jc_chain, &deal, DealState::TimeoutJudgeResults).await;
+    ledger
+        .assert_changes(
+            &network,
+            [-signed(COST + CJ), signed(COST), 0, signed(CJ), 0],
+        )
+        .await;
+    network.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_absent_mediator_lets_everyone_take_back_what_they_paid_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = DevRoles {
+        mediator: false,
+        ..DevRoles::default()
+    };
+    let network = network_with(dir.path(), roles).await;
+    let ledger = Ledger::open(&network).await;
+    let jc_chain = network.job_creator_chain().await.unwrap();
+    let jc = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let mut request = cowsay_request(&network, dir.path(), "anyone there");
+    request.mediation_chance = 100;
+    let job = tokio::spawn(run_job(jc_chain.clone(), jc.clone(), request));
+    let query = format!("job_creator={:?}", network.keys.job_creator.address());
+    let deal = wait_for_deal(&jc, &query).await;
+    wait_for_state(&jc_chain, &deal, DealState::ResultsChecked).await;
+    advance_chain_time(&network, timeouts().mediate_results + 1).await;
+
+    let outcome = job.await.unwrap().expect("the job ends");
+    assert_eq!(outcome.state, DealState::TimeoutMediateResults);
+    assert!(!outcome.paid_for_results());
+    assert!(
+        outcome.settlement.contains("refunded 17 LP"),
+        "{}",
+        outcome.settlement
+    );
+    ledger.assert_changes(&network, [0, 0, 0, 0, 0]).await;
+    network.stop().await;
+}
