@@ -296,6 +296,14 @@ impl SolverClient {
         .map(|_| ())
     }
 
+    /// Records a transaction with the solver for the deal's history; a failure is only
+    /// logged, since the chain is the record that counts.
+    pub async fn note_tx(&self, deal_id: &str, action: &str, hash: ethers::types::H256) {
+        if let Err(error) = self.record_tx(deal_id, action, &format!("{hash:?}")).await {
+            tracing::debug!(%error, deal_id, action, "cannot record a transaction with the solver");
+        }
+    }
+
     /// Streams live solver events until `shutdown`, reconnecting with backoff (1 s .. 30 s).
     /// The receiver sees events in order; after a reconnect it resumes after the last one seen.
     pub fn events(&self, shutdown: CancellationToken) -> mpsc::Receiver<Event> {

@@ -128,15 +128,20 @@ async fn solver(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn rp(args: RpArgs, settings: Settings) -> anyhow::Result<()> {
-    let chain = connect(&settings).await?;
-    if args.dishonest && !crate::dev::is_dev_chain(chain.chain_id) {
-        bail!(
-            "--dishonest alters results on purpose and is only for local dev chains (chain id {}); {} is chain {}",
-            crate::dev::DEV_CHAIN_ID,
-            chain.rpc_url,
-            chain.chain_id
+    if args.dishonest {
+        let url = settings.rpc_url()?;
+        let (_, chain_id) = crate::chain::client::provider(&url, settings.poll_interval()).await?;
+        if !crate::dev::is_dev_chain(chain_id) {
+            bail!(
+                "--dishonest alters results on purpose and is only allowed on a local dev chain (chain id {}); {url} is chain {chain_id}",
+                crate::dev::DEV_CHAIN_ID
+            );
+        }
+        tracing::warn!(
+            "dishonest mode: every job's results will be altered before they are submitted"
         );
     }
+    let chain = connect(&settings).await?;
     let services = settings.services()?;
     let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
     let executor = DockerExecutor::connect(settings.allow_network).await?;
@@ -158,8 +163,10 @@ async fn rp(args: RpArgs, settings: Settings) -> anyhow::Result<()> {
 
 async fn mediator(args: MediatorArgs, settings: Settings) -> anyhow::Result<()> {
     let chain = connect(&settings).await?;
-    let services = settings.services()?;
-    let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
+    let url = match &settings.solver_url {
+        Some(url) => url.clone(),
+        None => solver_url(&chain, settings.solver()?, None).await?,
+    };
     let executor = DockerExecutor::connect(false).await?;
     let mediator_settings = MediatorSettings {
         data_dir: settings.data_dir.join("mediator"),

@@ -187,19 +187,45 @@ async fn drive(
         if tracking.deal.is_none() && started.elapsed() > request.timeout {
             return Err(no_match(client, &offer, request.timeout).await);
         }
-        match look(chain, client, request, &mut tracking, &offer, progress).await {
+        match step(chain, client, request, &mut tracking, &offer, progress).await {
             Ok(Some(outcome)) => return Ok(outcome),
             Ok(None) => {}
             Err(error) if is_transient(&error) => {
                 tracing::warn!("{error:#}; trying again");
                 progress.step(&format!("{error}; trying again"));
             }
-            Err(error) => return Err(error),
+            Err(error) => return settled_anyway(chain, &tracking, &offer, error).await,
         }
         tokio::select! {
             _ = events.recv() => {}
             _ = tokio::time::sleep(request.poll) => {}
         }
+    }
+}
+
+/// After a failed step: if the deal has ended on chain all the same (the other side called a
+/// timeout first, or a verdict landed), that end is the outcome; otherwise the error is.
+async fn settled_anyway(
+    chain: &Chain,
+    tracking: &Tracking,
+    offer: &JobOffer,
+    error: anyhow::Error,
+) -> anyhow::Result<JobOutcome> {
+    let Some(deal) = &tracking.deal else {
+        return Err(error);
+    };
+    let Ok(id) = deal.chain_id() else {
+        return Err(error);
+    };
+    match chain.agreement(deal_key(id, &terms_of(deal))).await {
+        Ok(agreement) if DealState::try_from(agreement.state).is_ok_and(DealState::is_terminal) => {
+            tracing::info!(
+                error = format!("{error:#}"),
+                "a step failed but the deal has ended on chain"
+            );
+            Ok(ended(tracking, offer, deal, &agreement))
+        }
+        _ => Err(error),
     }
 }
 
@@ -211,34 +237,8 @@ fn is_transient(error: &anyhow::Error) -> bool {
         .any(ClientError::is_transient)
 }
 
-/// One look for the deal, then at its state; Some when the deal has ended.
-async fn look(
-    chain: &Chain,
-    client: &SolverClient,
-    request: &JobRequest,
-    tracking: &mut Tracking,
-    offer: &JobOffer,
-    progress: &Progress,
-) -> anyhow::Result<Option<JobOutcome>> {
-    if tracking.deal.is_none() {
-        let found = client.deals(&format!("job_offer={}", offer.id)).await?;
-        let Some(record) = found.into_iter().next() else {
-            return Ok(None);
-        };
-        record
-            .deal
-            .check_for_job_creator(offer, chain.address())
-            .context("refusing the solver's deal")?;
-        progress.step(&format!(
-            "matched: deal {} with {:?}",
-            record.deal.id, record.deal.members.resource_provider
-        ));
-        tracking.deal = Some(record.deal);
-    }
-    step(chain, client, request, tracking, offer, progress).await
-}
-
-/// One look at the deal's on-chain state, doing what is ours to do; Some when it has ended.
+/// One look for our deal, then at its on-chain state, doing what is ours to do; Some when
+/// the deal has ended.
 async fn step(
     chain: &Chain,
     client: &SolverClient,
@@ -247,8 +247,24 @@ async fn step(
     offer: &JobOffer,
     progress: &Progress,
 ) -> anyhow::Result<Option<JobOutcome>> {
-    let Some(deal) = tracking.deal.clone() else {
-        return Ok(None);
+    let deal = match &tracking.deal {
+        Some(deal) => deal.clone(),
+        None => {
+            let found = client.deals(&format!("job_offer={}", offer.id)).await?;
+            let Some(record) = found.into_iter().next() else {
+                return Ok(None);
+            };
+            record
+                .deal
+                .check_for_job_creator(offer, chain.address())
+                .context("refusing the solver's deal")?;
+            progress.step(&format!(
+                "matched: deal {} with {:?}",
+                record.deal.id, record.deal.members.resource_provider
+            ));
+            tracking.deal = Some(record.deal.clone());
+            record.deal
+        }
     };
     let deal_id = deal.chain_id()?;
     let terms = terms_of(&deal);
@@ -262,7 +278,9 @@ async fn step(
             let receipt = chain
                 .send("agree to the deal", controller.agree(deal_id, terms))
                 .await?;
-            record_tx(client, &deal, "agree", receipt.transaction_hash).await;
+            client
+                .note_tx(&deal.id, "agree", receipt.transaction_hash)
+                .await;
             progress.step("agreed on chain; waiting for the resource provider to agree");
         }
         DealState::DealNegotiating => {
@@ -318,7 +336,9 @@ async fn step(
                             controller.accept_result(deal_id, terms),
                         )
                         .await?;
-                    record_tx(client, &deal, "accept_result", receipt.transaction_hash).await;
+                    client
+                        .note_tx(&deal.id, "accept_result", receipt.transaction_hash)
+                        .await;
                     let mut agreement = agreement;
                     agreement.state = DealState::ResultsAccepted.number();
                     return Ok(Some(ended(tracking, offer, &deal, &agreement)));
@@ -336,7 +356,9 @@ async fn step(
                             controller.check_result(deal_id, terms),
                         )
                         .await?;
-                    record_tx(client, &deal, "check_result", receipt.transaction_hash).await;
+                    client
+                        .note_tx(&deal.id, "check_result", receipt.transaction_hash)
+                        .await;
                 }
             }
         }
@@ -391,7 +413,9 @@ async fn wait_or_time_out(
         deadlines::call_if_due(chain, deal, agreement, Party::JobCreator).await?
     {
         let action = format!("timeout_{}", timeout.name());
-        record_tx(client, deal, &action, receipt.transaction_hash).await;
+        client
+            .note_tx(&deal.id, &action, receipt.transaction_hash)
+            .await;
     }
     Ok(())
 }
@@ -458,15 +482,6 @@ fn ended(tracking: &Tracking, offer: &JobOffer, deal: &Deal, agreement: &Agreeme
             agreement.job_creator_agreed,
             agreement.instruction_count,
         ),
-    }
-}
-
-async fn record_tx(client: &SolverClient, deal: &Deal, action: &str, hash: ethers::types::H256) {
-    if let Err(error) = client
-        .record_tx(&deal.id, action, &format!("{hash:?}"))
-        .await
-    {
-        tracing::debug!(%error, "cannot record a transaction with the solver");
     }
 }
 

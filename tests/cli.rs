@@ -66,13 +66,24 @@ fn every_role_documents_its_flags_and_variables() {
                 "OFFER_COUNT",
                 "PRICING_INSTRUCTION_PRICE",
                 "SERVICE_MEDIATORS",
+                "--dishonest",
             ][..],
         ),
         (
             "run",
-            &["KEY=VALUE", "--timeout", "TIMEOUT_JUDGE_RESULTS_TIME"][..],
+            &[
+                "KEY=VALUE",
+                "--timeout",
+                "TIMEOUT_JUDGE_RESULTS_TIME",
+                "--check",
+                "--mediation-chance",
+            ][..],
         ),
-        ("dev", &["--anvil-path", "OFFER_CPU"][..]),
+        (
+            "mediator",
+            &["--parallel", "WEB3_RPC_URL", "SOLVER_URL", "DATA_DIR"][..],
+        ),
+        ("dev", &["--anvil-path", "OFFER_CPU", "--dishonest"][..]),
     ] {
         let output = lilypad(&[command, "--help"]);
         assert!(output.status.success(), "{command}");
@@ -182,5 +193,67 @@ fn run_without_a_network_starts_an_embedded_one_and_prints_the_cow() {
         std::fs::read_dir(downloaded).unwrap().count(),
         1,
         "results are kept under DATA_DIR"
+    );
+}
+
+#[test]
+fn a_mediation_chance_above_100_percent_is_refused() {
+    let output = lilypad(&["run", "cowsay:v0.0.1", "--mediation-chance", "101"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("101 is not in 0..=100"), "{stderr}");
+    let output = lilypad(&["run", "cowsay:v0.0.1", "--check", "--mediation-chance", "5"]);
+    assert!(
+        !output.status.success(),
+        "--check and --mediation-chance conflict"
+    );
+}
+
+/// `rp --dishonest` is refused on any chain but a local dev chain (a real anvil started with
+/// another chain id stands for a public network).
+#[test]
+fn a_dishonest_resource_provider_is_refused_outside_a_dev_chain() {
+    let anvil = lilypad::dev::find_anvil(None).expect("anvil (make deps)");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(anvil)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--chain-id",
+            "1337",
+            "--silent",
+        ])
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_lilypad"))
+        .args(["rp", "--dishonest", "--rpc-url", &url])
+        .args(["--controller", "0x0000000000000000000000000000000000000001"])
+        .env("WEB3_PRIVATE_KEY", lilypad::dev::ANVIL_DEPLOYER_KEY)
+        .env("DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("only allowed on a local dev chain") && stderr.contains("chain 1337"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(lilypad::dev::ANVIL_DEPLOYER_KEY.trim_start_matches("0x")),
+        "the key never appears in errors"
     );
 }

@@ -14,9 +14,10 @@ use ethers::signers::Signer;
 use ethers::types::{Address, U256};
 use lilypad::chain::terms::job_creator_deposit;
 use lilypad::client::SolverClient;
-use lilypad::data::DealState;
+use lilypad::data::{Deal, DealState};
 use lilypad::dev::{DevNetwork, DevRoles};
 use lilypad::run::{run_job, JobOutcome};
+use tokio::task::JoinHandle;
 
 /// Prices of these tests, in wei (common::pricing/timeouts): price 3 LP (one instruction, so
 /// cost 3), payment collateral 5, results multiple 2 (R = 6), mediation fee 1,
@@ -74,11 +75,25 @@ fn signed(amount: u128) -> i128 {
 }
 
 async fn checked_job(network: &DevNetwork, dir: &std::path::Path, message: &str) -> JobOutcome {
+    let (job, _) = spawn_job(network, dir, message, 100).await;
+    job.await.unwrap().expect("the job ends")
+}
+
+/// Starts `lilypad run`'s flow for a cowsay job (disputing `mediation_chance`% of results)
+/// and returns it with the deal the solver made for it.
+async fn spawn_job(
+    network: &DevNetwork,
+    dir: &std::path::Path,
+    message: &str,
+    mediation_chance: u8,
+) -> (JoinHandle<anyhow::Result<JobOutcome>>, Deal) {
     let chain = network.job_creator_chain().await.unwrap();
-    let mut request = cowsay_request(network, dir, message);
-    request.mediation_chance = 100; // --check
     let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
-    run_job(chain, client, request).await.expect("the job ends")
+    let mut request = cowsay_request(network, dir, message);
+    request.mediation_chance = mediation_chance;
+    let job = tokio::spawn(run_job(chain, client.clone(), request));
+    let query = format!("job_creator={:?}", network.keys.job_creator.address());
+    (job, wait_for_deal(&client, &query).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -161,14 +176,7 @@ async fn a_resource_provider_that_never_agrees_lets_the_job_creator_take_its_dep
         .unwrap();
 
     let jc_chain = network.job_creator_chain().await.unwrap();
-    let jc = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
-    let job = tokio::spawn(run_job(
-        jc_chain.clone(),
-        jc.clone(),
-        cowsay_request(&network, dir.path(), "alone"),
-    ));
-    let query = format!("job_creator={:?}", network.keys.job_creator.address());
-    let deal = wait_for_deal(&jc, &query).await;
+    let (job, deal) = spawn_job(&network, dir.path(), "alone", 0).await;
     wait_on_chain(&jc_chain, &deal, "the job creator's agreement", |a| {
         a.job_creator_agreed
     })
@@ -205,18 +213,8 @@ async fn a_resource_provider_that_dies_after_agreeing_loses_its_submit_collatera
         .unwrap();
 
     let jc_chain = network.job_creator_chain().await.unwrap();
-    let jc = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
-    let job = tokio::spawn(run_job(
-        jc_chain.clone(),
-        jc.clone(),
-        cowsay_request(&network, dir.path(), "abandoned"),
-    ));
+    let (job, deal) = spawn_job(&network, dir.path(), "abandoned", 0).await;
     // The RP agrees to the deal, then dies without running the job.
-    let query = format!(
-        "resource_provider={:?}",
-        network.keys.resource_provider.address()
-    );
-    let deal = wait_for_deal(&rp, &query).await;
     agree_as(&rp_chain, &deal, U256::from(CS)).await;
     wait_for_state(&jc_chain, &deal, DealState::DealAgreed).await;
     advance_chain_time(&network, timeouts().submit_results + 1).await;
@@ -270,12 +268,7 @@ async fn an_absent_mediator_lets_everyone_take_back_what_they_paid_in() {
     let network = network_with(dir.path(), roles).await;
     let ledger = Ledger::open(&network).await;
     let jc_chain = network.job_creator_chain().await.unwrap();
-    let jc = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
-    let mut request = cowsay_request(&network, dir.path(), "anyone there");
-    request.mediation_chance = 100;
-    let job = tokio::spawn(run_job(jc_chain.clone(), jc.clone(), request));
-    let query = format!("job_creator={:?}", network.keys.job_creator.address());
-    let deal = wait_for_deal(&jc, &query).await;
+    let (job, deal) = spawn_job(&network, dir.path(), "anyone there", 100).await;
     wait_for_state(&jc_chain, &deal, DealState::ResultsChecked).await;
     advance_chain_time(&network, timeouts().mediate_results + 1).await;
 
@@ -288,5 +281,85 @@ async fn an_absent_mediator_lets_everyone_take_back_what_they_paid_in() {
         outcome.settlement
     );
     ledger.assert_changes(&network, [0, 0, 0, 0, 0]).await;
+    network.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_module_that_names_what_to_compare_is_judged_on_those_parts_only() {
+    let dir = tempfile::tempdir().unwrap();
+    // cowsay again, as a local module that asks mediators to compare only outputs/ (as a
+    // module whose stdout carries timings would). The dishonest RP alters only stdout.
+    let module = dir.path().join("cowsay-outputs-only");
+    std::fs::create_dir_all(&module).unwrap();
+    let catalog: serde_json::Value = serde_json::from_str(
+        include_str!("../src/module/catalog/cowsay-v0.0.1.json.tmpl")
+            .replace("{{ .Message }}", "\"MESSAGE\"")
+            .as_str(),
+    )
+    .unwrap();
+    let mut template = catalog;
+    template["mediation"] = serde_json::json!({ "compare": ["exitCode", "outputs"] });
+    let text = serde_json::to_string_pretty(&template)
+        .unwrap()
+        .replace("\"MESSAGE\"", "{{ .Message }}");
+    std::fs::write(module.join("lilypad_module.json.tmpl"), text).unwrap();
+
+    let roles = DevRoles {
+        dishonest: true,
+        ..DevRoles::default()
+    };
+    let network = network_with(dir.path(), roles).await;
+    let ledger = Ledger::open(&network).await;
+    let chain = network.job_creator_chain().await.unwrap();
+    let mut request = cowsay_request(&network, dir.path(), "outputs only");
+    request.module = module.display().to_string();
+    request.mediation_chance = 100;
+    let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let outcome = run_job(chain, client, request).await.expect("the job ends");
+
+    assert_eq!(
+        outcome.state,
+        DealState::MediationAccepted,
+        "{}",
+        outcome.settlement
+    );
+    assert!(outcome.stdout().contains("altered by a dishonest"));
+    ledger
+        .assert_changes(&network, [-signed(COST + M), signed(COST), signed(M), 0, 0])
+        .await;
+    network.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mediator_that_was_down_when_the_dispute_came_decides_once_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = DevRoles {
+        mediator: false,
+        ..DevRoles::default()
+    };
+    let network = network_with(dir.path(), roles).await;
+    let jc_chain = network.job_creator_chain().await.unwrap();
+    let (job, deal) = spawn_job(&network, dir.path(), "late", 100).await;
+    wait_for_state(&jc_chain, &deal, DealState::ResultsChecked).await;
+
+    // Now the mediator starts, with the dispute already on chain.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mediator = tokio::spawn(lilypad::mediator::run(
+        network.chain_as(&network.keys.mediator).await.unwrap(),
+        SolverClient::new(&network.solver.url, network.keys.mediator.clone()),
+        lilypad::executor::docker::DockerExecutor::connect(false)
+            .await
+            .unwrap(),
+        lilypad::mediator::MediatorSettings {
+            data_dir: dir.path().join("late-mediator"),
+            poll: std::time::Duration::from_millis(100),
+            parallel: 1,
+        },
+        stop.clone(),
+    ));
+    let outcome = job.await.unwrap().expect("the job ends");
+    assert_eq!(outcome.state, DealState::MediationAccepted);
+    stop.cancel();
+    mediator.await.unwrap().unwrap();
     network.stop().await;
 }

@@ -154,8 +154,26 @@ pub async fn call_if_due(
         return Ok(None);
     }
     tracing::info!(deal_id = %deal.id, timeout = due.timeout.name(), "deadline passed; calling the timeout");
-    let receipt = call_timeout(chain, deal, due.timeout).await?;
-    Ok(Some((due.timeout, receipt)))
+    match call_timeout(chain, deal, due.timeout).await {
+        Ok(receipt) => Ok(Some((due.timeout, receipt))),
+        Err(error) => {
+            // Both sides may call the mediate-results timeout, and a verdict may land at the
+            // same moment: if the deal moved on meanwhile, our call simply lost the race.
+            let Ok(id) = deal.chain_id() else {
+                return Err(error);
+            };
+            match chain
+                .agreement(super::terms::deal_key(id, &terms_of(deal)))
+                .await
+            {
+                Ok(now) if now.state != agreement.state => {
+                    tracing::info!(deal_id = %deal.id, timeout = due.timeout.name(), "the deal moved on before our timeout call landed");
+                    Ok(None)
+                }
+                _ => Err(error),
+            }
+        }
+    }
 }
 
 /// What a deal's end state means for the job creator, in words and exact amounts, as the

@@ -263,13 +263,9 @@ impl Mediator {
         } else {
             "mediation_reject"
         };
-        if let Err(error) = self
-            .client
-            .record_tx(&deal.id, action, &format!("{:?}", receipt.transaction_hash))
-            .await
-        {
-            tracing::debug!(%error, "cannot record a transaction with the solver");
-        }
+        self.client
+            .note_tx(&deal.id, action, receipt.transaction_hash)
+            .await;
         tracing::info!(deal_id = %deal.id, accept = verdict.accept, reason = %verdict.reason, "verdict sent");
         self.ledger.finish(&deal.id, &verdict.reason).await?;
         Ok(())

@@ -266,7 +266,8 @@ impl Rp {
                             controller.agree(deal_id, terms.clone()),
                         )
                         .await?;
-                    self.record_tx(&deal.id, "agree", receipt.transaction_hash)
+                    self.client
+                        .note_tx(&deal.id, "agree", receipt.transaction_hash)
                         .await;
                     tracing::info!(deal_id = %deal.id, "agreed on chain");
                 }
@@ -371,7 +372,8 @@ impl Rp {
             INSTRUCTIONS_PER_JOB,
         );
         let receipt = self.chain.send("submit the results", call).await?;
-        self.record_tx(&deal.id, "add_result", receipt.transaction_hash)
+        self.client
+            .note_tx(&deal.id, "add_result", receipt.transaction_hash)
             .await;
         tracing::info!(deal_id = %deal.id, results_cid = %cid, "results submitted on chain");
         Ok(())
@@ -389,19 +391,10 @@ impl Rp {
             return Ok(false);
         };
         let action = format!("timeout_{}", timeout.name());
-        self.record_tx(&deal.id, &action, receipt.transaction_hash)
+        self.client
+            .note_tx(&deal.id, &action, receipt.transaction_hash)
             .await;
         Ok(true)
-    }
-
-    async fn record_tx(&self, deal_id: &str, action: &str, hash: ethers::types::H256) {
-        if let Err(error) = self
-            .client
-            .record_tx(deal_id, action, &format!("{hash:?}"))
-            .await
-        {
-            tracing::debug!(%error, "cannot record a transaction with the solver");
-        }
     }
 }
 
