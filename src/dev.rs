@@ -116,6 +116,7 @@ pub struct DevNetwork {
     pub poll: Duration,
     anvil: tokio::process::Child,
     roles: Vec<Role>,
+    options: DevOptions,
     solver_chain: Arc<Chain>,
     solver_settings: SolverSettings,
     solver_shutdown: CancellationToken,
@@ -262,42 +263,8 @@ impl DevNetwork {
             solver_shutdown.clone(),
         )
         .await?;
-        let mut roles = Vec::new();
-        if options.roles.resource_provider {
-            let chain = Arc::new(connect(&keys.resource_provider).await?);
-            let executor = DockerExecutor::connect(false).await?;
-            let settings = RpSettings {
-                data_dir: options.data_dir.join("rp"),
-                spec: options.rp_spec,
-                slots: options.rp_slots,
-                pricing: options.pricing,
-                timeouts: options.timeouts,
-                modules: Vec::new(),
-                services: services.clone(),
-                refresh_every: Duration::from_secs(10),
-                poll: options.poll,
-                dishonest: options.roles.dishonest,
-            };
-            let client = SolverClient::new(&solver.url, keys.resource_provider.clone());
-            roles.push(spawn_role("resource provider", &shutdown, |stop| {
-                crate::rp::run(chain, client, executor, settings, stop)
-            }));
-        }
-        if options.roles.mediator {
-            let chain = Arc::new(connect(&keys.mediator).await?);
-            let executor = DockerExecutor::connect(false).await?;
-            let settings = MediatorSettings {
-                data_dir: options.data_dir.join("mediator"),
-                poll: options.poll,
-                parallel: 2,
-            };
-            let client = SolverClient::new(&solver.url, keys.mediator.clone());
-            roles.push(spawn_role("mediator", &shutdown, |stop| {
-                crate::mediator::run(chain, client, executor, settings, stop)
-            }));
-        }
         let solver_listen = solver.address;
-        let network = DevNetwork {
+        let mut network = DevNetwork {
             rpc_url,
             chain_id,
             deployment,
@@ -308,7 +275,8 @@ impl DevNetwork {
             shutdown,
             poll: options.poll,
             anvil,
-            roles,
+            roles: Vec::new(),
+            options: options.clone(),
             solver_chain,
             solver_settings: SolverSettings {
                 listen: solver_listen,
@@ -316,10 +284,60 @@ impl DevNetwork {
             },
             solver_shutdown,
         };
+        if options.roles.resource_provider {
+            network.start_resource_provider().await?;
+        }
+        if options.roles.mediator {
+            network.start_mediator().await?;
+        }
         if options.publish {
             network.publish()?;
         }
         Ok(network)
+    }
+
+    /// Starts (another) resource provider with the network's RP key and data directory, as
+    /// an operator's restart would; returns a handle that kills it abruptly, like a crash.
+    pub async fn start_resource_provider(&mut self) -> anyhow::Result<tokio::task::AbortHandle> {
+        let chain = self.chain_as(&self.keys.resource_provider).await?;
+        let executor = DockerExecutor::connect(false).await?;
+        let options = &self.options;
+        let settings = RpSettings {
+            data_dir: options.data_dir.join("rp"),
+            spec: options.rp_spec,
+            slots: options.rp_slots,
+            pricing: options.pricing,
+            timeouts: options.timeouts,
+            modules: Vec::new(),
+            services: self.services.clone(),
+            refresh_every: Duration::from_secs(10),
+            poll: options.poll,
+            dishonest: options.roles.dishonest,
+        };
+        let client = SolverClient::new(&self.solver.url, self.keys.resource_provider.clone());
+        let role = spawn_role("resource provider", &self.shutdown, |stop| {
+            crate::rp::run(chain, client, executor, settings, stop)
+        });
+        let abort = role.1.abort_handle();
+        self.roles.push(role);
+        Ok(abort)
+    }
+
+    /// Starts the mediator with the network's mediator key.
+    pub async fn start_mediator(&mut self) -> anyhow::Result<()> {
+        let chain = self.chain_as(&self.keys.mediator).await?;
+        let executor = DockerExecutor::connect(false).await?;
+        let settings = MediatorSettings {
+            data_dir: self.options.data_dir.join("mediator"),
+            poll: self.options.poll,
+            parallel: 2,
+        };
+        let client = SolverClient::new(&self.solver.url, self.keys.mediator.clone());
+        let role = spawn_role("mediator", &self.shutdown, |stop| {
+            crate::mediator::run(chain, client, executor, settings, stop)
+        });
+        self.roles.push(role);
+        Ok(())
     }
 
     /// Where `network.json` lives for a data dir.

@@ -337,29 +337,14 @@ async fn a_mediator_that_was_down_when_the_dispute_came_decides_once_it_starts()
         mediator: false,
         ..DevRoles::default()
     };
-    let network = network_with(dir.path(), roles).await;
+    let mut network = network_with(dir.path(), roles).await;
     let jc_chain = network.job_creator_chain().await.unwrap();
     let (job, deal) = spawn_job(&network, dir.path(), "late", 100).await;
     wait_for_state(&jc_chain, &deal, DealState::ResultsChecked).await;
 
     // Now the mediator starts, with the dispute already on chain.
-    let stop = tokio_util::sync::CancellationToken::new();
-    let mediator = tokio::spawn(lilypad::mediator::run(
-        network.chain_as(&network.keys.mediator).await.unwrap(),
-        SolverClient::new(&network.solver.url, network.keys.mediator.clone()),
-        lilypad::executor::docker::DockerExecutor::connect(false)
-            .await
-            .unwrap(),
-        lilypad::mediator::MediatorSettings {
-            data_dir: dir.path().join("late-mediator"),
-            poll: std::time::Duration::from_millis(100),
-            parallel: 1,
-        },
-        stop.clone(),
-    ));
+    network.start_mediator().await.unwrap();
     let outcome = job.await.unwrap().expect("the job ends");
     assert_eq!(outcome.state, DealState::MediationAccepted);
-    stop.cancel();
-    mediator.await.unwrap().unwrap();
     network.stop().await;
 }

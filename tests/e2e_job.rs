@@ -100,3 +100,53 @@ async fn cowsay_runs_end_to_end_and_every_token_moves_exactly() {
     assert_eq!(mirrored, DealState::ResultsAccepted.number());
     network.stop().await;
 }
+
+/// The resource provider is killed (its task aborted, like a crash) right after it agreed,
+/// and started again on the same data directory: the job still completes, paid once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resource_provider_restarted_after_a_crash_finishes_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = lilypad::dev::DevRoles {
+        resource_provider: false,
+        ..Default::default()
+    };
+    let mut network = common::network_with(dir.path(), roles).await;
+    let crash = network.start_resource_provider().await.unwrap();
+    let jc_chain = network.job_creator_chain().await.unwrap();
+    let jc = network.keys.job_creator.address();
+    let rp = network.keys.resource_provider.address();
+    let escrow = network.deployment.payments;
+    let before = balances(&jc_chain, &[jc, rp, escrow]).await;
+    let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let request = cowsay_request(&network, dir.path(), "again");
+    let job = tokio::spawn(run_job(jc_chain.clone(), client.clone(), request));
+
+    let deal = common::wait_for_deal(&client, &format!("job_creator={jc:?}")).await;
+    common::wait_on_chain(&jc_chain, &deal, "the RP's agreement", |a| {
+        a.resource_provider_agreed
+    })
+    .await;
+    crash.abort();
+    network.start_resource_provider().await.unwrap();
+
+    let outcome = job
+        .await
+        .unwrap()
+        .expect("the job completes after the restart");
+    assert_eq!(outcome.state, DealState::ResultsAccepted);
+    assert!(
+        outcome.stdout().contains("< again >"),
+        "{}",
+        outcome.stdout()
+    );
+    let after = balances(&jc_chain, &[jc, rp, escrow]).await;
+    let cost = U256::from(pricing().instruction_price);
+    assert_eq!(before[0] - after[0], cost, "the job creator pays once");
+    assert_eq!(
+        after[1] - before[1],
+        cost,
+        "the resource provider is paid once"
+    );
+    assert_eq!(after[2], before[2]);
+    network.stop().await;
+}

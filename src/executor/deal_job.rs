@@ -8,8 +8,17 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::docker::DockerExecutor;
-use super::Executor;
+use super::{Executor, ExecutorError};
 use crate::data::{Deal, MachineSpec};
+
+/// How a deal's job went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DealJob {
+    pub exit_code: i64,
+    /// Set when this machine could not run the job at all (engine down, image missing): not
+    /// a property of the job, so a mediator must not judge on it.
+    pub engine_failure: Option<String>,
+}
 
 /// Runs `deal`'s job with `executor` into `results` (cleared first). A job that cannot run
 /// (unknown module, too large for `limit`, engine error) still leaves a results directory:
@@ -19,7 +28,7 @@ pub async fn run_deal_job(
     deal: &Deal,
     limit: Option<&MachineSpec>,
     results: &Path,
-) -> anyhow::Result<i64> {
+) -> anyhow::Result<DealJob> {
     if results.exists() {
         tokio::fs::remove_dir_all(results)
             .await
@@ -29,6 +38,7 @@ pub async fn run_deal_job(
         .await
         .with_context(|| format!("cannot create {}", results.display()))?;
     let started = Instant::now();
+    let mut engine_failure = None;
     let output = match crate::module::resolve(&deal.job_offer.module, &deal.job_offer.inputs) {
         Err(error) => Err(error.to_string()),
         Ok(spec) if limit.is_some_and(|limit| !limit.covers(&spec.machine)) => Err(format!(
@@ -37,10 +47,15 @@ pub async fn run_deal_job(
         )),
         Ok(spec) => {
             tracing::info!(deal_id = %deal.id, image = %spec.image, "running the job");
-            executor
+            let run = executor
                 .run(&spec, &results.join("outputs"), spec.machine.gpu)
-                .await
-                .map_err(|e| e.to_string())
+                .await;
+            run.map_err(|error| {
+                if !matches!(error, ExecutorError::Timeout(_)) {
+                    engine_failure = Some(error.to_string());
+                }
+                error.to_string()
+            })
         }
     };
     let (stdout, stderr, exit_code) = match output {
@@ -56,5 +71,8 @@ pub async fn run_deal_job(
     };
     crate::results::write_results_dir(results, &stdout, &stderr, exit_code)?;
     tracing::info!(deal_id = %deal.id, exit_code, seconds = started.elapsed().as_secs_f32(), "job ran");
-    Ok(exit_code)
+    Ok(DealJob {
+        exit_code,
+        engine_failure,
+    })
 }

@@ -285,7 +285,12 @@ impl Mediator {
         let dir = self.settings.data_dir.join("jobs").join(&deal.id);
         let ours = dir.join("results");
         tracing::info!(deal_id = %deal.id, committed = %committed_cid, "re-running the job to check its results");
-        run_deal_job(&self.executor, deal, None, &ours).await?;
+        let run = run_deal_job(&self.executor, deal, None, &ours).await?;
+        if let Some(failure) = run.engine_failure {
+            // Our machine's problem, not the job's: no verdict; try again next tick (if it
+            // never works, the parties call the mediate-results timeout and get refunds).
+            anyhow::bail!("cannot re-run the job here: {failure}");
+        }
         let (_, our_cid) = results::pack(&ours)?;
         let compare = crate::module::resolve(&deal.job_offer.module, &deal.job_offer.inputs)
             .map(|spec| spec.compare)

@@ -272,6 +272,16 @@ impl Rp {
                     tracing::info!(deal_id = %deal.id, "agreed on chain");
                 }
                 DealState::DealAgreed => {
+                    let deadline = agreement.state_since + deal.timeouts.submit_results;
+                    if deadlines::chain_now(&self.chain).await? > deadline {
+                        // Too late to submit (we were down): running the job would be wasted;
+                        // the job creator's submit-results timeout ends the deal.
+                        tracing::warn!(deal_id = %deal.id, "the submit-results deadline passed before we submitted; the job creator's timeout will end the deal");
+                        self.ledger
+                            .set_stage(&deal.id, Stage::Finished, None)
+                            .await?;
+                        return Ok(());
+                    }
                     let _slot = self.slots.acquire().await?;
                     if local.stage == Stage::Accepted {
                         let cid = self.run_job(&deal).await?;
