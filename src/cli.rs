@@ -71,6 +71,13 @@ pub enum Command {
     Run(RunArgs),
     /// Run a mediator: re-run disputed jobs and accept or reject their results on chain
     Mediator(MediatorArgs),
+    /// Run the on-chain job creator service: serve jobs that contracts request through
+    /// LilypadOnChainJobCreator, and report results (or failures, refunded) back to them
+    Jc(JcArgs),
+    /// Ask the example client contract to run cowsay, as a dapp user would, and print the
+    /// result CID and the cow
+    #[command(name = "run-cowsay-onchain")]
+    RunCowsayOnchain(OnchainArgs),
     /// Start a whole local network in this process: anvil, contracts, solver, resource provider, mediator
     Dev(DevArgs),
     /// Deploy the contracts, fund accounts and read balances on any chain
@@ -211,6 +218,39 @@ pub struct MediatorArgs {
     /// How many disputed jobs may be re-run at once
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub parallel: usize,
+}
+
+/// Flags of `lilypad jc`. Its key must be the job creator contract's operator; it pays
+/// each deal like `lilypad run` does and is repaid from the request's deposit.
+#[derive(Debug, Args)]
+pub struct JcArgs {
+    /// How long a requested job may wait for a resource provider before the request fails and the requester is refunded [env: JC_MATCH_TIMEOUT] [default: 3600]
+    #[arg(long, value_name = "SECS")]
+    pub match_timeout: Option<u64>,
+    /// The block a brand-new jc starts reading requests from (later starts resume from the block saved under DATA_DIR/jc) [env: JC_FROM_BLOCK] [default: 0]
+    #[arg(long, value_name = "BLOCK")]
+    pub from_block: Option<u64>,
+    /// Have a mediator check this percentage of results
+    #[arg(long, value_name = "PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub mediation_chance: u8,
+    #[command(flatten)]
+    pub terms: TermsArgs,
+}
+
+/// Flags of `lilypad run-cowsay-onchain`.
+#[derive(Debug, Args)]
+pub struct OnchainArgs {
+    /// What the cow says
+    pub message: String,
+    /// The example client contract [env: WEB3_EXAMPLE_CLIENT_ADDRESS] [default: the dev network's]
+    #[arg(long, value_name = "ADDRESS")]
+    pub example_client: Option<String>,
+    /// Give up waiting for the result after this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub timeout: u64,
+    /// Where to unpack the results [default: DATA_DIR/downloaded-files]
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -379,6 +419,14 @@ impl Cli {
                 args.terms.overrides(&mut out);
             }
             Some(Command::Run(args)) => args.terms.overrides(&mut out),
+            Some(Command::Jc(args)) => {
+                out.set("jc_match_timeout", &args.match_timeout);
+                out.set("jc_from_block", &args.from_block);
+                args.terms.overrides(&mut out);
+            }
+            Some(Command::RunCowsayOnchain(args)) => {
+                out.set("web3_example_client_address", &args.example_client);
+            }
             Some(Command::Dev(args)) => {
                 out.set("server_port", &args.server_port);
                 args.offer.overrides(&mut out);

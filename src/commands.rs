@@ -14,19 +14,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chain::deploy::{deploy, fund, DeploySettings};
 use crate::chain::{client::signing_client, Chain};
-use crate::cli::{ChainCommand, Command, DevArgs, KeysCommand, MediatorArgs, RpArgs, RunArgs};
+use crate::cli::{
+    ChainCommand, Command, DevArgs, JcArgs, KeysCommand, MediatorArgs, OnchainArgs, RpArgs, RunArgs,
+};
 use crate::client::{solver_url, SolverClient};
 use crate::config::Settings;
 use crate::data::amount;
 use crate::dev::{DevNetwork, DevOptions, DevRoles};
 use crate::executor::docker::DockerExecutor;
+use crate::jc::JcSettings;
 use crate::mediator::MediatorSettings;
+use crate::network::{ClientNetwork, LOCAL_POLL};
+use crate::onchain::OnchainOutcome;
 use crate::rp::RpSettings;
 use crate::run::{run_job, JobOutcome, JobRequest};
 use crate::solver::SolverSettings;
-
-/// How often roles poll a local (dev or embedded) network: anvil answers in microseconds.
-const LOCAL_POLL: Duration = Duration::from_millis(50);
 
 /// Cancels the token on Ctrl-C or SIGTERM.
 pub fn shutdown_on_signals() -> CancellationToken {
@@ -78,6 +80,8 @@ pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()
         Command::Rp(args) => rp(args, settings).await,
         Command::Run(args) => run(args, settings).await,
         Command::Mediator(args) => mediator(args, settings).await,
+        Command::Jc(args) => jc(args, settings).await,
+        Command::RunCowsayOnchain(args) => run_cowsay_onchain(args, settings).await,
         Command::Dev(args) => dev(args, settings).await,
         Command::Chain(command) => chain(command, settings).await,
         Command::Keys(KeysCommand::Generate { out }) => {
@@ -184,6 +188,70 @@ async fn mediator(args: MediatorArgs, settings: Settings) -> anyhow::Result<()> 
     .await
 }
 
+async fn jc(args: JcArgs, settings: Settings) -> anyhow::Result<()> {
+    let chain = connect(&settings).await?;
+    let services = settings.services()?;
+    let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
+    let jc_settings = JcSettings {
+        data_dir: settings.data_dir.join("jc"),
+        poll: settings.poll_interval(),
+        from_block: settings.jc_from_block,
+        match_timeout: Duration::from_secs(settings.jc_match_timeout),
+        pricing: settings.pricing()?,
+        timeouts: settings.timeouts()?,
+        services,
+        mediation_chance: args.mediation_chance,
+    };
+    let client = SolverClient::new(&url, chain.client.signer().clone());
+    crate::jc::run(chain, client, jc_settings, shutdown_on_signals()).await
+}
+
+async fn run_cowsay_onchain(args: OnchainArgs, settings: Settings) -> anyhow::Result<()> {
+    let results_dir = args
+        .output
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join("downloaded-files"));
+    let network =
+        ClientNetwork::open(&settings, |dir| dev_options(&settings, dir, None, 0)).await?;
+    let outcome = match network.example_client {
+        Some(example_client) => {
+            crate::onchain::run_cowsay(
+                &network.chain,
+                &network.client,
+                example_client,
+                &args.message,
+                &results_dir,
+                Duration::from_secs(args.timeout),
+                network.poll,
+            )
+            .await
+        }
+        None => Err(anyhow::anyhow!(
+            "which example client? set WEB3_EXAMPLE_CLIENT_ADDRESS or --example-client (`lilypad chain deploy` prints it)"
+        )),
+    };
+    network.close().await;
+    match outcome? {
+        OnchainOutcome::Completed {
+            job_id,
+            results_cid,
+            deal_id,
+            results_dir,
+            stdout,
+        } => {
+            print!("{stdout}");
+            eprintln!(
+                "job {job_id}: results {results_cid} (deal {deal_id}), unpacked in {}",
+                results_dir.display()
+            );
+            Ok(())
+        }
+        OnchainOutcome::Failed { job_id, reason } => {
+            bail!("job {job_id} failed and the deposit was refunded: {reason}")
+        }
+    }
+}
+
 async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
     let inputs = crate::module::parse_inputs(&args.inputs).map_err(anyhow::Error::msg)?;
     crate::module::resolve(&args.module, &inputs)?; // fail fast on a bad module or input
@@ -207,54 +275,14 @@ async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
         } else {
             args.mediation_chance
         },
+        results_reader: None,
     };
-    let outcome = if settings.web3_rpc_url.is_some() {
-        let chain = connect(&settings).await?;
-        let services = settings.services()?;
-        let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
-        let client = SolverClient::new(&url, chain.client.signer().clone());
-        run_job(chain, client, request(services, settings.poll_interval())).await?
-    } else if let Some(network) = crate::dev::find_running(&settings.data_dir.join("dev")).await {
-        eprintln!(
-            "using the local network of `lilypad dev` at {} (solver {})",
-            network.rpc_url, network.solver_url
-        );
-        let wallet = match settings.wallet() {
-            Ok(wallet) => wallet,
-            Err(_) => {
-                let text =
-                    std::fs::read_to_string(&network.job_creator_key_file).with_context(|| {
-                        format!("cannot read {}", network.job_creator_key_file.display())
-                    })?;
-                crate::config::parse_key(text.trim()).map_err(anyhow::Error::msg)?
-            }
-        };
-        let chain = Arc::new(
-            Chain::connect(
-                &network.rpc_url,
-                wallet,
-                network.deployment.controller,
-                settings.poll_interval(),
-            )
-            .await?,
-        );
-        let services = crate::data::Services {
-            solver: network.solver,
-            mediators: network.mediators.clone(),
-        };
-        let client = SolverClient::new(&network.solver_url, chain.client.signer().clone());
-        run_job(chain, client, request(services, LOCAL_POLL)).await?
-    } else {
-        eprintln!("no network configured (WEB3_RPC_URL is unset and no `lilypad dev` is running): starting an embedded local network (anvil, contracts, solver, resource provider) for this job");
-        let dir = tempfile_dir()?;
-        let network = DevNetwork::start(dev_options(&settings, dir.clone(), None, 0)?).await?;
-        let chain = network.job_creator_chain().await?;
-        let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
-        let outcome = run_job(chain, client, request(network.services.clone(), LOCAL_POLL)).await;
-        network.stop().await;
-        let _ = std::fs::remove_dir_all(&dir);
-        outcome?
-    };
+    let network =
+        ClientNetwork::open(&settings, |dir| dev_options(&settings, dir, None, 0)).await?;
+    let request = request(network.services.clone(), network.poll);
+    let outcome = run_job(network.chain.clone(), network.client.clone(), request).await;
+    network.close().await;
+    let outcome = outcome?;
     report(&outcome)
 }
 
@@ -296,12 +324,6 @@ fn report(outcome: &JobOutcome) -> anyhow::Result<()> {
     }
 }
 
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("lilypad-embedded-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
 fn dev_options(
     settings: &Settings,
     data_dir: PathBuf,
@@ -318,6 +340,7 @@ fn dev_options(
         timeouts: settings.timeouts()?,
         poll: LOCAL_POLL,
         publish: false,
+        jc_match_timeout: Duration::from_secs(settings.jc_match_timeout),
         roles: DevRoles::default(),
     })
 }
@@ -364,7 +387,13 @@ async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()> {
         "  network file {}",
         DevNetwork::network_file(&dir).display()
     );
+    println!(
+        "  WEB3_EXAMPLE_CLIENT_ADDRESS={:?}",
+        network.deployment.example_client
+    );
+    println!("  jc operator {:?}", network.keys.jc_operator.address());
     println!("In another terminal: lilypad run cowsay:v0.0.1 -i Message=moo    (Ctrl-C here stops the network)");
+    println!("             or: lilypad run-cowsay-onchain moo                 (a contract asks; `jc` serves it)");
     let stop = shutdown_on_signals();
     stop.cancelled().await;
     network.stop().await;

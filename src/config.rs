@@ -66,6 +66,12 @@ pub struct Settings {
     pub log_format: String,
     pub poll_interval_ms: u64,
     pub max_upload_bytes: u64,
+    /// The example client contract `run-cowsay-onchain` calls (WEB3_EXAMPLE_CLIENT_ADDRESS).
+    pub web3_example_client_address: Option<String>,
+    /// `jc`: seconds a requested job may wait for a resource provider before it fails.
+    pub jc_match_timeout: u64,
+    /// `jc`: the block a brand-new jc starts reading requests from.
+    pub jc_from_block: u64,
 }
 
 /// A setting that is missing or wrong; the message names the flag and the variable.
@@ -122,6 +128,8 @@ fn defaults() -> Vec<(&'static str, config::Value)> {
         ("log_format", "pretty".into()),
         ("poll_interval_ms", 1000.into()),
         ("max_upload_bytes", (64u64 * 1024 * 1024).into()),
+        ("jc_match_timeout", 3600.into()),
+        ("jc_from_block", 0.into()),
     ]
 }
 
@@ -184,6 +192,14 @@ impl Settings {
             flag: "key-file",
             message,
         })
+    }
+
+    /// The example client contract, if configured.
+    pub fn example_client(&self) -> Result<Option<Address>, ConfigError> {
+        self.web3_example_client_address
+            .as_deref()
+            .map(|text| parse_address(text, "WEB3_EXAMPLE_CLIENT_ADDRESS", "example-client"))
+            .transpose()
     }
 
     pub fn rpc_url(&self) -> Result<String, ConfigError> {

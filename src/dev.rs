@@ -1,6 +1,6 @@
 //! `lilypad dev`: a whole local network in one process. Starts anvil, deploys the contracts,
-//! funds a key per role with ETH and LP, starts the solver, a resource provider and a
-//! mediator, and
+//! funds a key per role with ETH and LP, starts the solver, a resource provider, a mediator
+//! and the on-chain job creator service (`jc`), and
 //! writes `DATA_DIR/dev/network.json` so `lilypad run` in another terminal finds it.
 //! `lilypad run` with no network configured starts the same thing for one job.
 
@@ -22,6 +22,7 @@ use crate::chain::{client::signing_client, Chain};
 use crate::client::SolverClient;
 use crate::data::{MachineSpec, Pricing, Services, Timeouts};
 use crate::executor::docker::DockerExecutor;
+use crate::jc::JcSettings;
 use crate::mediator::MediatorSettings;
 use crate::rp::RpSettings;
 use crate::solver::{SolverHandle, SolverSettings};
@@ -57,6 +58,8 @@ pub struct DevOptions {
     pub poll: Duration,
     /// Write `network.json` (off for an embedded network).
     pub publish: bool,
+    /// How long `lilypad jc` waits for a resource provider before failing a request.
+    pub jc_match_timeout: Duration,
     /// Which roles to start besides the solver (tests leave one out to play it themselves,
     /// or to show what happens when it is absent).
     pub roles: DevRoles,
@@ -69,6 +72,8 @@ pub struct DevRoles {
     /// The resource provider alters its results (`rp --dishonest`).
     pub dishonest: bool,
     pub mediator: bool,
+    /// `lilypad jc`, serving jobs requested by contracts.
+    pub jc: bool,
 }
 
 impl Default for DevRoles {
@@ -77,6 +82,7 @@ impl Default for DevRoles {
             resource_provider: true,
             dishonest: false,
             mediator: true,
+            jc: true,
         }
     }
 }
@@ -88,6 +94,8 @@ pub struct RoleKeys {
     pub resource_provider: LocalWallet,
     pub job_creator: LocalWallet,
     pub mediator: LocalWallet,
+    /// The operator of the on-chain job creator contract: the key `lilypad jc` runs with.
+    pub jc_operator: LocalWallet,
 }
 
 /// What `lilypad run` needs to use a running dev network.
@@ -204,12 +212,13 @@ impl DevNetwork {
             resource_provider: crate::keys::generate(),
             job_creator: crate::keys::generate(),
             mediator: crate::keys::generate(),
+            jc_operator: crate::keys::generate(),
         };
         let (client, chain_id) =
             signing_client(&rpc_url, deployer.clone(), Duration::from_millis(20)).await?;
         let settings = DeploySettings {
             treasury: deployer.address(),
-            job_creator_operator: deployer.address(),
+            job_creator_operator: keys.jc_operator.address(),
             existing_token: None,
             token_supply: U256::from(1_000_000_000u128 * 10u128.pow(18)),
             job_deposit: U256::from(2u128 * 10u128.pow(18)),
@@ -224,6 +233,7 @@ impl DevNetwork {
             &keys.resource_provider,
             &keys.job_creator,
             &keys.mediator,
+            &keys.jc_operator,
         ] {
             fund(
                 client.clone(),
@@ -290,6 +300,9 @@ impl DevNetwork {
         if options.roles.mediator {
             network.start_mediator().await?;
         }
+        if options.roles.jc {
+            network.start_jc().await?;
+        }
         if options.publish {
             network.publish()?;
         }
@@ -317,6 +330,28 @@ impl DevNetwork {
         let client = SolverClient::new(&self.solver.url, self.keys.resource_provider.clone());
         let role = spawn_role("resource provider", &self.shutdown, |stop| {
             crate::rp::run(chain, client, executor, settings, stop)
+        });
+        let abort = role.1.abort_handle();
+        self.roles.push(role);
+        Ok(abort)
+    }
+
+    /// Starts `lilypad jc` with the operator key; returns a handle that kills it abruptly.
+    pub async fn start_jc(&mut self) -> anyhow::Result<tokio::task::AbortHandle> {
+        let chain = self.chain_as(&self.keys.jc_operator).await?;
+        let settings = JcSettings {
+            data_dir: self.options.data_dir.join("jc"),
+            poll: self.options.poll,
+            from_block: 0,
+            match_timeout: self.options.jc_match_timeout,
+            pricing: self.options.pricing,
+            timeouts: self.options.timeouts,
+            services: self.services.clone(),
+            mediation_chance: 0,
+        };
+        let client = SolverClient::new(&self.solver.url, self.keys.jc_operator.clone());
+        let role = spawn_role("jc", &self.shutdown, |stop| {
+            crate::jc::run(chain, client, settings, stop)
         });
         let abort = role.1.abort_handle();
         self.roles.push(role);

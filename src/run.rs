@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use ethers::types::Address;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -45,6 +47,8 @@ pub struct JobRequest {
     pub progress: bool,
     /// Percent of results to dispute even when they look right (0: never; 100: `--check`).
     pub mediation_chance: u8,
+    /// One more address allowed to download the results (`lilypad jc`: the requester).
+    pub results_reader: Option<Address>,
 }
 
 /// Results the job creator downloaded and verified against the on-chain commitment.
@@ -61,6 +65,8 @@ pub struct Downloaded {
 pub struct JobOutcome {
     pub job_offer_id: String,
     pub deal_id: String,
+    /// The deal's on-chain key.
+    pub deal_key: [u8; 32],
     /// The deal's final on-chain state.
     pub state: DealState,
     /// The results, if they were downloaded and matched the commitment.
@@ -124,8 +130,40 @@ pub async fn run_job(
     client: SolverClient,
     request: JobRequest,
 ) -> anyhow::Result<JobOutcome> {
+    let offer = job_offer(chain.address(), &request)?;
+    follow_job(chain, client, request, offer).await
+}
+
+/// The signed-to-be job offer for `request` (the module is resolved here, so a bad module
+/// or input fails before anything is paid).
+pub fn job_offer(job_creator: Address, request: &JobRequest) -> anyhow::Result<JobOffer> {
+    let spec = crate::module::resolve(&request.module, &request.inputs)?;
+    Ok(JobOffer {
+        id: String::new(),
+        created_at: now_millis(),
+        job_creator,
+        module: request.module.clone(),
+        inputs: request.inputs.clone(),
+        spec: spec.machine,
+        pricing: request.pricing,
+        timeouts: request.timeouts,
+        services: request.services.clone(),
+        nonce: new_nonce(),
+        results_reader: request.results_reader,
+    }
+    .seal())
+}
+
+/// Posts `offer` (again, if it was posted before: the solver keeps one copy) and follows it
+/// to the end of its deal. Resuming a job after a restart is calling this with the same offer.
+pub async fn follow_job(
+    chain: Arc<Chain>,
+    client: SolverClient,
+    request: JobRequest,
+    offer: JobOffer,
+) -> anyhow::Result<JobOutcome> {
     let progress = Progress::new(request.progress);
-    let outcome = drive(&chain, &client, &request, &progress).await;
+    let outcome = drive(&chain, &client, &request, offer, &progress).await;
     progress.finish();
     outcome
 }
@@ -143,23 +181,9 @@ async fn drive(
     chain: &Chain,
     client: &SolverClient,
     request: &JobRequest,
+    offer: JobOffer,
     progress: &Progress,
 ) -> anyhow::Result<JobOutcome> {
-    let started = Instant::now();
-    let spec = crate::module::resolve(&request.module, &request.inputs)?;
-    let offer = JobOffer {
-        id: String::new(),
-        created_at: now_millis(),
-        job_creator: chain.address(),
-        module: request.module.clone(),
-        inputs: request.inputs.clone(),
-        spec: spec.machine,
-        pricing: request.pricing,
-        timeouts: request.timeouts,
-        services: request.services.clone(),
-        nonce: new_nonce(),
-    }
-    .seal();
     let mut deposit =
         request.pricing.payment_collateral + request.timeouts.judge_results_collateral;
     if request.mediation_chance > 0 {
@@ -184,7 +208,8 @@ async fn drive(
 
     let mut tracking = Tracking::default();
     loop {
-        if tracking.deal.is_none() && started.elapsed() > request.timeout {
+        let waited = Duration::from_millis(now_millis().saturating_sub(offer.created_at));
+        if tracking.deal.is_none() && waited > request.timeout {
             return Err(no_match(client, &offer, request.timeout).await);
         }
         match step(chain, client, request, &mut tracking, &offer, progress).await {
@@ -473,6 +498,10 @@ fn ended(tracking: &Tracking, offer: &JobOffer, deal: &Deal, agreement: &Agreeme
     JobOutcome {
         job_offer_id: offer.id.clone(),
         deal_id: deal.id.clone(),
+        deal_key: deal
+            .chain_id()
+            .map(|id| deal_key(id, &terms_of(deal)))
+            .unwrap_or_default(),
         state,
         results: tracking.results.clone(),
         disputed: tracking.judgement.clone().flatten(),
@@ -485,14 +514,25 @@ fn ended(tracking: &Tracking, offer: &JobOffer, deal: &Deal, agreement: &Agreeme
     }
 }
 
+/// Nothing matched the job offer in time (nothing was paid: no deal was made).
+#[derive(Debug, thiserror::Error)]
+#[error("no resource provider took job offer {offer} within {seconds} s; {why}")]
+pub struct NoMatch {
+    pub offer: String,
+    pub seconds: u64,
+    /// The solver's explanation of why nothing matched.
+    pub why: String,
+}
+
 async fn no_match(client: &SolverClient, offer: &JobOffer, limit: Duration) -> anyhow::Error {
     let why = match client.explain(&offer.id).await {
         Ok(explanation) => format!("the solver explains: {explanation}"),
         Err(error) => format!("(could not ask the solver why: {error})"),
     };
-    anyhow::anyhow!(
-        "no resource provider took job offer {} within {} s; {why}",
-        offer.id,
-        limit.as_secs()
-    )
+    NoMatch {
+        offer: offer.id.clone(),
+        seconds: limit.as_secs(),
+        why,
+    }
+    .into()
 }

@@ -84,6 +84,19 @@ fn every_role_documents_its_flags_and_variables() {
             &["--parallel", "WEB3_RPC_URL", "SOLVER_URL", "DATA_DIR"][..],
         ),
         ("dev", &["--anvil-path", "OFFER_CPU", "--dishonest"][..]),
+        (
+            "jc",
+            &[
+                "JC_MATCH_TIMEOUT",
+                "JC_FROM_BLOCK",
+                "--mediation-chance",
+                "WEB3_PRIVATE_KEY",
+            ][..],
+        ),
+        (
+            "run-cowsay-onchain",
+            &["WEB3_EXAMPLE_CLIENT_ADDRESS", "--timeout", "<MESSAGE>"][..],
+        ),
     ] {
         let output = lilypad(&[command, "--help"]);
         assert!(output.status.success(), "{command}");
@@ -230,12 +243,16 @@ fn a_dishonest_resource_provider_is_refused_outside_a_dev_chain() {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
+    // anvil's first start on a cold machine can take a while.
+    let mut up = false;
+    for _ in 0..600 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    assert!(up, "anvil did not start on port {port}");
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_lilypad"))
         .args(["rp", "--dishonest", "--rpc-url", &url])
@@ -256,4 +273,23 @@ fn a_dishonest_resource_provider_is_refused_outside_a_dev_chain() {
         !stderr.contains(lilypad::dev::ANVIL_DEPLOYER_KEY.trim_start_matches("0x")),
         "the key never appears in errors"
     );
+}
+
+/// `run-cowsay-onchain` with no network configured: the embedded network (with its jc)
+/// serves the example client's request, and the command prints the cow and the result CID.
+#[test]
+fn run_cowsay_onchain_prints_the_cow_a_contract_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_lilypad"))
+        .args(["run-cowsay-onchain", "moo from a contract"])
+        .env_remove("WEB3_RPC_URL")
+        .env("DATA_DIR", dir.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("< moo from a contract >"), "{stdout}");
+    assert!(stderr.contains("job 1: results bafk"), "{stderr}");
 }

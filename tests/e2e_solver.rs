@@ -34,6 +34,7 @@ fn job_offer(network: &DevNetwork, job_creator: &LocalWallet, message: &str) -> 
         timeouts: timeouts(),
         services: network.services.clone(),
         nonce: new_nonce(),
+        results_reader: None,
     }
     .seal()
 }

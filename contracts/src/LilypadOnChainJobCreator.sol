@@ -58,6 +58,11 @@ contract LilypadOnChainJobCreator is Ownable, ReentrancyGuardTransient {
     /// The id the next request gets (ids start at 1).
     uint256 public nextJobId = 1;
 
+    /// Gas each client callback gets. A report that cannot leave this much for the callback
+    /// reverts: otherwise a report sent with an estimated gas limit could succeed while the
+    /// callback ran out of gas inside try/catch, and the client would never hear back.
+    uint256 public constant CALLBACK_GAS = 300_000;
+
     mapping(uint256 jobId => Job) private _jobs;
     /// The job each deal completed, so one deal cannot be reported for two requests.
     mapping(bytes32 dealKey => uint256 jobId) public jobOfDeal;
@@ -82,6 +87,7 @@ contract LilypadOnChainJobCreator is Ownable, ReentrancyGuardTransient {
     error NotRequester(uint256 jobId, address caller);
     error TooEarlyToCancel(uint256 jobId, uint256 cancellableAt);
     error InvalidSetting();
+    error NotEnoughGasForCallback(uint256 left, uint256 needed);
 
     constructor(
         IERC20 token_,
@@ -164,7 +170,8 @@ contract LilypadOnChainJobCreator is Ownable, ReentrancyGuardTransient {
         job.resultsId = resultsId;
         emit JobCompleted(jobId, dealKey, resultsId);
         token.safeTransfer(msg.sender, job.deposit);
-        try ILilypadJobClient(job.client).submitResults(jobId, dealKey, resultsId) {}
+        if (!_canCallBack(job.client)) return;
+        try ILilypadJobClient(job.client).submitResults{gas: CALLBACK_GAS}(jobId, dealKey, resultsId) {}
         catch (bytes memory reason) {
             emit ClientCallbackFailed(jobId, reason);
         }
@@ -176,7 +183,8 @@ contract LilypadOnChainJobCreator is Ownable, ReentrancyGuardTransient {
         job.status = JobStatus.Failed;
         emit JobFailed(jobId, reason);
         token.safeTransfer(job.refundTo, job.deposit);
-        try ILilypadJobClient(job.client).jobFailed(jobId, reason) {}
+        if (!_canCallBack(job.client)) return;
+        try ILilypadJobClient(job.client).jobFailed{gas: CALLBACK_GAS}(jobId, reason) {}
         catch (bytes memory revertReason) {
             emit ClientCallbackFailed(jobId, revertReason);
         }
@@ -191,6 +199,16 @@ contract LilypadOnChainJobCreator is Ownable, ReentrancyGuardTransient {
         job.status = JobStatus.Cancelled;
         emit JobCancelled(jobId);
         token.safeTransfer(job.refundTo, job.deposit);
+    }
+
+    /// Whether `client` can be called back: a contract (an account without code cannot
+    /// answer, and calling it would revert outside the try). Reverts if the callback could not
+    /// get its CALLBACK_GAS (a call forwards at most 63/64 of the gas left, EIP-150).
+    function _canCallBack(address client) private view returns (bool) {
+        if (client.code.length == 0) return false;
+        uint256 needed = CALLBACK_GAS + CALLBACK_GAS / 63 + 10_000;
+        if (gasleft() < needed) revert NotEnoughGasForCallback(gasleft(), needed);
+        return true;
     }
 
     function _pending(uint256 jobId) private view returns (Job storage job) {

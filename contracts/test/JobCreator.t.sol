@@ -186,6 +186,46 @@ contract JobCreatorTest is LilypadTest {
         );
     }
 
+    function test_aReportWithoutGasForTheCallbackRevertsInsteadOfSkippingTheClient() public {
+        uint256 jobId = _request("moo");
+        vm.prank(operator);
+        (bool ok, bytes memory revertData) =
+            address(jobCreator).call{gas: 150_000}(abi.encodeCall(jobCreator.failJob, (jobId, "no provider")));
+        cheats.assertFalse(ok, "a report short of callback gas fails");
+        cheats.assertEq(
+            bytes32(bytes4(revertData)),
+            bytes32(LilypadOnChainJobCreator.NotEnoughGasForCallback.selector),
+            "and says why"
+        );
+        cheats.assertEq(
+            uint256(jobCreator.getJob(jobId).status),
+            uint256(LilypadOnChainJobCreator.JobStatus.Pending),
+            "still pending"
+        );
+        // A long reason stored by the client still fits in the callback's gas.
+        string memory reason = "no resource provider took the job offer within 3600 s; the solver explains: "
+            "{compatible: 0, offline: 0, rejected: {price: 2}, resource_offers: 2} and more words to make it long";
+        vm.prank(operator);
+        jobCreator.failJob(jobId, reason);
+        cheats.assertEq(client.jobFailures(jobId), reason, "the client heard why");
+    }
+
+    function test_aRequestFromAnAccountWithoutCodeIsSettledWithoutACallback() public {
+        vm.prank(user);
+        token.approve(address(jobCreator), DEPOSIT);
+        string[] memory inputs = new string[](1);
+        inputs[0] = "Message=moo";
+        vm.prank(user);
+        uint256 jobId = jobCreator.runJob("cowsay:v0.0.1", inputs, user);
+        uint256 before = token.balanceOf(user);
+        vm.prank(operator);
+        jobCreator.failJob(jobId, "failed");
+        cheats.assertEq(token.balanceOf(user) - before, DEPOSIT, "refunded to the wei");
+        cheats.assertEq(
+            uint256(jobCreator.getJob(jobId).status), uint256(LilypadOnChainJobCreator.JobStatus.Failed), "failed"
+        );
+    }
+
     function test_settingsOnlyValidValues() public {
         vm.startPrank(owner);
         vm.expectRevert(abi.encodeWithSelector(LilypadOnChainJobCreator.InvalidSetting.selector));

@@ -283,6 +283,7 @@ mod tests {
             timeouts,
             services: services.clone(),
             nonce: "a".into(),
+            results_reader: None,
         }
         .seal();
         let resource = ResourceOffer {

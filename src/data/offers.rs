@@ -88,6 +88,11 @@ pub struct JobOffer {
     pub services: Services,
     /// Makes two otherwise equal offers distinct.
     pub nonce: String,
+    /// One more address allowed to download the results (besides the job creator and the
+    /// mediators): `lilypad jc` names the on-chain requester here. Absent from the JSON
+    /// when unset, so ids of offers without it are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_reader: Option<Address>,
 }
 
 /// What a resource provider sells: one slot of its machine.

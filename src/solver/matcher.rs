@@ -125,6 +125,7 @@ mod tests {
             timeouts: timeouts(),
             services: services(),
             nonce: n.to_string(),
+            results_reader: None,
         }
         .seal()
     }

@@ -338,12 +338,14 @@ impl Solver {
             .ok_or_else(|| SolverError::NotFound(deal_id.to_string()))
     }
 
-    /// Who may read a deal's results: its JC, its RP and its mediators.
+    /// Who may read a deal's result record: its JC, its RP, its mediators and the reader
+    /// the JC named.
     fn may_read(record: &store::DealRecord, signer: Address) -> Result<(), SolverError> {
         let members = &record.deal.members;
         if members.job_creator == signer
             || members.resource_provider == signer
             || members.mediators.contains(&signer)
+            || record.deal.job_offer.results_reader == Some(signer)
         {
             Ok(())
         } else {
@@ -376,10 +378,11 @@ impl Solver {
     ) -> Result<Vec<u8>, SolverError> {
         let record = self.deal_for(deal_id).await?;
         let members = &record.deal.members;
-        if members.job_creator != signer && !members.mediators.contains(&signer) {
+        let reader = record.deal.job_offer.results_reader == Some(signer);
+        if members.job_creator != signer && !members.mediators.contains(&signer) && !reader {
             return Err(AuthError::NotTheParty {
                 signer,
-                role: "the job creator or a mediator",
+                role: "the job creator, a mediator or the reader the job creator named",
                 what: "deal",
             }
             .into());

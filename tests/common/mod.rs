@@ -45,7 +45,12 @@ pub async fn network(dir: &std::path::Path) -> DevNetwork {
 
 /// A dev network with only some roles running (the test plays or leaves out the others).
 pub async fn network_with(dir: &std::path::Path, roles: DevRoles) -> DevNetwork {
-    DevNetwork::start(DevOptions {
+    start(options(dir, roles)).await
+}
+
+/// The options of these tests' dev networks.
+pub fn options(dir: &std::path::Path, roles: DevRoles) -> DevOptions {
+    DevOptions {
         data_dir: dir.to_path_buf(),
         anvil_path: None,
         solver_port: 0,
@@ -60,10 +65,15 @@ pub async fn network_with(dir: &std::path::Path, roles: DevRoles) -> DevNetwork 
         timeouts: timeouts(),
         poll: Duration::from_millis(100),
         publish: false,
+        jc_match_timeout: Duration::from_secs(60),
         roles,
-    })
-    .await
-    .expect("the dev network starts (needs `make deps`, a Docker engine and `make images`)")
+    }
+}
+
+pub async fn start(options: DevOptions) -> DevNetwork {
+    DevNetwork::start(options)
+        .await
+        .expect("the dev network starts (needs `make deps`, a Docker engine and `make images`)")
 }
 
 /// A cowsay job for `network` with these tests' terms; results go under `dir`.
@@ -79,6 +89,7 @@ pub fn cowsay_request(network: &DevNetwork, dir: &std::path::Path, message: &str
         poll: Duration::from_millis(100),
         progress: false,
         mediation_chance: 0,
+        results_reader: None,
     }
 }
 
@@ -196,6 +207,7 @@ pub fn job_offer(network: &DevNetwork, message: &str) -> JobOffer {
         timeouts: timeouts(),
         services: network.services.clone(),
         nonce: new_nonce(),
+        results_reader: None,
     }
     .seal()
 }

@@ -1,0 +1,343 @@
+//! `lilypad jc`: runs jobs that smart contracts request through LilypadOnChainJobCreator.
+//! It reads `JobAdded` events from its saved block (so requests made while it was down are
+//! served), records each request durably, runs it as an ordinary job creator (job offer,
+//! deal, results; the job offer lets the requester download the results through the
+//! solver), and reports back: `completeJob` once the results were accepted (the contract
+//! checks the deal on chain, pays this operator the request's deposit and calls the client),
+//! or `failJob` when no resource provider took the job in time or its deal ended without
+//! accepted results (the requester is refunded and the client told why).
+
+mod ledger;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use ethers::providers::Middleware;
+use ethers::types::{Address, Filter, U256};
+use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::bindings::lilypad_on_chain_job_creator::JobAddedFilter;
+use crate::chain::events::LogPoller;
+use crate::chain::Chain;
+use crate::client::{ClientError, SolverClient};
+use crate::data::{JobOffer, Pricing, Services, Timeouts};
+use crate::run::{follow_job, job_offer, JobOutcome, JobRequest, NoMatch};
+pub use ledger::Status;
+use ledger::{Ledger, Request, Tracked};
+
+const NEXT_BLOCK: &str = "next_block";
+
+/// `JobStatus.Pending` in LilypadOnChainJobCreator.
+const PENDING: u8 = 1;
+
+/// How the jc runs requested jobs.
+#[derive(Debug, Clone)]
+pub struct JcSettings {
+    pub data_dir: PathBuf,
+    pub poll: Duration,
+    /// Where a brand-new jc starts reading requests (later starts resume from the saved block).
+    pub from_block: u64,
+    /// How long a request may wait for a resource provider before it fails and is refunded.
+    pub match_timeout: Duration,
+    pub pricing: Pricing,
+    pub timeouts: Timeouts,
+    pub services: Services,
+    /// Percent of results to have a mediator check.
+    pub mediation_chance: u8,
+}
+
+struct Jc {
+    chain: Arc<Chain>,
+    client: SolverClient,
+    settings: JcSettings,
+    ledger: Ledger,
+    busy: Mutex<HashSet<String>>,
+}
+
+/// Runs the jc until `shutdown`.
+pub async fn run(
+    chain: Arc<Chain>,
+    client: SolverClient,
+    settings: JcSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    tokio::fs::create_dir_all(&settings.data_dir)
+        .await
+        .with_context(|| format!("cannot create DATA_DIR {}", settings.data_dir.display()))?;
+    let ledger = Ledger::open(&settings.data_dir.join("jc.db"))
+        .await
+        .context("cannot open the jc's database")?;
+    let operator = chain
+        .contracts
+        .job_creator
+        .operator()
+        .call()
+        .await
+        .context("cannot read the job creator contract's operator")?;
+    if operator != chain.address() {
+        anyhow::bail!(
+            "this key ({:?}) is not the operator of the job creator contract {:?} (its operator is {operator:?}): completeJob and failJob would be refused",
+            chain.address(),
+            chain.contracts.job_creator.address()
+        );
+    }
+    let start = match ledger.meta(NEXT_BLOCK).await? {
+        Some(block) => block.parse().unwrap_or(settings.from_block),
+        None => settings.from_block,
+    };
+    let filter = Filter::new()
+        .address(chain.contracts.job_creator.address())
+        .event("JobAdded(uint256,address,address,string,string[],uint256)");
+    let mut requests = LogPoller::new(chain.client.provider().clone(), filter, start);
+    let jc = Arc::new(Jc {
+        chain,
+        client,
+        settings,
+        ledger,
+        busy: Mutex::new(HashSet::new()),
+    });
+    tracing::info!(operator = ?jc.chain.address(), from_block = start, "on-chain job creator started");
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        if let Err(error) = jc.read_requests(&mut requests).await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "cannot read job requests from the chain; will retry"
+            );
+        }
+        match jc.ledger.open_requests().await {
+            Ok(open) => {
+                for tracked in open {
+                    jc.clone().serve(tracked, &mut tasks);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the jc's requests; will retry"),
+        }
+        while let Some(Some(done)) = tasks.join_next().now_or_never() {
+            if let Err(error) = done {
+                tracing::error!(%error, "a job request task ended abnormally");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(jc.settings.poll) => {}
+        }
+    }
+    tracing::info!(running = tasks.len(), "on-chain job creator stopping");
+    tasks.shutdown().await;
+    jc.ledger.shut().await;
+    Ok(())
+}
+
+impl Jc {
+    /// Records the requests announced since the saved block, then saves the new block.
+    async fn read_requests(&self, requests: &mut LogPoller) -> anyhow::Result<()> {
+        let from = requests.next_block();
+        let logs = requests.poll().await?;
+        for log in logs {
+            let added: JobAddedFilter = match ethers::contract::parse_log(log) {
+                Ok(added) => added,
+                Err(error) => {
+                    tracing::warn!(%error, "ignoring a malformed JobAdded log");
+                    continue;
+                }
+            };
+            let request = Request {
+                job_id: added.job_id.to_string(),
+                client: format!("{:?}", added.client),
+                refund_to: format!("{:?}", added.refund_to),
+                module: added.module,
+                inputs: added.inputs,
+                deposit: added.deposit.to_string(),
+            };
+            if let Err(error) = self.ledger.add(&request).await {
+                requests.rewind(from);
+                return Err(error.into());
+            }
+            tracing::info!(job_id = %request.job_id, module = %request.module, client = %request.client, "job requested on chain");
+        }
+        self.ledger
+            .set_meta(NEXT_BLOCK, &requests.next_block().to_string())
+            .await?;
+        Ok(())
+    }
+
+    /// Starts a task for a request unless one is already serving it.
+    fn serve(self: Arc<Self>, tracked: Tracked, tasks: &mut tokio::task::JoinSet<()>) {
+        let id = tracked.request.job_id.clone();
+        let fresh = self
+            .busy
+            .lock()
+            .map(|mut busy| busy.insert(id.clone()))
+            .unwrap_or(false);
+        if !fresh {
+            return;
+        }
+        tasks.spawn(async move {
+            if let Err(error) = self.serve_one(tracked).await {
+                tracing::warn!(job_id = %id, error = format!("{error:#}"), "job request step failed; will retry");
+            }
+            if let Ok(mut busy) = self.busy.lock() {
+                busy.remove(&id);
+            }
+        });
+    }
+
+    /// Serves one request to its end (or until a step fails; the next tick retries).
+    async fn serve_one(&self, tracked: Tracked) -> anyhow::Result<()> {
+        let request = &tracked.request;
+        let job_id = parse_job_id(&request.job_id)?;
+        let job = self
+            .chain
+            .contracts
+            .job_creator
+            .get_job(job_id)
+            .call()
+            .await
+            .context("cannot read the job request")?;
+        if job.status != PENDING {
+            tracing::info!(job_id = %request.job_id, status = job.status, "the request is no longer pending on chain");
+            self.ledger
+                .close(
+                    &request.job_id,
+                    Status::Closed,
+                    None,
+                    "no longer pending on chain",
+                )
+                .await?;
+            return Ok(());
+        }
+        let job_request = match self.job_request(request) {
+            Ok(job_request) => job_request,
+            Err(reason) => return self.fail(request, None, &reason).await,
+        };
+        let offer = match tracked.offer {
+            Some(offer) => offer,
+            None => match job_offer(self.chain.address(), &job_request) {
+                Ok(offer) => {
+                    self.ledger.set_offer(&request.job_id, &offer).await?;
+                    offer
+                }
+                Err(error) => return self.fail(request, None, &format!("{error:#}")).await,
+            },
+        };
+        tracing::info!(job_id = %request.job_id, job_offer_id = %offer.id, "running the requested job");
+        match follow_job(
+            self.chain.clone(),
+            self.client.clone(),
+            job_request,
+            offer.clone(),
+        )
+        .await
+        {
+            Ok(outcome) if outcome.paid_for_results() => self.complete(request, &outcome).await,
+            Ok(outcome) => {
+                let reason = format!(
+                    "deal {} ended in {}: {}",
+                    outcome.deal_id,
+                    outcome.state.name(),
+                    outcome.settlement
+                );
+                self.fail(request, Some(&outcome.deal_id), &reason).await
+            }
+            Err(error) if self.never_dealt(&offer, &error).await => {
+                self.fail(request, None, &format!("{error:#}")).await
+            }
+            Err(error) => Err(error.context("following the job's deal; will resume")),
+        }
+    }
+
+    /// The job request for a chain request: its module and `Key=Value` inputs, our terms,
+    /// and the requester allowed to download the results.
+    fn job_request(&self, request: &Request) -> Result<JobRequest, String> {
+        let inputs = crate::module::parse_inputs(&request.inputs)?;
+        let reader: Option<Address> = request.refund_to.parse().ok();
+        Ok(JobRequest {
+            module: request.module.clone(),
+            inputs,
+            pricing: self.settings.pricing,
+            timeouts: self.settings.timeouts,
+            services: self.settings.services.clone(),
+            results_dir: self.settings.data_dir.join("results"),
+            timeout: self.settings.match_timeout,
+            poll: self.settings.poll,
+            progress: false,
+            mediation_chance: self.settings.mediation_chance,
+            results_reader: reader,
+        })
+    }
+
+    /// Whether a failed follow means the job never got a deal and never will (nothing was
+    /// paid, so failing the request is safe): no match in time, or the solver refused it.
+    async fn never_dealt(&self, offer: &JobOffer, error: &anyhow::Error) -> bool {
+        let final_error = error.chain().any(|cause| {
+            cause.is::<NoMatch>()
+                || cause
+                    .downcast_ref::<ClientError>()
+                    .is_some_and(|e| !e.is_transient())
+        });
+        if !final_error {
+            return false;
+        }
+        match self.client.deals(&format!("job_offer={}", offer.id)).await {
+            Ok(deals) => deals.is_empty(),
+            Err(_) => false,
+        }
+    }
+
+    async fn complete(&self, request: &Request, outcome: &JobOutcome) -> anyhow::Result<()> {
+        let results_id = self
+            .chain
+            .contracts
+            .storage
+            .results_id_of(outcome.deal_key)
+            .call()
+            .await
+            .context("cannot read the committed results id")?;
+        let call = self.chain.contracts.job_creator.complete_job(
+            parse_job_id(&request.job_id)?,
+            outcome.deal_key,
+            results_id,
+        );
+        self.chain.send("complete the job request", call).await?;
+        tracing::info!(job_id = %request.job_id, deal_id = %outcome.deal_id, "job request completed on chain");
+        self.ledger
+            .close(
+                &request.job_id,
+                Status::Completed,
+                Some(&outcome.deal_id),
+                outcome.state.name(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        request: &Request,
+        deal_id: Option<&str>,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        // The client stores the reason within the contract's callback gas: keep it short.
+        let short: String = reason.chars().take(200).collect();
+        let call = self
+            .chain
+            .contracts
+            .job_creator
+            .fail_job(parse_job_id(&request.job_id)?, short.clone());
+        self.chain.send("fail the job request", call).await?;
+        tracing::warn!(job_id = %request.job_id, reason = %short, "job request failed; the requester was refunded");
+        self.ledger
+            .close(&request.job_id, Status::Failed, deal_id, &short)
+            .await?;
+        Ok(())
+    }
+}
+
+fn parse_job_id(text: &str) -> anyhow::Result<U256> {
+    U256::from_dec_str(text).with_context(|| format!("job id {text:?} is not a number"))
+}
