@@ -437,14 +437,29 @@ impl DevNetwork {
 
     /// Stops the roles, then the solver, then anvil.
     pub async fn stop(mut self) {
-        for (token, role) in self.roles.drain(..) {
+        for (token, mut role) in self.roles.drain(..) {
             token.cancel();
-            let _ = role.await;
+            stop_within(&mut role, "a role").await;
         }
         self.shutdown.cancel();
-        let _ = (&mut self.solver.task).await;
+        stop_within(&mut self.solver.task, "the solver").await;
         let _ = std::fs::remove_file(Self::network_file(&self.data_dir));
         let _ = self.anvil.kill().await;
+    }
+}
+
+/// How long a stopping role may take to finish what it is doing before it is cut off.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Waits for a cancelled task to end, aborting it after [`STOP_GRACE`].
+async fn stop_within<T>(task: &mut tokio::task::JoinHandle<T>, what: &str) {
+    if tokio::time::timeout(STOP_GRACE, &mut *task).await.is_err() {
+        tracing::warn!(
+            "{what} did not stop within {} s; aborting it",
+            STOP_GRACE.as_secs()
+        );
+        task.abort();
+        let _ = task.await;
     }
 }
 

@@ -215,7 +215,13 @@ impl Chain {
                 }
             }
         };
-        self.wait_receipt(what, hash).await
+        let receipt = self.wait_receipt(what, hash).await;
+        if let Err(ChainError::NoReceipt { .. }) = &receipt {
+            // Never mined (a nonce gap, say, after another process used this key): ask the
+            // node for the nonce next time instead of building on a stuck one.
+            *self.nonce.lock().await = None;
+        }
+        receipt
     }
 
     async fn wait_receipt(

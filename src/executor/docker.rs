@@ -4,13 +4,14 @@
 //! a wall-clock timeout that kills the container, capped stdout/stderr. GPUs are passed as
 //! NVIDIA device requests.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
 use bollard::query_parameters::{
-    CreateImageOptions, KillContainerOptions, LogsOptions, RemoveContainerOptions,
-    StartContainerOptions, WaitContainerOptions,
+    CreateImageOptions, KillContainerOptions, ListContainersOptionsBuilder, LogsOptions,
+    RemoveContainerOptions, StartContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -116,13 +117,13 @@ impl DockerExecutor {
         }
     }
 
-    async fn remove(&self, id: &str) {
+    async fn remove(docker: &Docker, id: &str) {
         let options = RemoveContainerOptions {
             force: true,
             v: true,
             ..Default::default()
         };
-        if let Err(e) = self.docker.remove_container(id, Some(options)).await {
+        if let Err(e) = docker.remove_container(id, Some(options)).await {
             tracing::warn!(container = id, %e, "could not remove a finished container");
         }
     }
@@ -187,13 +188,26 @@ impl Executor for DockerExecutor {
                 path: outputs_dir.display().to_string(),
                 source,
             })?;
+        // If this future is dropped (the role stops or crashes mid-job), even while the
+        // container is being created, the guard removes it by its run label.
+        let run = crate::data::offers::new_nonce();
+        let mut guard = ContainerGuard {
+            docker: self.docker.clone(),
+            run: Some(run.clone()),
+        };
         let body = ContainerCreateBody {
             image: Some(job.image.clone()),
             entrypoint: (!job.entrypoint.is_empty()).then(|| job.entrypoint.clone()),
             env: Some(job.env.clone()),
             working_dir: job.working_dir.clone(),
             network_disabled: Some(!self.network_allowed(job)),
-            labels: Some([("org.lilypad.module".to_string(), job.module.clone())].into()),
+            labels: Some(
+                [
+                    ("org.lilypad.module".to_string(), job.module.clone()),
+                    (RUN_LABEL.to_string(), run.clone()),
+                ]
+                .into(),
+            ),
             host_config: Some(self.host_config(job, &outputs_dir, gpus)),
             ..Default::default()
         };
@@ -238,7 +252,43 @@ impl Executor for DockerExecutor {
             })
         }
         .await;
-        self.remove(&id).await;
+        guard.run = None;
+        Self::remove(&self.docker, &id).await;
         outcome
+    }
+}
+
+/// Label naming one run's container, so it can be found without its id.
+const RUN_LABEL: &str = "org.lilypad.run";
+
+/// Removes the container of a run when dropped while still armed (`run` set).
+struct ContainerGuard {
+    docker: Docker,
+    run: Option<String>,
+}
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let (Some(run), Ok(runtime)) = (self.run.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let docker = self.docker.clone();
+        runtime.spawn(async move {
+            let filters = HashMap::from([("label", vec![format!("{RUN_LABEL}={run}")])]);
+            let options = ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build();
+            // The create call may still be on its way to the engine: look a few times.
+            for _ in 0..5 {
+                if let Ok(containers) = docker.list_containers(Some(options.clone())).await {
+                    for id in containers.into_iter().filter_map(|c| c.id) {
+                        DockerExecutor::remove(&docker, &id).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
     }
 }

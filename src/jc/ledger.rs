@@ -13,7 +13,6 @@ const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS requests (job_id TEXT PRIMARY KEY, client TEXT NOT NULL,
     refund_to TEXT NOT NULL, module TEXT NOT NULL, inputs TEXT NOT NULL, deposit TEXT NOT NULL,
     status TEXT NOT NULL, offer TEXT, deal_id TEXT, note TEXT);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#;
 
 /// A job request as the chain announced it.
@@ -150,20 +149,11 @@ impl Ledger {
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|row| row.get(0)))
+        crate::db::meta(&self.pool, key).await
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        crate::db::set_meta(&self.pool, key, value).await
     }
 
     pub async fn shut(&self) {

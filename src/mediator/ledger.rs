@@ -11,7 +11,6 @@ const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS requested (deal_key TEXT PRIMARY KEY, deal_id TEXT);
 CREATE TABLE IF NOT EXISTS verdicts (deal_id TEXT PRIMARY KEY, accept INTEGER NOT NULL,
     our_cid TEXT NOT NULL, reason TEXT NOT NULL, finished INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#;
 
 /// What the mediator concluded about a deal's results.
@@ -114,20 +113,11 @@ impl Ledger {
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|row| row.get(0)))
+        crate::db::meta(&self.pool, key).await
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        crate::db::set_meta(&self.pool, key, value).await
     }
 
     pub async fn close(&self) {

@@ -97,7 +97,6 @@ CREATE TABLE IF NOT EXISTS seen_signatures (signature TEXT PRIMARY KEY, seen_at 
 CREATE INDEX IF NOT EXISTS seen_signatures_age ON seen_signatures (seen_at);
 CREATE TABLE IF NOT EXISTS txs (deal_id TEXT NOT NULL, address TEXT NOT NULL, action TEXT NOT NULL,
     tx_hash TEXT NOT NULL, PRIMARY KEY (deal_id, tx_hash));
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#;
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -584,20 +583,11 @@ impl Store {
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| row.get(0)))
+        Ok(crate::db::meta(&self.pool, key).await?)
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        Ok(crate::db::set_meta(&self.pool, key, value).await?)
     }
 
     /// Counts for /metrics: (deals per state, open job offers, open resource offers, last event).
