@@ -4,7 +4,7 @@
 //! writes `DATA_DIR/dev/network.json` so `lilypad run` in another terminal finds it.
 //! `lilypad run` with no network configured starts the same thing for one job.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -160,43 +160,50 @@ pub fn find_anvil(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     bail!("anvil not found: run `make deps` (installs it under contracts/node_modules) or pass --anvil-path")
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-async fn start_anvil(path: &Path) -> anyhow::Result<(tokio::process::Child, String)> {
-    for _attempt in 0..3 {
-        let port = free_port()?;
-        let mut child = tokio::process::Command::new(path)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--silent",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start anvil at {}", path.display()))?;
-        let url = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(_)) = child.try_wait() {
-                break; // port taken between our check and its bind: try another
+/// Starts anvil on a loopback port it picks itself (no race with other processes for a
+/// port) with `extra` arguments; returns it (killed on drop) and its URL once it answers
+/// JSON-RPC. Its log lines are read and dropped.
+pub async fn start_anvil(
+    path: &Path,
+    extra: &[&str],
+) -> anyhow::Result<(tokio::process::Child, String)> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(path)
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start anvil at {}", path.display()))?;
+    let stdout = child.stdout.take().context("anvil's stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let listening = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(address) = line.trim().strip_prefix("Listening on ") {
+                return Some(format!("http://{}", address.trim()));
             }
-            if crate::chain::client::provider(&url, Duration::from_millis(50))
-                .await
-                .is_ok()
-            {
-                return Ok((child, url));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let _ = child.kill().await;
+        None
+    })
+    .await;
+    let url = match listening {
+        Ok(Some(url)) => url,
+        Ok(None) => bail!("anvil exited before it listened"),
+        Err(_) => bail!("anvil did not listen within 30 s"),
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        if crate::chain::client::provider(&url, Duration::from_millis(50))
+            .await
+            .is_ok()
+        {
+            return Ok((child, url));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("anvil did not start (three ports tried)")
+    bail!("anvil at {url} does not answer JSON-RPC")
 }
 
 impl DevNetwork {
@@ -204,7 +211,7 @@ impl DevNetwork {
     pub async fn start(options: DevOptions) -> anyhow::Result<DevNetwork> {
         let anvil_path = find_anvil(options.anvil_path.as_deref())?;
         tracing::info!(anvil = %anvil_path.display(), "starting anvil");
-        let (anvil, rpc_url) = start_anvil(&anvil_path).await?;
+        let (anvil, rpc_url) = start_anvil(&anvil_path, &[]).await?;
         let deployer = crate::config::parse_key(ANVIL_DEPLOYER_KEY).map_err(anyhow::Error::msg)?;
         let keys = RoleKeys {
             deployer: deployer.clone(),

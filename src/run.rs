@@ -454,13 +454,7 @@ async fn download(
     deal: &Deal,
     key: [u8; 32],
 ) -> anyhow::Result<Result<Downloaded, String>> {
-    let committed = chain
-        .contracts
-        .storage
-        .results_id_of(key)
-        .call()
-        .await
-        .context("cannot read the committed results id")?;
+    let committed = chain.committed_results(key).await?;
     let results_cid = raw_cid_from_digest(committed);
     let tar = match client.download_files(&deal.id).await {
         Ok(tar) => tar,

@@ -224,45 +224,22 @@ fn a_mediation_chance_above_100_percent_is_refused() {
 
 /// `rp --dishonest` is refused on any chain but a local dev chain (a real anvil started with
 /// another chain id stands for a public network).
-#[test]
-fn a_dishonest_resource_provider_is_refused_outside_a_dev_chain() {
+#[tokio::test]
+async fn a_dishonest_resource_provider_is_refused_outside_a_dev_chain() {
     let anvil = lilypad::dev::find_anvil(None).expect("anvil (make deps)");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(anvil)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--chain-id",
-            "1337",
-            "--silent",
-        ])
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    // anvil's first start on a cold machine can take a while.
-    let mut up = false;
-    for _ in 0..600 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(up, "anvil did not start on port {port}");
+    let (mut child, url) = lilypad::dev::start_anvil(&anvil, &["--chain-id", "1337"])
+        .await
+        .expect("anvil starts");
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_lilypad"))
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_lilypad"))
         .args(["rp", "--dishonest", "--rpc-url", &url])
         .args(["--controller", "0x0000000000000000000000000000000000000001"])
         .env("WEB3_PRIVATE_KEY", lilypad::dev::ANVIL_DEPLOYER_KEY)
         .env("DATA_DIR", dir.path())
         .output()
+        .await
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = child.kill().await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -294,6 +294,19 @@ impl Chain {
     }
 
     /// The on-chain record of a deal (all zero if no party has agreed yet).
+    /// The results id (sha2-256 digest of the results CID) the RP committed for a deal.
+    pub async fn committed_results(&self, deal_key: [u8; 32]) -> Result<[u8; 32], ChainError> {
+        self.contracts
+            .storage
+            .results_id_of(deal_key)
+            .call()
+            .await
+            .map_err(|e| ChainError::Rpc {
+                what: "read a deal's committed results id".into(),
+                message: e.to_string(),
+            })
+    }
+
     pub async fn agreement(
         &self,
         deal_key: [u8; 32],

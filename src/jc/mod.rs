@@ -290,14 +290,7 @@ impl Jc {
     }
 
     async fn complete(&self, request: &Request, outcome: &JobOutcome) -> anyhow::Result<()> {
-        let results_id = self
-            .chain
-            .contracts
-            .storage
-            .results_id_of(outcome.deal_key)
-            .call()
-            .await
-            .context("cannot read the committed results id")?;
+        let results_id = self.chain.committed_results(outcome.deal_key).await?;
         let call = self.chain.contracts.job_creator.complete_job(
             parse_job_id(&request.job_id)?,
             outcome.deal_key,

@@ -273,14 +273,7 @@ impl Mediator {
 
     /// Re-runs the job and compares with the committed results.
     async fn judge(&self, deal: &Deal, key: [u8; 32]) -> anyhow::Result<Verdict> {
-        let committed = self
-            .chain
-            .contracts
-            .storage
-            .results_id_of(key)
-            .call()
-            .await
-            .context("cannot read the committed results id")?;
+        let committed = self.chain.committed_results(key).await?;
         let committed_cid = raw_cid_from_digest(committed);
         let dir = self.settings.data_dir.join("jobs").join(&deal.id);
         let ours = dir.join("results");
