@@ -203,6 +203,18 @@ impl SolverClient {
         .await
     }
 
+    /// Withdraws our job offer (no deal yet): the solver never matches it afterwards.
+    pub async fn withdraw_job_offer(&self, id: &str) -> Result<(), ClientError> {
+        self.request(
+            Method::POST,
+            &format!("/api/v1/job_offers/{id}/withdraw"),
+            Vec::new(),
+            true,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Deals matching a query string such as `resource_provider=0x...`.
     pub async fn deals(&self, query: &str) -> Result<Vec<DealRecord>, ClientError> {
         self.json(

@@ -210,7 +210,13 @@ async fn drive(
     loop {
         let waited = Duration::from_millis(now_millis().saturating_sub(offer.created_at));
         if tracking.deal.is_none() && waited > request.timeout {
-            return Err(no_match(client, &offer, request.timeout).await);
+            // Give up, and take the offer back so nobody is matched to a job creator that
+            // left. If a deal was made meanwhile (409), follow it instead.
+            let why = no_match(client, &offer, request.timeout).await;
+            match client.withdraw_job_offer(&offer.id).await {
+                Err(error) if error.status() == Some(409) => {}
+                _ => return Err(why),
+            }
         }
         match step(chain, client, request, &mut tracking, &offer, progress).await {
             Ok(Some(outcome)) => return Ok(outcome),

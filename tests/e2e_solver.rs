@@ -287,3 +287,52 @@ async fn restarting_the_solver_mid_job_loses_nothing() {
     assert_eq!(state, DealState::ResultsAccepted.number());
     network.stop().await;
 }
+
+/// A job creator that gives up takes its offer back, so no resource provider is matched to
+/// it later; only its job creator may, and not once a deal exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_offer_nobody_took_is_withdrawn_and_one_with_a_deal_cannot_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = lilypad::dev::DevRoles {
+        resource_provider: false,
+        ..Default::default()
+    };
+    let network = common::network_with(dir.path(), roles).await;
+    let jc_chain = network.job_creator_chain().await.unwrap();
+    let jc = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+
+    // No resource provider: `run` gives up after its timeout and withdraws the offer.
+    let mut request = cowsay_request(&network, dir.path(), "anyone?");
+    request.timeout = Duration::from_secs(1);
+    let error = run_job(jc_chain.clone(), jc.clone(), request)
+        .await
+        .expect_err("nothing matches");
+    let no_match = error
+        .downcast_ref::<lilypad::run::NoMatch>()
+        .expect("a no-match error");
+    assert!(
+        no_match.why.contains("\"resource_offers\":0"),
+        "{}",
+        no_match.why
+    );
+    let gone = jc.job_offer(&no_match.offer).await.unwrap_err();
+    assert_eq!(gone.status(), Some(404), "{gone}");
+    // An RP arriving now is not matched with the job creator that left.
+    let rp = SolverClient::new(&network.solver.url, network.keys.resource_provider.clone());
+    rp.post_resource_offer(&common::resource_offer(&network))
+        .await
+        .unwrap();
+    let query = format!("job_creator={:?}", network.keys.job_creator.address());
+    assert!(jc.deals(&query).await.unwrap().is_empty());
+
+    // With a deal, the offer stays; and nobody else may withdraw an offer.
+    let offer = common::job_offer(&network, "matched");
+    jc.post_job_offer(&offer).await.unwrap();
+    let stranger = SolverClient::new(&network.solver.url, lilypad::keys::generate());
+    let refused = stranger.withdraw_job_offer(&offer.id).await.unwrap_err();
+    assert_eq!(refused.status(), Some(403), "{refused}");
+    common::wait_for_deal(&jc, &format!("job_offer={}", offer.id)).await;
+    let refused = jc.withdraw_job_offer(&offer.id).await.unwrap_err();
+    assert_eq!(refused.status(), Some(409), "{refused}");
+    network.stop().await;
+}

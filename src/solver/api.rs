@@ -174,6 +174,19 @@ pub fn routes(
             };
             respond(result.await, StatusCode::OK)
         });
+    let withdraw_job = v1()
+        .and(warp::path!("job_offers" / String / "withdraw"))
+        .and(signed_post())
+        .then(
+            |id: String, solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
+                let result = async {
+                    let signer = info.authenticate(&solver, &body).await?;
+                    solver.withdraw_job_offer(&id, signer).await?;
+                    Ok::<_, SolverError>(serde_json::json!({ "withdrawn": id }))
+                };
+                respond(result.await, StatusCode::OK)
+            },
+        );
     let explain = v1()
         .and(warp::path!("job_offers" / String / "explain"))
         .and(warp::get())
@@ -336,6 +349,7 @@ pub fn routes(
         .or(metrics)
         .or(post_job)
         .or(explain)
+        .or(withdraw_job)
         .or(get_job)
         .or(post_resource)
         .or(refresh)

@@ -195,6 +195,33 @@ impl Solver {
             .ok_or_else(|| SolverError::NotFound(id.to_string()))
     }
 
+    /// Withdraws a job offer that has no deal yet, at its job creator's request (it gave up
+    /// waiting): it is never matched afterwards. Conflict if a deal was made for it already.
+    pub async fn withdraw_job_offer(&self, id: &str, signer: Address) -> Result<(), SolverError> {
+        let _pass = self.matching.lock().await;
+        let record = self
+            .store
+            .job_offer(id)
+            .await?
+            .ok_or_else(|| SolverError::NotFound(format!("no job offer {id}")))?;
+        if record.offer.job_creator != signer {
+            return Err(AuthError::NotTheParty {
+                signer,
+                role: "the job creator",
+                what: "job offer",
+            }
+            .into());
+        }
+        if let Some(deal_id) = record.deal_id {
+            return Err(SolverError::Conflict(format!(
+                "job offer {id} already has deal {deal_id}"
+            )));
+        }
+        self.store.withdraw_job_offer(id).await?;
+        tracing::info!(job_offer_id = %id, "job offer withdrawn");
+        Ok(())
+    }
+
     /// One matching pass over everything open; stores the deals in one transaction.
     pub async fn match_now(&self) -> Result<usize, SolverError> {
         let _pass = self.matching.lock().await;

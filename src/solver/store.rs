@@ -193,6 +193,16 @@ impl Store {
         .await
     }
 
+    /// Deletes a job offer that has no deal; false if it has one (or is unknown).
+    pub async fn withdraw_job_offer(&self, id: &str) -> Result<bool> {
+        let deleted = sqlx::query("DELETE FROM job_offers WHERE id = ? AND deal_id IS NULL")
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(deleted == 1)
+    }
+
     /// Stores a new resource offer (seen now); None if it was already known (then it is refreshed).
     pub async fn add_resource_offer(
         &self,
