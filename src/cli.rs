@@ -185,7 +185,13 @@ pub struct RpArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The module: NAME:TAG from the built-in catalog (cowsay:v0.0.1) or a directory with lilypad_module.json.tmpl
-    pub module: String,
+    #[arg(required_unless_present = "resume")]
+    pub module: Option<String>,
+    /// Continue a job this machine started and did not see to the end (its job offer id, as
+    /// `run` printed it; saved under DATA_DIR/jobs): follows the same deal, calls the
+    /// timeouts the job creator is entitled to, downloads and judges the results
+    #[arg(long, value_name = "JOB_OFFER_ID", conflicts_with_all = ["module", "inputs"])]
+    pub resume: Option<String>,
     /// A module input, KEY=VALUE (repeatable)
     #[arg(short = 'i', long = "input", value_name = "KEY=VALUE")]
     pub inputs: Vec<String>,

@@ -27,7 +27,7 @@ use crate::mediator::MediatorSettings;
 use crate::network::{ClientNetwork, LOCAL_POLL};
 use crate::onchain::OnchainOutcome;
 use crate::rp::RpSettings;
-use crate::run::{run_job, JobOutcome, JobRequest};
+use crate::run::{follow_job, job_offer, JobOutcome, JobRequest, UnfinishedJob, UnfinishedJobs};
 use crate::solver::SolverSettings;
 
 /// Cancels the token on Ctrl-C or SIGTERM.
@@ -212,7 +212,7 @@ async fn run_cowsay_onchain(args: OnchainArgs, settings: Settings) -> anyhow::Re
         .clone()
         .unwrap_or_else(|| settings.data_dir.join("downloaded-files"));
     let network =
-        ClientNetwork::open(&settings, |dir| dev_options(&settings, dir, None, 0)).await?;
+        ClientNetwork::open(&settings, true, |dir| dev_options(&settings, dir, None, 0)).await?;
     let outcome = match network.example_client {
         Some(example_client) => {
             crate::onchain::run_cowsay(
@@ -253,37 +253,90 @@ async fn run_cowsay_onchain(args: OnchainArgs, settings: Settings) -> anyhow::Re
 }
 
 async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()> {
-    let inputs = crate::module::parse_inputs(&args.inputs).map_err(anyhow::Error::msg)?;
-    crate::module::resolve(&args.module, &inputs)?; // fail fast on a bad module or input
     let results_dir = args
         .output
         .clone()
         .unwrap_or_else(|| settings.data_dir.join("downloaded-files"));
-    let (pricing, timeouts) = (settings.pricing()?, settings.timeouts()?);
-    let request = |services, poll| JobRequest {
-        module: args.module.clone(),
-        inputs: inputs.clone(),
-        pricing,
-        timeouts,
-        services,
-        results_dir: results_dir.clone(),
-        timeout: Duration::from_secs(args.timeout),
-        poll,
-        progress: !args.quiet,
-        mediation_chance: if args.check {
-            100
-        } else {
-            args.mediation_chance
-        },
-        results_reader: None,
+    let timeout = Duration::from_secs(args.timeout);
+    let unfinished = UnfinishedJobs::new(&settings.data_dir);
+    let resumed = match &args.resume {
+        Some(id) => Some(unfinished.load(id)?),
+        None => None,
     };
-    let network =
-        ClientNetwork::open(&settings, |dir| dev_options(&settings, dir, None, 0)).await?;
-    let request = request(network.services.clone(), network.poll);
-    let outcome = run_job(network.chain.clone(), network.client.clone(), request).await;
+    let new_job = match (&resumed, &args.module) {
+        (Some(_), _) => None,
+        (None, Some(module)) => {
+            let inputs = crate::module::parse_inputs(&args.inputs).map_err(anyhow::Error::msg)?;
+            crate::module::resolve(module, &inputs)?; // fail fast on a bad module or input
+            Some((module.clone(), inputs))
+        }
+        (None, None) => bail!("name a module (e.g. cowsay:v0.0.1) or --resume JOB_OFFER_ID"),
+    };
+    let network = ClientNetwork::open(&settings, resumed.is_none(), |dir| {
+        dev_options(&settings, dir, None, 0)
+    })
+    .await?;
+    let job = match resumed {
+        Some(job) => job,
+        None => {
+            let (module, inputs) = new_job.context("name a module or --resume JOB_OFFER_ID")?;
+            let mediation_chance = if args.check {
+                100
+            } else {
+                args.mediation_chance
+            };
+            let request = JobRequest {
+                module,
+                inputs,
+                pricing: settings.pricing()?,
+                timeouts: settings.timeouts()?,
+                services: network.services.clone(),
+                results_dir: results_dir.clone(),
+                timeout,
+                poll: network.poll,
+                progress: !args.quiet,
+                mediation_chance,
+                results_reader: None,
+            };
+            let job = UnfinishedJob {
+                offer: job_offer(network.chain.address(), &request)?,
+                mediation_chance,
+            };
+            if !network.is_embedded() {
+                unfinished.save(&job)?;
+                eprintln!(
+                    "job offer {id}: if this command stops, `lilypad run --resume {id}` continues it",
+                    id = job.offer.id
+                );
+            }
+            job
+        }
+    };
+    if job.offer.job_creator != network.chain.address() {
+        bail!(
+            "job offer {} belongs to {:?}, not to this key ({:?})",
+            job.offer.id,
+            job.offer.job_creator,
+            network.chain.address()
+        );
+    }
+    let request = job.request(network.poll, results_dir, timeout, !args.quiet);
+    let outcome = follow_job(
+        network.chain.clone(),
+        network.client.clone(),
+        request,
+        job.offer.clone(),
+    )
+    .await;
     network.close().await;
-    let outcome = outcome?;
-    report(&outcome)
+    if outcome.is_ok()
+        || outcome
+            .as_ref()
+            .is_err_and(|e| e.chain().any(|cause| cause.is::<crate::run::NoMatch>()))
+    {
+        unfinished.forget(&job.offer.id);
+    }
+    report(&outcome?)
 }
 
 /// Prints how the job ended; an error (non-zero exit) unless it ran and exited 0.

@@ -34,6 +34,7 @@ impl ClientNetwork {
     /// for a data directory.
     pub async fn open(
         settings: &Settings,
+        allow_embedded: bool,
         embedded: impl FnOnce(PathBuf) -> anyhow::Result<DevOptions>,
     ) -> anyhow::Result<ClientNetwork> {
         if settings.web3_rpc_url.is_some() {
@@ -94,6 +95,12 @@ impl ClientNetwork {
                 embedded: None,
             });
         }
+        if !allow_embedded {
+            anyhow::bail!(
+                "no network: WEB3_RPC_URL is unset and no `lilypad dev` is running under {}",
+                settings.data_dir.join("dev").display()
+            );
+        }
         eprintln!("no network configured (WEB3_RPC_URL is unset and no `lilypad dev` is running): starting an embedded local network (anvil, contracts, solver, resource provider, mediator, jc) for this command");
         let dir = std::env::temp_dir().join(format!("lilypad-embedded-{}", std::process::id()));
         std::fs::create_dir_all(&dir)
@@ -109,6 +116,11 @@ impl ClientNetwork {
             example_client: Some(network.deployment.example_client),
             embedded: Some((network, dir)),
         })
+    }
+
+    /// Whether this is an embedded network (gone when the command ends).
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
     }
 
     /// Stops the embedded network, if one was started.

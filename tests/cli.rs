@@ -77,6 +77,7 @@ fn every_role_documents_its_flags_and_variables() {
                 "TIMEOUT_JUDGE_RESULTS_TIME",
                 "--check",
                 "--mediation-chance",
+                "--resume",
             ][..],
         ),
         (
@@ -207,6 +208,20 @@ fn run_without_a_network_starts_an_embedded_one_and_prints_the_cow() {
         1,
         "results are kept under DATA_DIR"
     );
+}
+
+#[test]
+fn resuming_an_unknown_job_says_where_jobs_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = lilypad_in(dir.path(), &["run", "--resume", "bafkreinosuchjob"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no unfinished job bafkreinosuchjob") && stderr.contains("jobs"),
+        "{stderr}"
+    );
+    let output = lilypad_in(dir.path(), &["run", "cowsay:v0.0.1", "--resume", "x"]);
+    assert!(!output.status.success(), "a module and --resume conflict");
 }
 
 #[test]

@@ -16,7 +16,7 @@ use lilypad::chain::terms::job_creator_deposit;
 use lilypad::client::SolverClient;
 use lilypad::data::{Deal, DealState};
 use lilypad::dev::{DevNetwork, DevRoles};
-use lilypad::run::{run_job, JobOutcome};
+use lilypad::run::{follow_job, run_job, JobOutcome, UnfinishedJob, UnfinishedJobs};
 use tokio::task::JoinHandle;
 
 /// Prices of these tests, in wei (common::pricing/timeouts): price 3 LP (one instruction, so
@@ -346,5 +346,68 @@ async fn a_mediator_that_was_down_when_the_dispute_came_decides_once_it_starts()
     network.start_mediator().await.unwrap();
     let outcome = job.await.unwrap().expect("the job ends");
     assert_eq!(outcome.state, DealState::MediationAccepted);
+    network.stop().await;
+}
+
+/// `lilypad run` is stopped after both sides agreed and the RP dies too; `run --resume`
+/// (the same offer, saved under DATA_DIR/jobs) follows the deal again and takes the job
+/// creator's deposit back through the submit-results timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_job_creator_resumes_its_job_and_is_refunded() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = DevRoles {
+        resource_provider: false,
+        ..DevRoles::default()
+    };
+    let network = network_with(dir.path(), roles).await;
+    let ledger = Ledger::open(&network).await;
+    let rp_chain = network
+        .chain_as(&network.keys.resource_provider)
+        .await
+        .unwrap();
+    let rp = SolverClient::new(&network.solver.url, network.keys.resource_provider.clone());
+    rp.post_resource_offer(&resource_offer(&network))
+        .await
+        .unwrap();
+
+    let jc_chain = network.job_creator_chain().await.unwrap();
+    let jc = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let request = cowsay_request(&network, dir.path(), "interrupted");
+    let unfinished = UnfinishedJobs::new(dir.path());
+    let job = UnfinishedJob {
+        offer: lilypad::run::job_offer(jc_chain.address(), &request).unwrap(),
+        mediation_chance: 0,
+    };
+    unfinished.save(&job).unwrap();
+    let first = tokio::spawn(follow_job(
+        jc_chain.clone(),
+        jc.clone(),
+        request.clone(),
+        job.offer.clone(),
+    ));
+    let deal = wait_for_deal(&rp, &format!("job_offer={}", job.offer.id)).await;
+    agree_as(&rp_chain, &deal, U256::from(CS)).await;
+    wait_for_state(&jc_chain, &deal, DealState::DealAgreed).await;
+    first.abort(); // the job creator's process stops
+
+    let saved = unfinished.load(&job.offer.id).unwrap();
+    assert_eq!(saved.offer, job.offer);
+    advance_chain_time(&network, timeouts().submit_results + 1).await;
+    let resumed = saved.request(
+        request.poll,
+        request.results_dir.clone(),
+        request.timeout,
+        false,
+    );
+    let outcome = follow_job(jc_chain.clone(), jc.clone(), resumed, saved.offer.clone())
+        .await
+        .expect("the resumed job ends");
+    assert_eq!(outcome.deal_id, deal.id);
+    assert_eq!(outcome.state, DealState::TimeoutSubmitResults);
+    ledger
+        .assert_changes(&network, [0, -signed(CS), 0, signed(CS), 0])
+        .await;
+    assert!(unfinished.load("bafknotanid").is_err());
+    assert!(unfinished.load("../escape").is_err());
     network.stop().await;
 }
