@@ -184,11 +184,17 @@ async fn drive(
     offer: JobOffer,
     progress: &Progress,
 ) -> anyhow::Result<JobOutcome> {
-    let mut deposit =
-        request.pricing.payment_collateral + request.timeouts.judge_results_collateral;
-    if request.mediation_chance > 0 {
-        deposit += request.pricing.mediation_fee;
-    }
+    let fee = if request.mediation_chance > 0 {
+        request.pricing.mediation_fee
+    } else {
+        0
+    };
+    let deposit = request
+        .pricing
+        .payment_collateral
+        .checked_add(request.timeouts.judge_results_collateral)
+        .and_then(|deposit| deposit.checked_add(fee))
+        .context("payment collateral + judge-results collateral + mediation fee is too large")?;
     let balance = chain.token_balance(chain.address()).await?;
     if balance < deposit.into() {
         bail!("{:?} holds {balance} token wei but the job needs {deposit} (payment + judge-results collateral, plus the mediation fee when checking); fund it with `lilypad chain fund`", chain.address());
@@ -440,7 +446,7 @@ async fn wait_or_time_out(
         progress.step(&format!(
             "{waiting} (the {} timeout can be called in {} s)",
             due.timeout.name(),
-            due.deadline + 1 - now
+            (due.deadline - now).saturating_add(1)
         ));
         return Ok(());
     }

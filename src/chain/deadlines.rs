@@ -195,29 +195,29 @@ pub fn job_creator_settlement(
         DealState::ResultsAccepted => format!(
             "paid {} for the job; {} of the deposit came back",
             display(cost),
-            display(p - cost.min(p) + cj)
+            display((p - cost.min(p)).saturating_add(cj))
         ),
         DealState::MediationAccepted => format!(
             "the mediator confirmed the results: paid {} for the job and {} mediation fee; {} came back",
             display(cost),
             display(m),
-            display(p - cost.min(p) + cj)
+            display((p - cost.min(p)).saturating_add(cj))
         ),
         DealState::MediationRejected => format!(
             "the mediator rejected the results: refunded {} (payment and judge-results collateral); paid {} mediation fee; the resource provider's results collateral went to the treasury",
-            display(p + cj),
+            display(p.saturating_add(cj)),
             display(m)
         ),
         DealState::TimeoutAgree if jc_agreed => format!(
             "the resource provider never agreed (agree timeout): refunded {} (payment and judge-results collateral)",
-            display(p + cj)
+            display(p.saturating_add(cj))
         ),
         DealState::TimeoutAgree => {
             "the job creator never agreed (agree timeout); it paid nothing".to_string()
         }
         DealState::TimeoutSubmitResults => format!(
             "the resource provider never submitted results (submit-results timeout): refunded {} (payment and judge-results collateral); its submit-results collateral went to the treasury",
-            display(p + cj)
+            display(p.saturating_add(cj))
         ),
         DealState::TimeoutJudgeResults => format!(
             "the results were never judged (judge-results timeout): paid {} for the job, {} came back, the {} judge-results collateral went to the treasury",
@@ -227,7 +227,7 @@ pub fn job_creator_settlement(
         ),
         DealState::TimeoutMediateResults => format!(
             "the mediator never decided (mediate-results timeout): refunded {} (payment collateral, mediation fee and judge-results collateral)",
-            display(p + m + cj)
+            display(p.saturating_add(m).saturating_add(cj))
         ),
         other => format!("the deal is in state {}", other.name()),
     }

@@ -224,7 +224,9 @@ impl Mediator {
                 .await
                 .map_err(Into::into);
         }
-        let deadline = agreement.state_since + deal.timeouts.mediate_results;
+        let deadline = agreement
+            .state_since
+            .saturating_add(deal.timeouts.mediate_results);
         let verdict = match self.ledger.verdict(&deal.id).await? {
             Some((verdict, _)) => verdict,
             None => {

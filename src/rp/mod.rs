@@ -272,7 +272,9 @@ impl Rp {
                     tracing::info!(deal_id = %deal.id, "agreed on chain");
                 }
                 DealState::DealAgreed => {
-                    let deadline = agreement.state_since + deal.timeouts.submit_results;
+                    let deadline = agreement
+                        .state_since
+                        .saturating_add(deal.timeouts.submit_results);
                     if deadlines::chain_now(&self.chain).await? > deadline {
                         // Too late to submit (we were down): running the job would be wasted;
                         // the job creator's submit-results timeout ends the deal.
