@@ -163,17 +163,9 @@ async fn dishonest_results_are_rejected_and_the_collateral_slashed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resource_provider_that_never_agrees_lets_the_job_creator_take_its_deposit_back() {
     let dir = tempfile::tempdir().unwrap();
-    let roles = DevRoles {
-        resource_provider: false,
-        ..DevRoles::default()
-    };
-    let network = network_with(dir.path(), roles).await;
-    let ledger = Ledger::open(&network).await;
     // The RP posts an offer and dies before agreeing.
-    let rp = SolverClient::new(&network.solver.url, network.keys.resource_provider.clone());
-    rp.post_resource_offer(&resource_offer(&network))
-        .await
-        .unwrap();
+    let (network, _rp) = network_with_a_silent_rp(dir.path()).await;
+    let ledger = Ledger::open(&network).await;
 
     let jc_chain = network.job_creator_chain().await.unwrap();
     let (job, deal) = spawn_job(&network, dir.path(), "alone", 0).await;
@@ -197,18 +189,10 @@ async fn a_resource_provider_that_never_agrees_lets_the_job_creator_take_its_dep
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resource_provider_that_dies_after_agreeing_loses_its_submit_collateral() {
     let dir = tempfile::tempdir().unwrap();
-    let roles = DevRoles {
-        resource_provider: false,
-        ..DevRoles::default()
-    };
-    let network = network_with(dir.path(), roles).await;
+    let (network, _rp) = network_with_a_silent_rp(dir.path()).await;
     let ledger = Ledger::open(&network).await;
     let rp_chain = network
         .chain_as(&network.keys.resource_provider)
-        .await
-        .unwrap();
-    let rp = SolverClient::new(&network.solver.url, network.keys.resource_provider.clone());
-    rp.post_resource_offer(&resource_offer(&network))
         .await
         .unwrap();
 
@@ -355,18 +339,10 @@ async fn a_mediator_that_was_down_when_the_dispute_came_decides_once_it_starts()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stopped_job_creator_resumes_its_job_and_is_refunded() {
     let dir = tempfile::tempdir().unwrap();
-    let roles = DevRoles {
-        resource_provider: false,
-        ..DevRoles::default()
-    };
-    let network = network_with(dir.path(), roles).await;
+    let (network, rp) = network_with_a_silent_rp(dir.path()).await;
     let ledger = Ledger::open(&network).await;
     let rp_chain = network
         .chain_as(&network.keys.resource_provider)
-        .await
-        .unwrap();
-    let rp = SolverClient::new(&network.solver.url, network.keys.resource_provider.clone());
-    rp.post_resource_offer(&resource_offer(&network))
         .await
         .unwrap();
 

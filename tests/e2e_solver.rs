@@ -6,38 +6,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cowsay_request, network, pricing, timeouts};
+use common::{cowsay_request, network};
 use ethers::signers::{LocalWallet, Signer};
 use futures::StreamExt;
 use lilypad::chain::terms::{deal_key, terms_of};
 use lilypad::client::SolverClient;
-use lilypad::data::offers::{new_nonce, now_millis};
 use lilypad::data::signing::{self, now_secs, ADDRESS_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use lilypad::data::{ContentAddressed, Deal, DealState, JobOffer, MachineSpec};
-use lilypad::dev::DevNetwork;
+use lilypad::data::{ContentAddressed, Deal, DealState};
 use lilypad::run::run_job;
-
-fn job_offer(network: &DevNetwork, job_creator: &LocalWallet, message: &str) -> JobOffer {
-    JobOffer {
-        id: String::new(),
-        created_at: now_millis(),
-        job_creator: job_creator.address(),
-        module: "cowsay:v0.0.1".into(),
-        inputs: [("Message".to_string(), message.to_string())].into(),
-        spec: MachineSpec {
-            cpu: 500,
-            ram: 64,
-            gpu: 0,
-            vram: 0,
-        },
-        pricing: pricing(),
-        timeouts: timeouts(),
-        services: network.services.clone(),
-        nonce: new_nonce(),
-        results_reader: None,
-    }
-    .seal()
-}
 
 /// Sends a POST with explicit signature headers.
 async fn post(
@@ -86,7 +62,7 @@ async fn signed_requests_uploads_downloads_and_events_are_checked() {
     let path = "/api/v1/job_offers";
 
     // A stale timestamp is refused.
-    let offer = job_offer(&network, &jc, "stale");
+    let offer = common::job_offer_by(&network, &jc, "stale");
     let body = serde_json::to_vec(&offer).unwrap();
     let stale = signing::sign(&jc, "POST", path, now_secs() - 120, &body);
     let response = post(&url, path, &body, &stale).await;
@@ -163,7 +139,7 @@ async fn signed_requests_uploads_downloads_and_events_are_checked() {
     );
 
     // /explain answers for a job offer nobody can serve (a GPU job on a CPU-only network).
-    let mut gpu_job = job_offer(&network, &jc, "gpu");
+    let mut gpu_job = common::job_offer_by(&network, &jc, "gpu");
     gpu_job.spec.gpu = 1;
     let gpu_job = gpu_job.seal();
     client.post_job_offer(&gpu_job).await.unwrap();
@@ -207,7 +183,7 @@ async fn the_rp_refuses_a_deal_whose_terms_differ_from_its_offer() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let resource_offer = offers.pop().expect("the RP posts an offer").offer;
-    let job = job_offer(&network, &network.keys.job_creator, "tampered");
+    let job = common::job_offer_by(&network, &network.keys.job_creator, "tampered");
     let honest = Deal::propose(&job, &resource_offer).unwrap();
     let mut tampered = honest.clone();
     tampered.pricing.instruction_price += 1;

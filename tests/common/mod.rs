@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ethers::signers::Signer;
+use ethers::signers::{LocalWallet, Signer};
 use ethers::types::{Address, U256};
 use lilypad::chain::terms::{deal_key, terms_of};
 use lilypad::chain::Chain;
@@ -194,12 +194,17 @@ pub fn resource_offer(network: &DevNetwork) -> ResourceOffer {
 
 /// A cowsay job offer as `lilypad run` would post it for the network's job creator.
 pub fn job_offer(network: &DevNetwork, message: &str) -> JobOffer {
+    job_offer_by(network, &network.keys.job_creator, message)
+}
+
+/// The same, for any job creator key.
+pub fn job_offer_by(network: &DevNetwork, job_creator: &LocalWallet, message: &str) -> JobOffer {
     let inputs = [("Message".to_string(), message.to_string())].into();
     let spec = lilypad::module::resolve("cowsay:v0.0.1", &inputs).unwrap();
     JobOffer {
         id: String::new(),
         created_at: now_millis(),
-        job_creator: network.keys.job_creator.address(),
+        job_creator: job_creator.address(),
         module: "cowsay:v0.0.1".into(),
         inputs,
         spec: spec.machine,
@@ -210,4 +215,19 @@ pub fn job_offer(network: &DevNetwork, message: &str) -> JobOffer {
         results_reader: None,
     }
     .seal()
+}
+
+/// A network with no resource provider running, and an offer posted with the RP's key (an
+/// RP that posts and then dies, or that the test plays by hand); returns the RP's solver client.
+pub async fn network_with_a_silent_rp(dir: &std::path::Path) -> (DevNetwork, SolverClient) {
+    let roles = DevRoles {
+        resource_provider: false,
+        ..DevRoles::default()
+    };
+    let network = network_with(dir, roles).await;
+    let rp = SolverClient::new(&network.solver.url, network.keys.resource_provider.clone());
+    rp.post_resource_offer(&resource_offer(&network))
+        .await
+        .unwrap();
+    (network, rp)
 }
