@@ -14,6 +14,7 @@ pub mod data;
 pub mod db;
 pub mod dev;
 pub mod executor;
+pub mod inflight;
 pub mod jc;
 pub mod keys;
 pub mod logging;

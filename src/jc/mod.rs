@@ -9,9 +9,8 @@
 
 mod ledger;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -25,6 +24,7 @@ use crate::chain::events::LogPoller;
 use crate::chain::Chain;
 use crate::client::{ClientError, SolverClient};
 use crate::data::{JobOffer, Pricing, Services, Timeouts};
+use crate::inflight::InFlight;
 use crate::run::{follow_job, job_offer, JobOutcome, JobRequest, NoMatch};
 pub use ledger::Status;
 use ledger::{Ledger, Request, Tracked};
@@ -55,7 +55,7 @@ struct Jc {
     client: SolverClient,
     settings: JcSettings,
     ledger: Ledger,
-    busy: Mutex<HashSet<String>>,
+    busy: InFlight,
 }
 
 /// Runs the jc until `shutdown`.
@@ -98,7 +98,7 @@ pub async fn run(
         client,
         settings,
         ledger,
-        busy: Mutex::new(HashSet::new()),
+        busy: InFlight::default(),
     });
     tracing::info!(operator = ?jc.chain.address(), from_block = start, "on-chain job creator started");
     let mut tasks = tokio::task::JoinSet::new();
@@ -169,20 +169,13 @@ impl Jc {
     /// Starts a task for a request unless one is already serving it.
     fn serve(self: Arc<Self>, tracked: Tracked, tasks: &mut tokio::task::JoinSet<()>) {
         let id = tracked.request.job_id.clone();
-        let fresh = self
-            .busy
-            .lock()
-            .map(|mut busy| busy.insert(id.clone()))
-            .unwrap_or(false);
-        if !fresh {
+        let Some(claim) = self.busy.claim(&id) else {
             return;
-        }
+        };
         tasks.spawn(async move {
+            let _claim = claim;
             if let Err(error) = self.serve_one(tracked).await {
                 tracing::warn!(job_id = %id, error = format!("{error:#}"), "job request step failed; will retry");
-            }
-            if let Ok(mut busy) = self.busy.lock() {
-                busy.remove(&id);
             }
         });
     }

@@ -13,9 +13,8 @@
 
 mod ledger;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -34,6 +33,7 @@ use crate::data::ids::{cid_of, digest_of, raw_cid_from_digest, RAW_CODEC};
 use crate::data::{Deal, DealState};
 use crate::executor::deal_job::run_deal_job;
 use crate::executor::docker::DockerExecutor;
+use crate::inflight::InFlight;
 use crate::results::{self, Limits};
 use ledger::Ledger;
 pub use ledger::Verdict;
@@ -55,7 +55,7 @@ struct Mediator {
     executor: DockerExecutor,
     settings: MediatorSettings,
     ledger: Ledger,
-    busy: Mutex<HashSet<String>>,
+    busy: InFlight,
     runs: Semaphore,
 }
 
@@ -93,7 +93,7 @@ pub async fn run(
         client,
         executor,
         ledger,
-        busy: Mutex::new(HashSet::new()),
+        busy: InFlight::default(),
         settings,
     });
     tracing::info!(address = ?mediator.chain.address(), "mediator started");
@@ -171,22 +171,14 @@ impl Mediator {
             if self.ledger.is_finished(&deal.id).await? {
                 continue;
             }
-            let fresh = self
-                .busy
-                .lock()
-                .map(|mut busy| busy.insert(deal.id.clone()))
-                .unwrap_or(false);
-            if !fresh {
+            let Some(claim) = self.busy.claim(&deal.id) else {
                 continue;
-            }
+            };
             let mediator = self.clone();
             tasks.spawn(async move {
-                let id = deal.id.clone();
+                let _claim = claim;
                 if let Err(error) = mediator.mediate(&deal).await {
-                    tracing::warn!(deal_id = %id, error = format!("{error:#}"), "mediation step failed; will retry");
-                }
-                if let Ok(mut busy) = mediator.busy.lock() {
-                    busy.remove(&id);
+                    tracing::warn!(deal_id = %deal.id, error = format!("{error:#}"), "mediation step failed; will retry");
                 }
             });
         }

@@ -6,10 +6,8 @@
 
 mod ledger;
 
-use std::collections::HashSet;
-use std::path::Path;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -29,6 +27,7 @@ use crate::data::{
 };
 use crate::executor::deal_job::run_deal_job;
 use crate::executor::docker::DockerExecutor;
+use crate::inflight::InFlight;
 use ledger::{Ledger, LocalDeal, Stage};
 
 /// Every job counts as one instruction (DESIGN.md: cost = price x instructions).
@@ -61,7 +60,7 @@ struct Rp {
     settings: RpSettings,
     ledger: Ledger,
     /// Deals a task is driving right now.
-    busy: Mutex<HashSet<String>>,
+    busy: InFlight,
     slots: Semaphore,
 }
 
@@ -85,7 +84,7 @@ pub async fn run(
         client,
         executor,
         ledger,
-        busy: Mutex::new(HashSet::new()),
+        busy: InFlight::default(),
         settings,
     });
     tracing::info!(address = ?rp.chain.address(), slots = rp.settings.slots, spec = ?rp.settings.spec, "resource provider started");
@@ -191,22 +190,15 @@ impl Rp {
             if matches!(local.stage, Stage::Refused | Stage::Finished) {
                 continue;
             }
-            if !self
-                .busy
-                .lock()
-                .map(|mut busy| busy.insert(deal.id.clone()))
-                .unwrap_or(false)
-            {
+            let Some(claim) = self.busy.claim(&deal.id) else {
                 continue;
-            }
+            };
             let rp = self.clone();
             tasks.spawn(async move {
+                let _claim = claim;
                 let id = local.deal.id.clone();
                 if let Err(error) = rp.step(local).await {
                     tracing::warn!(deal_id = %id, error = format!("{error:#}"), "deal step failed; will retry");
-                }
-                if let Ok(mut busy) = rp.busy.lock() {
-                    busy.remove(&id);
                 }
             });
         }
