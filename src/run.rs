@@ -454,10 +454,8 @@ async fn wait_or_time_out(
         "the {} deadline passed; calling the timeout",
         due.timeout.name()
     ));
-    if let Some((timeout, receipt)) =
-        deadlines::call_if_due(chain, deal, agreement, Party::JobCreator).await?
-    {
-        let action = format!("timeout_{}", timeout.name());
+    if let Some(receipt) = deadlines::call_due(chain, deal, agreement, due).await? {
+        let action = format!("timeout_{}", due.timeout.name());
         client
             .note_tx(&deal.id, &action, receipt.transaction_hash)
             .await;

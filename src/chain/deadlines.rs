@@ -153,26 +153,36 @@ pub async fn call_if_due(
     if chain_now(chain).await? <= due.deadline {
         return Ok(None);
     }
+    let receipt = call_due(chain, deal, agreement, due).await?;
+    Ok(receipt.map(|receipt| (due.timeout, receipt)))
+}
+
+/// Calls `due`, whose deadline the caller saw pass. `Ok(None)` if the deal moved on before
+/// our call landed (both sides may call the mediate-results timeout, and a verdict may land
+/// at the same moment): then our call simply lost the race.
+pub async fn call_due(
+    chain: &Chain,
+    deal: &Deal,
+    agreement: &Agreement,
+    due: Due,
+) -> Result<Option<TransactionReceipt>, ChainError> {
     tracing::info!(deal_id = %deal.id, timeout = due.timeout.name(), "deadline passed; calling the timeout");
-    match call_timeout(chain, deal, due.timeout).await {
-        Ok(receipt) => Ok(Some((due.timeout, receipt))),
-        Err(error) => {
-            // Both sides may call the mediate-results timeout, and a verdict may land at the
-            // same moment: if the deal moved on meanwhile, our call simply lost the race.
-            let Ok(id) = deal.chain_id() else {
-                return Err(error);
-            };
-            match chain
-                .agreement(super::terms::deal_key(id, &terms_of(deal)))
-                .await
-            {
-                Ok(now) if now.state != agreement.state => {
-                    tracing::info!(deal_id = %deal.id, timeout = due.timeout.name(), "the deal moved on before our timeout call landed");
-                    Ok(None)
-                }
-                _ => Err(error),
-            }
+    let error = match call_timeout(chain, deal, due.timeout).await {
+        Ok(receipt) => return Ok(Some(receipt)),
+        Err(error) => error,
+    };
+    let Ok(id) = deal.chain_id() else {
+        return Err(error);
+    };
+    match chain
+        .agreement(super::terms::deal_key(id, &terms_of(deal)))
+        .await
+    {
+        Ok(now) if now.state != agreement.state => {
+            tracing::info!(deal_id = %deal.id, timeout = due.timeout.name(), "the deal moved on before our timeout call landed");
+            Ok(None)
         }
+        _ => Err(error),
     }
 }
 
