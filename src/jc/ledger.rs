@@ -78,7 +78,7 @@ impl Ledger {
     pub async fn add(&self, request: &Request) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT OR IGNORE INTO requests (job_id, client, refund_to, module, inputs, deposit, status)
-             VALUES (?, ?, ?, ?, ?, ?, 'new')",
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&request.job_id)
         .bind(&request.client)
@@ -86,6 +86,7 @@ impl Ledger {
         .bind(&request.module)
         .bind(serde_json::to_string(&request.inputs).unwrap_or_default())
         .bind(&request.deposit)
+        .bind(Status::New.name())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -95,8 +96,10 @@ impl Ledger {
     pub async fn open_requests(&self) -> Result<Vec<Tracked>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT job_id, client, refund_to, module, inputs, deposit, offer FROM requests
-             WHERE status IN ('new', 'running') ORDER BY CAST(job_id AS INTEGER)",
+             WHERE status IN (?, ?) ORDER BY CAST(job_id AS INTEGER)",
         )
+        .bind(Status::New.name())
+        .bind(Status::Running.name())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(Self::tracked).collect())
@@ -120,7 +123,8 @@ impl Ledger {
 
     /// Stores the job offer made for a request, before it is posted.
     pub async fn set_offer(&self, job_id: &str, offer: &JobOffer) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE requests SET status = 'running', offer = ? WHERE job_id = ?")
+        sqlx::query("UPDATE requests SET status = ?, offer = ? WHERE job_id = ?")
+            .bind(Status::Running.name())
             .bind(serde_json::to_string(offer).unwrap_or_default())
             .bind(job_id)
             .execute(&self.pool)
