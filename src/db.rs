@@ -12,8 +12,12 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
-/// Opens (creating if needed) the database at `path` and applies `schema` (idempotent DDL).
+/// Opens (creating it and its directory if needed) the database at `path` and applies
+/// `schema` (idempotent DDL).
 pub async fn open(path: &Path, schema: &str, connections: u32) -> Result<SqlitePool, sqlx::Error> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)

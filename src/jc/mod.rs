@@ -65,12 +65,10 @@ pub async fn run(
     settings: JcSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    tokio::fs::create_dir_all(&settings.data_dir)
+    let path = settings.data_dir.join("jc.db");
+    let ledger = Ledger::open(&path)
         .await
-        .with_context(|| format!("cannot create DATA_DIR {}", settings.data_dir.display()))?;
-    let ledger = Ledger::open(&settings.data_dir.join("jc.db"))
-        .await
-        .context("cannot open the jc's database")?;
+        .with_context(|| format!("cannot open the jc's database {}", path.display()))?;
     let operator = chain
         .contracts
         .job_creator

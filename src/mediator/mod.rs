@@ -67,12 +67,10 @@ pub async fn run(
     settings: MediatorSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    tokio::fs::create_dir_all(&settings.data_dir)
+    let path = settings.data_dir.join("mediator.db");
+    let ledger = Ledger::open(&path)
         .await
-        .with_context(|| format!("cannot create DATA_DIR {}", settings.data_dir.display()))?;
-    let ledger = Ledger::open(&settings.data_dir.join("mediator.db"))
-        .await
-        .context("cannot open the mediator's database")?;
+        .with_context(|| format!("cannot open the mediator's database {}", path.display()))?;
     let start = match ledger.meta(NEXT_BLOCK).await? {
         Some(block) => block.parse().unwrap_or(0),
         None => chain

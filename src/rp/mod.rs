@@ -72,12 +72,10 @@ pub async fn run(
     settings: RpSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    tokio::fs::create_dir_all(&settings.data_dir)
+    let path = settings.data_dir.join("rp.db");
+    let ledger = Ledger::open(&path)
         .await
-        .with_context(|| format!("cannot create DATA_DIR {}", settings.data_dir.display()))?;
-    let ledger = Ledger::open(&settings.data_dir.join("rp.db"))
-        .await
-        .context("cannot open the RP's database")?;
+        .with_context(|| format!("cannot open the RP's database {}", path.display()))?;
     let rp = Arc::new(Rp {
         slots: Semaphore::new(settings.slots as usize),
         chain,

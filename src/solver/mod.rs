@@ -460,14 +460,6 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<SolverHandle> {
     use anyhow::Context;
-    tokio::fs::create_dir_all(&settings.data_dir)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot create the solver's DATA_DIR {}",
-                settings.data_dir.display()
-            )
-        })?;
     let db = settings.data_dir.join("solver.db");
     let store = Store::open(&db)
         .await
