@@ -280,11 +280,16 @@ impl Drop for ContainerGuard {
                 .all(true)
                 .filters(&filters)
                 .build();
-            // The create call may still be on its way to the engine: look a few times.
+            // The create call may still be on its way to the engine: look a few times, until
+            // the run's container has been found and removed.
             for _ in 0..5 {
                 if let Ok(containers) = docker.list_containers(Some(options.clone())).await {
-                    for id in containers.into_iter().filter_map(|c| c.id) {
-                        DockerExecutor::remove(&docker, &id).await;
+                    let ids: Vec<String> = containers.into_iter().filter_map(|c| c.id).collect();
+                    for id in &ids {
+                        DockerExecutor::remove(&docker, id).await;
+                    }
+                    if !ids.is_empty() {
+                        return;
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
