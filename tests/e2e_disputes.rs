@@ -59,13 +59,9 @@ impl Ledger {
             "treasury",
             "escrow",
         ];
+        let changes = signed_changes(&self.before, &after);
         for i in 0..5 {
-            let change = if after[i] >= self.before[i] {
-                i128::try_from((after[i] - self.before[i]).as_u128()).unwrap()
-            } else {
-                -i128::try_from((self.before[i] - after[i]).as_u128()).unwrap()
-            };
-            assert_eq!(change, expected[i], "{} balance change (wei)", names[i]);
+            assert_eq!(changes[i], expected[i], "{} balance change (wei)", names[i]);
         }
     }
 }

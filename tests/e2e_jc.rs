@@ -40,18 +40,19 @@ async fn holders(network: &DevNetwork) -> ([Address; 6], Vec<U256>) {
 /// Signed balance changes since `before`.
 async fn changes(network: &DevNetwork, who: &[Address; 6], before: &[U256]) -> Vec<i128> {
     let chain = network.job_creator_chain().await.unwrap();
-    let after = balances(&chain, who).await;
-    after
-        .iter()
-        .zip(before)
-        .map(|(a, b)| {
-            if a >= b {
-                i128::try_from((*a - *b).as_u128()).unwrap()
-            } else {
-                -i128::try_from((*b - *a).as_u128()).unwrap()
-            }
-        })
-        .collect()
+    signed_changes(before, &balances(&chain, who).await)
+}
+
+/// Asserts that one request was paid for: the requester paid the deposit, the operator got
+/// it and paid the job's cost, the RP earned the cost, and nothing stayed in escrow or in
+/// the contracts.
+async fn assert_one_job_paid(network: &DevNetwork, who: &[Address; 6], before: &[U256]) {
+    let d = i128::try_from(DEPOSIT).unwrap();
+    let c = i128::try_from(COST).unwrap();
+    assert_eq!(
+        changes(network, who, before).await,
+        vec![-d, d - c, c, 0, 0, 0]
+    );
 }
 
 /// The requester (the dev network's job-creator key) asks the example client for cowsay.
@@ -135,14 +136,7 @@ async fn a_contract_request_is_run_and_the_client_gets_the_results() {
     let outcome = request(&network, dir.path(), "hello from a contract").await;
 
     assert_completed(&network, &outcome, "hello from a contract").await;
-    // The requester pays the deposit; the operator gets it and pays the job's cost; the RP
-    // earns the cost; nothing stays in escrow or in the contracts.
-    let d = i128::try_from(DEPOSIT).unwrap();
-    let c = i128::try_from(COST).unwrap();
-    assert_eq!(
-        changes(&network, &who, &before).await,
-        vec![-d, d - c, c, 0, 0, 0]
-    );
+    assert_one_job_paid(&network, &who, &before).await;
     network.stop().await;
 }
 
@@ -177,12 +171,7 @@ async fn a_request_made_while_jc_is_down_is_served_when_it_starts_again() {
 
     let second = second.await.unwrap().expect("the request ends");
     assert_completed(&network, &second, "second").await;
-    let d = i128::try_from(DEPOSIT).unwrap();
-    let c = i128::try_from(COST).unwrap();
-    assert_eq!(
-        changes(&network, &who, &before).await,
-        vec![-d, d - c, c, 0, 0, 0]
-    );
+    assert_one_job_paid(&network, &who, &before).await;
     network.stop().await;
 }
 

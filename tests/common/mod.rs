@@ -93,6 +93,21 @@ pub fn cowsay_request(network: &DevNetwork, dir: &std::path::Path, message: &str
     }
 }
 
+/// Each balance's signed change (wei) from `before` to `after`.
+pub fn signed_changes(before: &[U256], after: &[U256]) -> Vec<i128> {
+    after
+        .iter()
+        .zip(before)
+        .map(|(a, b)| {
+            if a >= b {
+                i128::try_from((*a - *b).as_u128()).unwrap()
+            } else {
+                -i128::try_from((*b - *a).as_u128()).unwrap()
+            }
+        })
+        .collect()
+}
+
 /// Token balances of several addresses.
 pub async fn balances(chain: &lilypad::chain::Chain, who: &[Address]) -> Vec<U256> {
     let mut out = Vec::new();
