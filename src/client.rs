@@ -11,10 +11,10 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::Event;
+use crate::data::events::Event;
 use crate::data::signing::{self, ADDRESS_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::data::{JobOffer, JobResult, ResourceOffer};
-use crate::solver::store::{DealRecord, JobOfferRecord, ResourceOfferRecord};
+use crate::data::records::{DealRecord, ErrorBody, JobOfferRecord, ResourceOfferRecord};
 
 /// A failed call to the solver.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +116,7 @@ impl SolverClient {
             return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<crate::solver::api::ErrorBody>(&text)
+        let message = serde_json::from_str::<ErrorBody>(&text)
             .map(|b| b.error)
             .unwrap_or(text);
         Err(ClientError::Refused {

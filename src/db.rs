@@ -1,9 +1,12 @@
-//! Opening a role's SQLite database under DATA_DIR: created if missing, write-ahead logged,
-//! synced at commit boundaries, waiting (not failing) on a busy lock, schema applied. Every
-//! database also gets a `meta` table of named values (such as the block an event stream has
-//! read up to).
+//! A role's SQLite database under DATA_DIR: created if missing, write-ahead logged, synced
+//! at commit boundaries, waiting (not failing) on a busy lock, schema applied. Every database
+//! also gets a `meta` table of named values (such as a chain follower's checkpoint).
+//!
+//! Every error names the database file. Stored data that does not decode is
+//! [`DbError::Corrupt`], never a default: a ledger that silently read a damaged row as
+//! "nothing done yet" would run a job, or pay for one, a second time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -12,44 +15,146 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
-/// Opens (creating it and its directory if needed) the database at `path` and applies
-/// `schema` (idempotent DDL).
-pub async fn open(path: &Path, schema: &str, connections: u32) -> Result<SqlitePool, sqlx::Error> {
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await?;
+/// A database failure; both kinds name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database {db}: {source}")]
+    Sql { db: PathBuf, source: sqlx::Error },
+    #[error("database {db} holds corrupt data: {what} ({detail}). Nothing was run or paid on its account; restore the file from a backup, or delete that row if the item is finished")]
+    Corrupt {
+        db: PathBuf,
+        what: String,
+        detail: String,
+    },
+}
+
+/// An open database and where it lives.
+#[derive(Clone)]
+pub struct Db {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens (creating it and its directory if needed) the database at `path` and applies
+    /// `schema` (idempotent DDL).
+    pub async fn open(path: &Path, schema: &str, connections: u32) -> Result<Db, DbError> {
+        let sql = |source| DbError::Sql {
+            db: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| sql(sqlx::Error::Io(e)))?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(sql)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(connections)
+            .connect_with(options)
+            .await
+            .map_err(sql)?;
+        sqlx::raw_sql(META_SCHEMA)
+            .execute(&pool)
+            .await
+            .map_err(sql)?;
+        sqlx::raw_sql(schema).execute(&pool).await.map_err(sql)?;
+        Ok(Db {
+            pool,
+            path: path.to_path_buf(),
+        })
     }
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(10));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(connections)
-        .connect_with(options)
-        .await?;
-    sqlx::raw_sql(META_SCHEMA).execute(&pool).await?;
-    sqlx::raw_sql(schema).execute(&pool).await?;
-    Ok(pool)
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Wraps an SQL error with this database's path.
+    pub fn sql(&self, source: sqlx::Error) -> DbError {
+        DbError::Sql {
+            db: self.path.clone(),
+            source,
+        }
+    }
+
+    /// A corrupt-data error naming this database, `what` was damaged and how.
+    pub fn corrupt(&self, what: impl Into<String>, detail: impl std::fmt::Display) -> DbError {
+        DbError::Corrupt {
+            db: self.path.clone(),
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Decodes a stored JSON value; damage is [`DbError::Corrupt`].
+    pub fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        what: impl Into<String>,
+        json: &str,
+    ) -> Result<T, DbError> {
+        serde_json::from_str(json).map_err(|e| self.corrupt(what, e))
+    }
+
+    /// A named value from the `meta` table.
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, DbError> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.sql(e))?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    /// Sets a named value in the `meta` table.
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), DbError> {
+        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Encodes one of our own plain data types as JSON (they always serialise).
+pub fn encode<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| unreachable!("plain data serialises"))
 }
 
 const META_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
-/// A named value from the `meta` table.
-pub async fn meta(pool: &SqlitePool, key: &str) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
-        .bind(key)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.map(|row| row.get(0)))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Sets a named value in the `meta` table.
-pub async fn set_meta(pool: &SqlitePool, key: &str, value: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
-        .bind(key)
-        .bind(value)
-        .execute(pool)
-        .await?;
-    Ok(())
+    #[tokio::test]
+    async fn corrupt_json_is_an_error_naming_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("role.db");
+        let db = Db::open(&path, "", 1).await.unwrap();
+        db.set_meta("k", "v").await.unwrap();
+        assert_eq!(db.meta("k").await.unwrap().as_deref(), Some("v"));
+        let error = db.decode::<Vec<u8>>("row 7", "{not json").unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, DbError::Corrupt { .. }));
+        assert!(
+            text.contains(&path.display().to_string()) && text.contains("row 7"),
+            "{text}"
+        );
+    }
 }

@@ -15,6 +15,7 @@ pub mod db;
 pub mod dev;
 pub mod executor;
 pub mod inflight;
+pub mod worker;
 pub mod jc;
 pub mod keys;
 pub mod logging;

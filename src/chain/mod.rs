@@ -6,7 +6,7 @@ pub mod bindings;
 pub mod client;
 pub mod deadlines;
 pub mod deploy;
-pub mod events;
+pub mod follower;
 pub mod terms;
 
 pub use client::{Chain, ChainError, Client};

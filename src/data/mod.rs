@@ -1,10 +1,12 @@
-//! Protocol data shared by every role: deal states, offers, deals, results, content ids
-//! and the signed-request scheme.
+//! Protocol data shared by every role: deal states, offers, deals, results, content ids,
+//! the signed-request scheme, and the solver API's wire records and events.
 
 pub mod amount;
 pub mod deal;
+pub mod events;
 pub mod ids;
 pub mod offers;
+pub mod records;
 pub mod signing;
 mod state;
 

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::docker::DockerExecutor;
 use super::{Executor, ExecutorError};
 use crate::data::{Deal, MachineSpec};
 
@@ -23,8 +22,8 @@ pub struct DealJob {
 /// Runs `deal`'s job with `executor` into `results` (cleared first). A job that cannot run
 /// (unknown module, too large for `limit`, engine error) still leaves a results directory:
 /// empty stdout, the reason in stderr and exit code -1, so the deal can be settled.
-pub async fn run_deal_job(
-    executor: &DockerExecutor,
+pub async fn run_deal_job<E: Executor>(
+    executor: &E,
     deal: &Deal,
     limit: Option<&MachineSpec>,
     results: &Path,

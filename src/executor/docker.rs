@@ -47,6 +47,11 @@ impl DockerExecutor {
         })
     }
 
+    /// Whether jobs that ask for network access get it.
+    pub fn allows_network(&self) -> bool {
+        self.allow_network
+    }
+
     /// A job gets a network only if its module asks and this RP allows it.
     fn network_allowed(&self, job: &JobSpec) -> bool {
         job.network && self.allow_network

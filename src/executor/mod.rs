@@ -1,12 +1,18 @@
-//! Executors run a job's container and fill a results directory. The seam is a trait so
-//! a Bacalhau executor can sit beside the Docker one; Docker is the one this node ships.
+//! Executors run a job's container and fill a results directory. Roles are generic over the
+//! [`Executor`] trait, so an engine is chosen in one place ([`AnyExecutor`]) and the roles'
+//! logic runs the same on every engine: Docker (what a resource provider uses) or the noop
+//! engine (no containers: for trying a network, and for testing roles, without Docker).
 
 pub mod deal_job;
 pub mod docker;
+pub mod noop;
 
+use std::future::Future;
 use std::path::Path;
 
 use crate::module::JobSpec;
+use docker::DockerExecutor;
+use noop::NoopExecutor;
 
 /// What a finished job left behind (stdout/stderr are capped; `outputs/` is on disk).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,16 +38,60 @@ pub enum ExecutorError {
         path: String,
         source: std::io::Error,
     },
+    #[error("unknown executor {0:?}: choose docker or noop (EXECUTOR, --executor)")]
+    Unknown(String),
 }
 
 /// Runs jobs.
-#[allow(async_fn_in_trait)]
-pub trait Executor: Send + Sync {
+pub trait Executor: Send + Sync + 'static {
     /// Runs `job`, binding `outputs_dir` as its outputs; `gpus` is how many GPUs to hand it.
+    fn run(
+        &self,
+        job: &JobSpec,
+        outputs_dir: &Path,
+        gpus: u64,
+    ) -> impl Future<Output = Result<RunOutput, ExecutorError>> + Send;
+}
+
+/// The engine a role runs jobs on, chosen by name (`EXECUTOR`, `--executor`).
+#[derive(Clone)]
+pub enum AnyExecutor {
+    Docker(DockerExecutor),
+    Noop(NoopExecutor),
+}
+
+impl AnyExecutor {
+    /// Connects to the engine named `kind` ("docker" or "noop"). `allow_network`: jobs that
+    /// ask for a network get one (Docker only; the noop engine runs nothing).
+    pub async fn connect(kind: &str, allow_network: bool) -> Result<AnyExecutor, ExecutorError> {
+        match kind {
+            "docker" => Ok(AnyExecutor::Docker(
+                DockerExecutor::connect(allow_network).await?,
+            )),
+            "noop" => Ok(AnyExecutor::Noop(NoopExecutor)),
+            other => Err(ExecutorError::Unknown(other.to_string())),
+        }
+    }
+
+    /// Whether jobs that ask for network access get it.
+    pub fn allows_network(&self) -> bool {
+        match self {
+            AnyExecutor::Docker(docker) => docker.allows_network(),
+            AnyExecutor::Noop(_) => false,
+        }
+    }
+}
+
+impl Executor for AnyExecutor {
     async fn run(
         &self,
         job: &JobSpec,
         outputs_dir: &Path,
         gpus: u64,
-    ) -> Result<RunOutput, ExecutorError>;
+    ) -> Result<RunOutput, ExecutorError> {
+        match self {
+            AnyExecutor::Docker(docker) => docker.run(job, outputs_dir, gpus).await,
+            AnyExecutor::Noop(noop) => noop.run(job, outputs_dir, gpus).await,
+        }
+    }
 }

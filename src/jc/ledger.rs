@@ -1,13 +1,13 @@
 //! `lilypad jc`'s own record (SQLite under DATA_DIR): every job request seen on chain, the
 //! job offer made for it (so a restart follows the same offer and deal instead of paying for
-//! a second one), how it ended, and the block the request stream has read up to.
+//! a second one), how it ended, and the checkpoint of its chain follower.
 
 use std::path::Path;
 
-use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
 use crate::data::JobOffer;
+use crate::db::{encode, Db, DbError};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS requests (job_id TEXT PRIMARY KEY, client TEXT NOT NULL,
@@ -64,18 +64,23 @@ pub struct Tracked {
 
 #[derive(Clone)]
 pub struct Ledger {
-    pool: SqlitePool,
+    db: Db,
 }
 
 impl Ledger {
-    pub async fn open(path: &Path) -> Result<Ledger, sqlx::Error> {
+    pub async fn open(path: &Path) -> Result<Ledger, DbError> {
         Ok(Ledger {
-            pool: crate::db::open(path, SCHEMA, 2).await?,
+            db: Db::open(path, SCHEMA, 2).await?,
         })
     }
 
+    /// The database, for the chain follower's checkpoint.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// Records a request (once; seeing it again changes nothing).
-    pub async fn add(&self, request: &Request) -> Result<(), sqlx::Error> {
+    pub async fn add(&self, request: &Request) -> Result<(), DbError> {
         sqlx::query(
             "INSERT OR IGNORE INTO requests (job_id, client, refund_to, module, inputs, deposit, status)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -84,51 +89,65 @@ impl Ledger {
         .bind(&request.client)
         .bind(&request.refund_to)
         .bind(&request.module)
-        .bind(serde_json::to_string(&request.inputs).unwrap_or_default())
+        .bind(encode(&request.inputs))
         .bind(&request.deposit)
         .bind(Status::New.name())
-        .execute(&self.pool)
-        .await?;
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| self.db.sql(e))?;
         Ok(())
     }
 
-    /// Requests still to be served (new or running), oldest first.
-    pub async fn open_requests(&self) -> Result<Vec<Tracked>, sqlx::Error> {
+    /// Requests still to be served (new or running), oldest first. A request whose stored
+    /// row does not decode comes back as its error (naming the database), never as a
+    /// request without an offer: that would post and pay for a second job offer.
+    pub async fn open_requests(&self) -> Result<Vec<Result<Tracked, DbError>>, DbError> {
         let rows = sqlx::query(
             "SELECT job_id, client, refund_to, module, inputs, deposit, offer FROM requests
              WHERE status IN (?, ?) ORDER BY CAST(job_id AS INTEGER)",
         )
         .bind(Status::New.name())
         .bind(Status::Running.name())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(Self::tracked).collect())
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(|e| self.db.sql(e))?;
+        Ok(rows.iter().map(|row| self.tracked(row)).collect())
     }
 
-    fn tracked(row: &sqlx::sqlite::SqliteRow) -> Tracked {
-        Tracked {
+    fn tracked(&self, row: &sqlx::sqlite::SqliteRow) -> Result<Tracked, DbError> {
+        let job_id: String = row.get(0);
+        let offer = row
+            .get::<Option<&str>, _>(6)
+            .map(|text| {
+                self.db
+                    .decode(format!("the job offer of job request {job_id}"), text)
+            })
+            .transpose()?;
+        Ok(Tracked {
             request: Request {
-                job_id: row.get(0),
                 client: row.get(1),
                 refund_to: row.get(2),
                 module: row.get(3),
-                inputs: serde_json::from_str(row.get::<&str, _>(4)).unwrap_or_default(),
+                inputs: self.db.decode(
+                    format!("the inputs of job request {job_id}"),
+                    row.get::<&str, _>(4),
+                )?,
                 deposit: row.get(5),
+                job_id,
             },
-            offer: row
-                .get::<Option<&str>, _>(6)
-                .and_then(|text| serde_json::from_str(text).ok()),
-        }
+            offer,
+        })
     }
 
     /// Stores the job offer made for a request, before it is posted.
-    pub async fn set_offer(&self, job_id: &str, offer: &JobOffer) -> Result<(), sqlx::Error> {
+    pub async fn set_offer(&self, job_id: &str, offer: &JobOffer) -> Result<(), DbError> {
         sqlx::query("UPDATE requests SET status = ?, offer = ? WHERE job_id = ?")
             .bind(Status::Running.name())
-            .bind(serde_json::to_string(offer).unwrap_or_default())
+            .bind(encode(offer))
             .bind(job_id)
-            .execute(&self.pool)
-            .await?;
+            .execute(self.db.pool())
+            .await
+            .map_err(|e| self.db.sql(e))?;
         Ok(())
     }
 
@@ -139,7 +158,7 @@ impl Ledger {
         status: Status,
         deal_id: Option<&str>,
         note: &str,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE requests SET status = ?, deal_id = COALESCE(?, deal_id), note = ? WHERE job_id = ?",
         )
@@ -147,20 +166,13 @@ impl Ledger {
         .bind(deal_id)
         .bind(note)
         .bind(job_id)
-        .execute(&self.pool)
-        .await?;
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| self.db.sql(e))?;
         Ok(())
     }
 
-    pub async fn meta(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        crate::db::meta(&self.pool, key).await
-    }
-
-    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
-        crate::db::set_meta(&self.pool, key, value).await
-    }
-
     pub async fn shut(&self) {
-        self.pool.close().await;
+        self.db.close().await;
     }
 }

@@ -14,22 +14,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ethers::providers::Middleware;
 use ethers::types::{Address, Filter, U256};
-use futures::FutureExt;
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::bindings::lilypad_on_chain_job_creator::JobAddedFilter;
-use crate::chain::events::LogPoller;
+use crate::chain::follower::{Checkpoint, Follower, StartAt};
 use crate::chain::Chain;
 use crate::client::{ClientError, SolverClient};
 use crate::data::{JobOffer, Pricing, Services, Timeouts};
-use crate::inflight::InFlight;
 use crate::run::{follow_job, job_offer, JobOutcome, JobRequest, NoMatch};
+use crate::worker::{self, Ticks, WorkId, Worker};
 pub use ledger::Status;
 use ledger::{Ledger, Request, Tracked};
-
-const NEXT_BLOCK: &str = "next_block";
 
 /// `JobStatus.Pending` in LilypadOnChainJobCreator.
 const PENDING: u8 = 1;
@@ -55,7 +52,8 @@ struct Jc {
     client: SolverClient,
     settings: JcSettings,
     ledger: Ledger,
-    busy: InFlight,
+    /// `JobAdded` events of the job creator contract.
+    requests: Mutex<Follower>,
 }
 
 /// Runs the jc until `shutdown`.
@@ -65,10 +63,7 @@ pub async fn run(
     settings: JcSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let path = settings.data_dir.join("jc.db");
-    let ledger = Ledger::open(&path)
-        .await
-        .with_context(|| format!("cannot open the jc's database {}", path.display()))?;
+    let ledger = Ledger::open(&settings.data_dir.join("jc.db")).await?;
     let operator = chain
         .contracts
         .job_creator
@@ -83,99 +78,96 @@ pub async fn run(
             chain.contracts.job_creator.address()
         );
     }
-    let start = match ledger.meta(NEXT_BLOCK).await? {
-        Some(block) => block.parse().unwrap_or(settings.from_block),
-        None => settings.from_block,
-    };
     let filter = Filter::new()
         .address(chain.contracts.job_creator.address())
         .event("JobAdded(uint256,address,address,string,string[],uint256)");
-    let mut requests = LogPoller::new(chain.client.provider().clone(), filter, start);
+    let requests = Follower::open(
+        &chain,
+        filter,
+        Checkpoint::new(ledger.db().clone()),
+        StartAt::Block(settings.from_block),
+    )
+    .await?;
+    tracing::info!(operator = ?chain.address(), from_block = requests.next_block(), "on-chain job creator started");
     let jc = Arc::new(Jc {
         chain,
         client,
         settings,
         ledger,
-        busy: InFlight::default(),
+        requests: Mutex::new(requests),
     });
-    tracing::info!(operator = ?jc.chain.address(), from_block = start, "on-chain job creator started");
-    let mut tasks = tokio::task::JoinSet::new();
-    loop {
-        if let Err(error) = jc.read_requests(&mut requests).await {
+    let ticks = Ticks {
+        poll: jc.settings.poll,
+        wake: None,
+    };
+    worker::run(jc.clone(), ticks, shutdown).await;
+    jc.ledger.shut().await;
+    Ok(())
+}
+
+/// The jc looks at the job requests on chain (recorded in its ledger); one step serves one
+/// request to its end.
+impl Worker for Jc {
+    type Item = Tracked;
+    const ROLE: &'static str = "jc";
+
+    async fn find_work(&self) -> anyhow::Result<Vec<Tracked>> {
+        if let Err(error) = self.read_requests().await {
             tracing::warn!(
                 error = format!("{error:#}"),
                 "cannot read job requests from the chain; will retry"
             );
         }
-        match jc.ledger.open_requests().await {
-            Ok(open) => {
-                for tracked in open {
-                    jc.clone().serve(tracked, &mut tasks);
-                }
-            }
-            Err(error) => tracing::warn!(%error, "cannot read the jc's requests; will retry"),
-        }
-        while let Some(Some(done)) = tasks.join_next().now_or_never() {
-            if let Err(error) = done {
-                tracing::error!(%error, "a job request task ended abnormally");
+        let mut work = Vec::new();
+        for tracked in self.ledger.open_requests().await? {
+            match tracked {
+                Ok(tracked) => work.push(tracked),
+                Err(error) => tracing::error!(
+                    error = format!("{error:#}"),
+                    "cannot serve a job request; it is left alone until this is fixed"
+                ),
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(jc.settings.poll) => {}
-        }
+        Ok(work)
     }
-    tracing::info!(running = tasks.len(), "on-chain job creator stopping");
-    tasks.shutdown().await;
-    jc.ledger.shut().await;
-    Ok(())
+
+    fn id(tracked: &Tracked) -> WorkId {
+        WorkId::Job(tracked.request.job_id.clone())
+    }
+
+    async fn step(&self, tracked: Tracked) -> anyhow::Result<()> {
+        self.serve_one(tracked).await
+    }
 }
 
 impl Jc {
-    /// Records the requests announced since the saved block, then saves the new block.
-    async fn read_requests(&self, requests: &mut LogPoller) -> anyhow::Result<()> {
-        let from = requests.next_block();
-        let logs = requests.poll().await?;
-        for log in logs {
-            let added: JobAddedFilter = match ethers::contract::parse_log(log) {
-                Ok(added) => added,
-                Err(error) => {
-                    tracing::warn!(%error, "ignoring a malformed JobAdded log");
-                    continue;
-                }
-            };
-            let request = Request {
-                job_id: added.job_id.to_string(),
-                client: format!("{:?}", added.client),
-                refund_to: format!("{:?}", added.refund_to),
-                module: added.module,
-                inputs: added.inputs,
-                deposit: added.deposit.to_string(),
-            };
-            if let Err(error) = self.ledger.add(&request).await {
-                requests.rewind(from);
-                return Err(error.into());
-            }
-            tracing::info!(job_id = %request.job_id, module = %request.module, client = %request.client, "job requested on chain");
-        }
-        self.ledger
-            .set_meta(NEXT_BLOCK, &requests.next_block().to_string())
+    /// Records the requests announced since the checkpoint.
+    async fn read_requests(&self) -> anyhow::Result<()> {
+        let ledger = &self.ledger;
+        let mut requests = self.requests.lock().await;
+        requests
+            .poll(|log| async move {
+                let added: JobAddedFilter = match ethers::contract::parse_log(log) {
+                    Ok(added) => added,
+                    Err(error) => {
+                        tracing::warn!(%error, "ignoring a malformed JobAdded log");
+                        return Ok(());
+                    }
+                };
+                let request = Request {
+                    job_id: added.job_id.to_string(),
+                    client: format!("{:?}", added.client),
+                    refund_to: format!("{:?}", added.refund_to),
+                    module: added.module,
+                    inputs: added.inputs,
+                    deposit: added.deposit.to_string(),
+                };
+                ledger.add(&request).await?;
+                tracing::info!(job_id = %request.job_id, module = %request.module, client = %request.client, "job requested on chain");
+                Ok(())
+            })
             .await?;
         Ok(())
-    }
-
-    /// Starts a task for a request unless one is already serving it.
-    fn serve(self: Arc<Self>, tracked: Tracked, tasks: &mut tokio::task::JoinSet<()>) {
-        let id = tracked.request.job_id.clone();
-        let Some(claim) = self.busy.claim(&id) else {
-            return;
-        };
-        tasks.spawn(async move {
-            let _claim = claim;
-            if let Err(error) = self.serve_one(tracked).await {
-                tracing::warn!(job_id = %id, error = format!("{error:#}"), "job request step failed; will retry");
-            }
-        });
     }
 
     /// Serves one request to its end (or until a step fails; the next tick retries).

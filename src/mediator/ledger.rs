@@ -1,11 +1,12 @@
 //! The mediator's own record (SQLite under DATA_DIR): deals it was asked to mediate (from
 //! chain events), the verdict it reached for each (so a restart re-sends the verdict instead
-//! of re-running the job) and the block its event stream has read up to.
+//! of re-running the job) and the checkpoint of its chain follower.
 
 use std::path::Path;
 
-use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
+
+use crate::db::{Db, DbError};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS requested (deal_key TEXT PRIMARY KEY, deal_id TEXT);
@@ -26,48 +27,57 @@ pub struct Verdict {
 
 #[derive(Clone)]
 pub struct Ledger {
-    pool: SqlitePool,
+    db: Db,
 }
 
 impl Ledger {
-    pub async fn open(path: &Path) -> Result<Ledger, sqlx::Error> {
+    pub async fn open(path: &Path) -> Result<Ledger, DbError> {
         Ok(Ledger {
-            pool: crate::db::open(path, SCHEMA, 2).await?,
+            db: Db::open(path, SCHEMA, 2).await?,
         })
     }
 
+    /// The database, for the chain follower's checkpoint.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// Notes a mediation request for `deal_key` seen on chain.
-    pub async fn add_requested(&self, deal_key: &str) -> Result<(), sqlx::Error> {
+    pub async fn add_requested(&self, deal_key: &str) -> Result<(), DbError> {
         sqlx::query("INSERT OR IGNORE INTO requested (deal_key) VALUES (?)")
             .bind(deal_key)
-            .execute(&self.pool)
-            .await?;
+            .execute(self.db.pool())
+            .await
+            .map_err(|e| self.db.sql(e))?;
         Ok(())
     }
 
     /// Requested deal keys not yet matched to a deal.
-    pub async fn unresolved(&self) -> Result<Vec<String>, sqlx::Error> {
+    pub async fn unresolved(&self) -> Result<Vec<String>, DbError> {
         let rows = sqlx::query("SELECT deal_key FROM requested WHERE deal_id IS NULL")
-            .fetch_all(&self.pool)
-            .await?;
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.sql(e))?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
-    pub async fn resolve(&self, deal_key: &str, deal_id: &str) -> Result<(), sqlx::Error> {
+    pub async fn resolve(&self, deal_key: &str, deal_id: &str) -> Result<(), DbError> {
         sqlx::query("UPDATE requested SET deal_id = ? WHERE deal_key = ?")
             .bind(deal_id)
             .bind(deal_key)
-            .execute(&self.pool)
-            .await?;
+            .execute(self.db.pool())
+            .await
+            .map_err(|e| self.db.sql(e))?;
         Ok(())
     }
 
-    pub async fn verdict(&self, deal_id: &str) -> Result<Option<(Verdict, bool)>, sqlx::Error> {
+    pub async fn verdict(&self, deal_id: &str) -> Result<Option<(Verdict, bool)>, DbError> {
         let row =
             sqlx::query("SELECT accept, our_cid, reason, finished FROM verdicts WHERE deal_id = ?")
                 .bind(deal_id)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(self.db.pool())
+                .await
+                .map_err(|e| self.db.sql(e))?;
         Ok(row.map(|row| {
             let verdict = Verdict {
                 accept: row.get::<i64, _>(0) != 0,
@@ -78,7 +88,7 @@ impl Ledger {
         }))
     }
 
-    pub async fn set_verdict(&self, deal_id: &str, verdict: &Verdict) -> Result<(), sqlx::Error> {
+    pub async fn set_verdict(&self, deal_id: &str, verdict: &Verdict) -> Result<(), DbError> {
         sqlx::query(
             "INSERT OR IGNORE INTO verdicts (deal_id, accept, our_cid, reason) VALUES (?, ?, ?, ?)",
         )
@@ -86,13 +96,14 @@ impl Ledger {
         .bind(verdict.accept as i64)
         .bind(&verdict.our_cid)
         .bind(&verdict.reason)
-        .execute(&self.pool)
-        .await?;
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| self.db.sql(e))?;
         Ok(())
     }
 
     /// Whether we are done with a deal (verdict on chain, or the deal ended otherwise).
-    pub async fn is_finished(&self, deal_id: &str) -> Result<bool, sqlx::Error> {
+    pub async fn is_finished(&self, deal_id: &str) -> Result<bool, DbError> {
         Ok(self
             .verdict(deal_id)
             .await?
@@ -100,27 +111,20 @@ impl Ledger {
     }
 
     /// Marks a deal done; `verdict` records why when no verdict was reached.
-    pub async fn finish(&self, deal_id: &str, reason: &str) -> Result<(), sqlx::Error> {
+    pub async fn finish(&self, deal_id: &str, reason: &str) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO verdicts (deal_id, accept, our_cid, reason, finished) VALUES (?, 0, '', ?, 1)
              ON CONFLICT (deal_id) DO UPDATE SET finished = 1",
         )
         .bind(deal_id)
         .bind(reason)
-        .execute(&self.pool)
-        .await?;
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| self.db.sql(e))?;
         Ok(())
     }
 
-    pub async fn meta(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        crate::db::meta(&self.pool, key).await
-    }
-
-    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), sqlx::Error> {
-        crate::db::set_meta(&self.pool, key, value).await
-    }
-
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.db.close().await;
     }
 }

@@ -1,7 +1,7 @@
 //! `lilypad mediator`: settles disputed results. It learns of deals assigned to it from the
 //! chain's `MediationRequested` events (backfilled from its saved block), from the solver's
-//! event stream and by polling the solver for checked deals; re-runs each job with its own
-//! Docker executor; compares its deterministic results with what the resource provider
+//! event stream and by polling the solver for checked deals; re-runs each job on its own
+//! engine (Docker); compares its deterministic results with what the resource provider
 //! committed on chain; and accepts or rejects through the mediation contract before the
 //! mediate-results deadline.
 //!
@@ -18,27 +18,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ethers::providers::Middleware;
 use ethers::types::{Filter, H256};
-use futures::FutureExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::deadlines::chain_now;
-use crate::chain::events::LogPoller;
+use crate::chain::follower::{Checkpoint, Follower, StartAt};
 use crate::chain::terms::{deal_key, terms_of};
 use crate::chain::Chain;
 use crate::client::SolverClient;
-use crate::data::ids::{cid_of, digest_of, raw_cid_from_digest, RAW_CODEC};
+use crate::data::ids::{digest_of, raw_cid_from_digest};
 use crate::data::{Deal, DealState};
 use crate::executor::deal_job::run_deal_job;
-use crate::executor::docker::DockerExecutor;
-use crate::inflight::InFlight;
-use crate::results::{self, Limits};
+use crate::executor::Executor;
+use crate::results;
+use crate::worker::{self, Ticks, WorkId, Worker};
 use ledger::Ledger;
 pub use ledger::Verdict;
-
-const NEXT_BLOCK: &str = "next_block";
 
 /// How the mediator runs.
 #[derive(Debug, Clone)]
@@ -49,105 +45,69 @@ pub struct MediatorSettings {
     pub parallel: usize,
 }
 
-struct Mediator {
+struct Mediator<E> {
     chain: Arc<Chain>,
     client: SolverClient,
-    executor: DockerExecutor,
+    executor: E,
     settings: MediatorSettings,
     ledger: Ledger,
-    busy: InFlight,
+    /// `MediationRequested` events naming us.
+    requests: Mutex<Follower>,
     runs: Semaphore,
 }
 
 /// Runs the mediator until `shutdown`.
-pub async fn run(
+pub async fn run<E: Executor>(
     chain: Arc<Chain>,
     client: SolverClient,
-    executor: DockerExecutor,
+    executor: E,
     settings: MediatorSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let path = settings.data_dir.join("mediator.db");
-    let ledger = Ledger::open(&path)
-        .await
-        .with_context(|| format!("cannot open the mediator's database {}", path.display()))?;
-    let start = match ledger.meta(NEXT_BLOCK).await? {
-        Some(block) => block.parse().unwrap_or(0),
-        None => chain
-            .client
-            .get_block_number()
-            .await
-            .map(|b| b.as_u64())
-            .unwrap_or(0),
-    };
+    let ledger = Ledger::open(&settings.data_dir.join("mediator.db")).await?;
     let filter = Filter::new()
         .address(chain.contracts.mediation.address())
         .event("MediationRequested(bytes32,address)")
         .topic2(H256::from(chain.address()));
-    let mut requests = LogPoller::new(chain.client.provider().clone(), filter, start);
+    let requests = Follower::open(
+        &chain,
+        filter,
+        Checkpoint::new(ledger.db().clone()),
+        StartAt::Head,
+    )
+    .await?;
     let mediator = Arc::new(Mediator {
         runs: Semaphore::new(settings.parallel.max(1)),
         chain,
         client,
         executor,
         ledger,
-        busy: InFlight::default(),
+        requests: Mutex::new(requests),
         settings,
     });
     tracing::info!(address = ?mediator.chain.address(), "mediator started");
-    let mut events = mediator.client.events(shutdown.child_token());
-    let mut tasks = tokio::task::JoinSet::new();
-    loop {
-        if let Err(error) = mediator.read_requests(&mut requests).await {
+    let ticks = Ticks {
+        poll: mediator.settings.poll,
+        wake: Some(mediator.client.events(shutdown.child_token())),
+    };
+    worker::run(mediator.clone(), ticks, shutdown).await;
+    mediator.ledger.close().await;
+    Ok(())
+}
+
+/// The mediator looks at the mediation requests naming it (from the chain) and at checked
+/// deals naming it (from the solver); one step judges one deal and sends the verdict.
+impl<E: Executor> Worker for Mediator<E> {
+    type Item = Deal;
+    const ROLE: &'static str = "mediator";
+
+    async fn find_work(&self) -> anyhow::Result<Vec<Deal>> {
+        if let Err(error) = self.read_requests().await {
             tracing::warn!(
                 error = format!("{error:#}"),
                 "cannot read mediation requests from the chain; will retry"
             );
         }
-        if let Err(error) = mediator.clone().review(&mut tasks).await {
-            tracing::warn!(
-                error = format!("{error:#}"),
-                "cannot list deals to mediate; will retry"
-            );
-        }
-        while let Some(Some(done)) = tasks.join_next().now_or_never() {
-            if let Err(error) = done {
-                tracing::error!(%error, "a mediation task ended abnormally");
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = events.recv() => {}
-            _ = tokio::time::sleep(mediator.settings.poll) => {}
-        }
-    }
-    tracing::info!(running = tasks.len(), "mediator stopping");
-    tasks.shutdown().await;
-    mediator.ledger.close().await;
-    Ok(())
-}
-
-impl Mediator {
-    /// Records the deal keys the chain says were assigned to us.
-    async fn read_requests(&self, requests: &mut LogPoller) -> anyhow::Result<()> {
-        let from = requests.next_block();
-        let logs = requests.poll().await?;
-        for log in &logs {
-            if let Some(key) = log.topics.get(1) {
-                if let Err(error) = self.ledger.add_requested(&format!("{key:?}")).await {
-                    requests.rewind(from);
-                    return Err(error.into());
-                }
-            }
-        }
-        self.ledger
-            .set_meta(NEXT_BLOCK, &requests.next_block().to_string())
-            .await?;
-        Ok(())
-    }
-
-    /// Starts a task for every deal that may await our verdict.
-    async fn review(self: Arc<Self>, tasks: &mut tokio::task::JoinSet<()>) -> anyhow::Result<()> {
         let me = self.chain.address();
         let mut deals = self
             .client
@@ -165,21 +125,37 @@ impl Mediator {
                 deals.push(record.deal);
             }
         }
+        let mut work = Vec::new();
         for deal in deals {
-            if self.ledger.is_finished(&deal.id).await? {
-                continue;
+            if !self.ledger.is_finished(&deal.id).await? {
+                work.push(deal);
             }
-            let Some(claim) = self.busy.claim(&deal.id) else {
-                continue;
-            };
-            let mediator = self.clone();
-            tasks.spawn(async move {
-                let _claim = claim;
-                if let Err(error) = mediator.mediate(&deal).await {
-                    tracing::warn!(deal_id = %deal.id, error = format!("{error:#}"), "mediation step failed; will retry");
-                }
-            });
         }
+        Ok(work)
+    }
+
+    fn id(deal: &Deal) -> WorkId {
+        WorkId::Deal(deal.id.clone())
+    }
+
+    async fn step(&self, deal: Deal) -> anyhow::Result<()> {
+        self.mediate(&deal).await
+    }
+}
+
+impl<E: Executor> Mediator<E> {
+    /// Records the deal keys the chain says were assigned to us.
+    async fn read_requests(&self) -> anyhow::Result<()> {
+        let ledger = &self.ledger;
+        let mut requests = self.requests.lock().await;
+        requests
+            .poll(|log| async move {
+                if let Some(key) = log.topics.get(1) {
+                    ledger.add_requested(&format!("{key:?}")).await?;
+                }
+                Ok(())
+            })
+            .await?;
         Ok(())
     }
 
@@ -293,28 +269,19 @@ impl Mediator {
                 reason,
             });
         }
-        // Only the named parts must match: fetch the RP's results and check they are the
-        // committed ones before comparing.
-        let tar = self.client.download_files(&deal.id).await?;
-        let theirs_cid = cid_of(RAW_CODEC, &tar);
-        if digest_of(&theirs_cid)? != committed {
-            return Ok(Verdict {
-                accept: false,
-                our_cid,
-                reason: format!("the results on the solver ({theirs_cid}) are not the committed ones ({committed_cid})"),
-            });
-        }
+        // Only the named parts must match: fetch the RP's results (checked against the
+        // commitment) and compare those parts.
         let theirs = dir.join("theirs");
-        if theirs.exists() {
-            tokio::fs::remove_dir_all(&theirs).await?;
-        }
-        if let Err(error) = results::unpack(&tar, &theirs, Limits::default()) {
-            return Ok(Verdict {
-                accept: false,
-                our_cid,
-                reason: format!("the committed results are not a valid results archive: {error}"),
-            });
-        }
+        let theirs = match results::fetch_verified(&self.client, &deal.id, committed, &theirs).await? {
+            Ok(theirs) => theirs.dir,
+            Err(reason) => {
+                return Ok(Verdict {
+                    accept: false,
+                    our_cid,
+                    reason,
+                })
+            }
+        };
         let difference = results::first_difference(&ours, &theirs, &compare)?;
         let reason = match &difference {
             None => format!("the compared parts {compare:?} match our re-run"),

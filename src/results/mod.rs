@@ -7,6 +7,10 @@ use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
+mod fetch;
+
+pub use fetch::{fetch_verified, Verified};
+
 use crate::data::ids::{cid_of, RAW_CODEC};
 
 /// Why a results tarball is refused.

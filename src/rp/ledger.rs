@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
 use crate::data::{Deal, ResourceOffer};
+use crate::db::{encode, Db, DbError};
 
 /// Where the RP is with a deal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,14 +35,16 @@ impl Stage {
         }
     }
 
-    fn parse(text: &str) -> Stage {
-        match text {
-            "refused" => Stage::Refused,
-            "packed" => Stage::Packed,
-            "submitted" => Stage::Submitted,
-            "finished" => Stage::Finished,
-            _ => Stage::Accepted,
-        }
+    fn parse(text: &str) -> Option<Stage> {
+        [
+            Stage::Refused,
+            Stage::Accepted,
+            Stage::Packed,
+            Stage::Submitted,
+            Stage::Finished,
+        ]
+        .into_iter()
+        .find(|stage| stage.name() == text)
     }
 }
 
@@ -56,7 +58,7 @@ pub struct LocalDeal {
 
 #[derive(Clone)]
 pub struct Ledger {
-    pool: SqlitePool,
+    db: Db,
 }
 
 const SCHEMA: &str = r#"
@@ -66,38 +68,50 @@ CREATE TABLE IF NOT EXISTS deals (id TEXT PRIMARY KEY, json TEXT NOT NULL, stage
 "#;
 
 impl Ledger {
-    pub async fn open(path: &Path) -> Result<Ledger, sqlx::Error> {
-        let pool = crate::db::open(path, SCHEMA, 2).await?;
-        Ok(Ledger { pool })
+    pub async fn open(path: &Path) -> Result<Ledger, DbError> {
+        Ok(Ledger {
+            db: Db::open(path, SCHEMA, 2).await?,
+        })
     }
 
-    pub async fn add_offer(&self, offer: &ResourceOffer) -> Result<(), sqlx::Error> {
+    pub async fn add_offer(&self, offer: &ResourceOffer) -> Result<(), DbError> {
         sqlx::query("INSERT OR IGNORE INTO offers (id, json, created_at) VALUES (?, ?, ?)")
             .bind(&offer.id)
-            .bind(serde_json::to_string(offer).unwrap_or_default())
+            .bind(encode(offer))
             .bind(offer.created_at as i64)
-            .execute(&self.pool)
-            .await?;
+            .execute(self.db.pool())
+            .await
+            .map_err(|e| self.db.sql(e))?;
         Ok(())
     }
 
-    pub async fn offer(&self, id: &str) -> Result<Option<ResourceOffer>, sqlx::Error> {
+    pub async fn offer(&self, id: &str) -> Result<Option<ResourceOffer>, DbError> {
         let row = sqlx::query("SELECT json FROM offers WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.and_then(|row| serde_json::from_str(row.get::<&str, _>(0)).ok()))
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| self.db.sql(e))?;
+        row.map(|row| {
+            self.db
+                .decode(format!("resource offer {id}"), row.get::<&str, _>(0))
+        })
+        .transpose()
     }
 
     /// Offers not yet sold.
-    pub async fn open_offers(&self) -> Result<Vec<ResourceOffer>, sqlx::Error> {
-        let rows = sqlx::query("SELECT json FROM offers WHERE deal_id IS NULL ORDER BY created_at")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| serde_json::from_str(row.get::<&str, _>(0)).ok())
-            .collect())
+    pub async fn open_offers(&self) -> Result<Vec<ResourceOffer>, DbError> {
+        let rows =
+            sqlx::query("SELECT id, json FROM offers WHERE deal_id IS NULL ORDER BY created_at")
+                .fetch_all(self.db.pool())
+                .await
+                .map_err(|e| self.db.sql(e))?;
+        rows.iter()
+            .map(|row| {
+                let id: &str = row.get(0);
+                self.db
+                    .decode(format!("resource offer {id}"), row.get::<&str, _>(1))
+            })
+            .collect()
     }
 
     /// Records a deal at `stage` (first sight); marks its offer sold when accepted.
@@ -106,23 +120,26 @@ impl Ledger {
         deal: &Deal,
         stage: Stage,
         reason: Option<&str>,
-    ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+    ) -> Result<(), DbError> {
+        let sql = |e| self.db.sql(e);
+        let mut tx = self.db.pool().begin().await.map_err(sql)?;
         sqlx::query("INSERT OR IGNORE INTO deals (id, json, stage, reason) VALUES (?, ?, ?, ?)")
             .bind(&deal.id)
-            .bind(serde_json::to_string(deal).unwrap_or_default())
+            .bind(encode(deal))
             .bind(stage.name())
             .bind(reason)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(sql)?;
         if stage != Stage::Refused {
             sqlx::query("UPDATE offers SET deal_id = ? WHERE id = ? AND deal_id IS NULL")
                 .bind(&deal.id)
                 .bind(&deal.resource_offer.id)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(sql)?;
         }
-        tx.commit().await
+        tx.commit().await.map_err(sql)
     }
 
     pub async fn set_stage(
@@ -130,43 +147,57 @@ impl Ledger {
         deal_id: &str,
         stage: Stage,
         results_cid: Option<&str>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE deals SET stage = ?, results_cid = COALESCE(?, results_cid) WHERE id = ?",
         )
         .bind(stage.name())
         .bind(results_cid)
         .bind(deal_id)
-        .execute(&self.pool)
-        .await?;
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| self.db.sql(e))?;
         Ok(())
     }
 
-    pub async fn deal(&self, id: &str) -> Result<Option<LocalDeal>, sqlx::Error> {
+    /// The deal, if we know it; a stored deal or stage that does not decode is an error,
+    /// never a guess (a guessed "accepted" would run the job again).
+    pub async fn deal(&self, id: &str) -> Result<Option<LocalDeal>, DbError> {
         let row = sqlx::query("SELECT json, stage, results_cid FROM deals WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.and_then(|row| {
-            Some(LocalDeal {
-                deal: serde_json::from_str(row.get::<&str, _>(0)).ok()?,
-                stage: Stage::parse(row.get::<&str, _>(1)),
-                results_cid: row.get(2),
-            })
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| self.db.sql(e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let stage_text: &str = row.get(1);
+        let stage = Stage::parse(stage_text).ok_or_else(|| {
+            self.db.corrupt(
+                format!("the stage of deal {id}"),
+                format!("{stage_text:?} is not a stage"),
+            )
+        })?;
+        Ok(Some(LocalDeal {
+            deal: self.db.decode(format!("deal {id}"), row.get::<&str, _>(0))?,
+            stage,
+            results_cid: row.get(2),
         }))
     }
 
     /// How many deals are accepted and not finished: each holds a slot.
-    pub async fn active_deal_count(&self) -> Result<u32, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM deals WHERE stage IN ('accepted', 'packed', 'submitted')",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.get::<i64, _>(0) as u32)
+    pub async fn active_deal_count(&self) -> Result<u32, DbError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM deals WHERE stage IN (?, ?, ?)")
+            .bind(Stage::Accepted.name())
+            .bind(Stage::Packed.name())
+            .bind(Stage::Submitted.name())
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(|e| self.db.sql(e))?;
+        Ok(row.get::<i64, _>(0).try_into().unwrap_or(u32::MAX))
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.db.close().await;
     }
 }

@@ -7,11 +7,10 @@
 mod ledger;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +18,7 @@ use crate::chain::deadlines::{self, Party};
 use crate::chain::terms::{self, deal_key, terms_of};
 use crate::chain::Chain;
 use crate::client::SolverClient;
+use crate::data::records::DealRecord;
 use crate::data::ids::digest_of;
 use crate::data::offers::{new_nonce, now_millis};
 use crate::data::{
@@ -26,8 +26,8 @@ use crate::data::{
     Timeouts,
 };
 use crate::executor::deal_job::run_deal_job;
-use crate::executor::docker::DockerExecutor;
-use crate::inflight::InFlight;
+use crate::executor::Executor;
+use crate::worker::{self, Ticks, WorkId, Worker};
 use ledger::{Ledger, LocalDeal, Stage};
 
 /// Every job counts as one instruction (DESIGN.md: cost = price x instructions).
@@ -53,73 +53,85 @@ pub struct RpSettings {
     pub dishonest: bool,
 }
 
-struct Rp {
+struct Rp<E> {
     chain: Arc<Chain>,
     client: SolverClient,
-    executor: DockerExecutor,
+    executor: E,
     settings: RpSettings,
     ledger: Ledger,
-    /// Deals a task is driving right now.
-    busy: InFlight,
     slots: Semaphore,
+    last_refresh: Mutex<Option<Instant>>,
 }
 
 /// Runs the RP until `shutdown`.
-pub async fn run(
+pub async fn run<E: Executor>(
     chain: Arc<Chain>,
     client: SolverClient,
-    executor: DockerExecutor,
+    executor: E,
     settings: RpSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let path = settings.data_dir.join("rp.db");
-    let ledger = Ledger::open(&path)
-        .await
-        .with_context(|| format!("cannot open the RP's database {}", path.display()))?;
+    let ledger = Ledger::open(&settings.data_dir.join("rp.db")).await?;
     let rp = Arc::new(Rp {
         slots: Semaphore::new(settings.slots as usize),
         chain,
         client,
         executor,
         ledger,
-        busy: InFlight::default(),
         settings,
+        last_refresh: Mutex::new(None),
     });
     tracing::info!(address = ?rp.chain.address(), slots = rp.settings.slots, spec = ?rp.settings.spec, "resource provider started");
-    let mut events = rp.client.events(shutdown.child_token());
-    let mut last_refresh: Option<Instant> = None;
-    let mut tasks = tokio::task::JoinSet::new();
-    loop {
-        if let Err(error) = rp.keep_offers(&mut last_refresh).await {
-            tracing::warn!(%error, "cannot post or refresh offers; will retry");
-        }
-        if let Err(error) = rp.clone().drive_deals(&mut tasks).await {
-            tracing::warn!(%error, "cannot read deals from the solver; will retry");
-        }
-        while let Some(Some(done)) = tasks.join_next().now_or_never() {
-            if let Err(error) = done {
-                tracing::error!(%error, "a deal task ended abnormally");
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = events.recv() => {}
-            _ = tokio::time::sleep(rp.settings.poll) => {}
-        }
-    }
-    tracing::info!(
-        running = tasks.len(),
-        "resource provider stopping; waiting for running steps"
-    );
-    let _ = tokio::time::timeout(Duration::from_secs(30), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    let ticks = Ticks {
+        poll: rp.settings.poll,
+        wake: Some(rp.client.events(shutdown.child_token())),
+    };
+    worker::run(rp.clone(), ticks, shutdown).await;
     rp.ledger.close().await;
     Ok(())
 }
 
-impl Rp {
+/// The RP looks at its offers (one open per free slot) and at the deals the solver made
+/// with it; one step drives one deal as far as its on-chain state allows.
+impl<E: Executor> Worker for Rp<E> {
+    type Item = LocalDeal;
+    const ROLE: &'static str = "rp";
+
+    async fn find_work(&self) -> anyhow::Result<Vec<LocalDeal>> {
+        if let Err(error) = self.keep_offers().await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "cannot post or refresh offers; will retry"
+            );
+        }
+        let records = self
+            .client
+            .deals(&format!("resource_provider={:?}", self.chain.address()))
+            .await?;
+        let mut work = Vec::new();
+        for record in records {
+            let id = record.deal.id.clone();
+            match self.take_up(record).await {
+                Ok(Some(local)) => work.push(local),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(deal_id = %id, error = format!("{error:#}"), "cannot take up this deal; it is left alone until this is fixed")
+                }
+            }
+        }
+        Ok(work)
+    }
+
+    fn id(local: &LocalDeal) -> WorkId {
+        WorkId::Deal(local.deal.id.clone())
+    }
+
+    async fn step(&self, local: LocalDeal) -> anyhow::Result<()> {
+        self.drive(local).await
+    }
+}
+
+impl<E: Executor> Rp<E> {
     fn new_offer(&self) -> ResourceOffer {
         ResourceOffer {
             id: String::new(),
@@ -136,7 +148,7 @@ impl Rp {
     }
 
     /// One open offer per free slot; refreshes them so the solver knows we are alive.
-    async fn keep_offers(&self, last_refresh: &mut Option<Instant>) -> anyhow::Result<()> {
+    async fn keep_offers(&self) -> anyhow::Result<()> {
         let active = self.ledger.active_deal_count().await?;
         let mut open = self.ledger.open_offers().await?;
         let want = self.settings.slots.saturating_sub(active) as usize;
@@ -147,7 +159,12 @@ impl Rp {
             tracing::info!(resource_offer_id = %offer.id, "resource offer posted");
             open.push(offer);
         }
-        if last_refresh.is_none_or(|at| at.elapsed() >= self.settings.refresh_every) {
+        let due = self
+            .last_refresh
+            .lock()
+            .map(|at| at.is_none_or(|at| at.elapsed() >= self.settings.refresh_every))
+            .unwrap_or(true);
+        if due {
             for offer in &open {
                 match self.client.refresh_resource_offer(&offer.id).await {
                     Ok(_) => {}
@@ -157,50 +174,30 @@ impl Rp {
                     Err(error) => return Err(error.into()),
                 }
             }
-            *last_refresh = Some(Instant::now());
+            if let Ok(mut at) = self.last_refresh.lock() {
+                *at = Some(Instant::now());
+            }
         }
         Ok(())
     }
 
-    /// Starts a task for every deal of ours that needs a step.
-    async fn drive_deals(
-        self: Arc<Self>,
-        tasks: &mut tokio::task::JoinSet<()>,
-    ) -> anyhow::Result<()> {
-        let records = self
-            .client
-            .deals(&format!("resource_provider={:?}", self.chain.address()))
-            .await?;
-        for record in records {
-            let deal = record.deal;
-            let local = match self.ledger.deal(&deal.id).await? {
-                Some(local) => local,
-                None => {
-                    if DealState::try_from(record.state)
-                        .map(DealState::is_terminal)
-                        .unwrap_or(true)
-                    {
-                        continue;
-                    }
-                    self.accept_or_refuse(&deal).await?
+    /// Our record of a deal the solver lists, deciding on a new one; None when there is
+    /// nothing (more) to do for it.
+    async fn take_up(&self, record: DealRecord) -> anyhow::Result<Option<LocalDeal>> {
+        let deal = record.deal;
+        let local = match self.ledger.deal(&deal.id).await? {
+            Some(local) => local,
+            None => {
+                if DealState::try_from(record.state)
+                    .map(DealState::is_terminal)
+                    .unwrap_or(true)
+                {
+                    return Ok(None);
                 }
-            };
-            if matches!(local.stage, Stage::Refused | Stage::Finished) {
-                continue;
+                self.accept_or_refuse(&deal).await?
             }
-            let Some(claim) = self.busy.claim(&deal.id) else {
-                continue;
-            };
-            let rp = self.clone();
-            tasks.spawn(async move {
-                let _claim = claim;
-                let id = local.deal.id.clone();
-                if let Err(error) = rp.step(local).await {
-                    tracing::warn!(deal_id = %id, error = format!("{error:#}"), "deal step failed; will retry");
-                }
-            });
-        }
-        Ok(())
+        };
+        Ok((!matches!(local.stage, Stage::Refused | Stage::Finished)).then_some(local))
     }
 
     /// Checks a new deal against our own offer; records the decision.
@@ -235,7 +232,7 @@ impl Rp {
     }
 
     /// Moves one deal forward as far as its on-chain state allows.
-    async fn step(&self, mut local: LocalDeal) -> anyhow::Result<()> {
+    async fn drive(&self, mut local: LocalDeal) -> anyhow::Result<()> {
         let deal = local.deal.clone();
         let deal_id = deal.chain_id()?;
         let terms = terms_of(&deal);

@@ -12,15 +12,9 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::store::{DealFilter, TxRecord};
+use crate::data::records::{DealFilter, ErrorBody, TxRecord};
 use super::{Solver, SolverError};
 use crate::data::signing::{self, AuthError};
-
-/// The JSON body of every error.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub error: String,
-}
 
 fn respond<T: Serialize>(result: Result<T, SolverError>, ok: StatusCode) -> Response {
     match result {

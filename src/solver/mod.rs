@@ -23,7 +23,8 @@ use crate::data::offers::now_millis;
 use crate::data::signing::AuthError;
 use crate::data::{ContentAddressed, JobOffer, JobResult, ResourceOffer};
 use crate::results::{self, Limits};
-use store::{JobOfferRecord, ResourceOfferRecord, Store, StoreError, TxRecord};
+use crate::data::records::{DealRecord, JobOfferRecord, ResourceOfferRecord, TxRecord};
+use store::{Store, StoreError};
 
 /// What the solver can fail with (the API maps these to statuses).
 #[derive(Debug, thiserror::Error)]
@@ -279,7 +280,7 @@ impl Solver {
         &self,
         deal_id: &str,
         signer: Address,
-    ) -> Result<store::DealRecord, SolverError> {
+    ) -> Result<DealRecord, SolverError> {
         let record = self.deal_for(deal_id).await?;
         if record.deal.members.resource_provider != signer {
             return Err(AuthError::NotTheParty {
@@ -292,7 +293,7 @@ impl Solver {
         Ok(record)
     }
 
-    pub async fn deal_for(&self, deal_id: &str) -> Result<store::DealRecord, SolverError> {
+    pub async fn deal_for(&self, deal_id: &str) -> Result<DealRecord, SolverError> {
         self.store
             .deal(deal_id)
             .await?
@@ -367,7 +368,7 @@ impl Solver {
 
     /// Who may read a deal's result record: its JC, its RP, its mediators and the reader
     /// the JC named.
-    fn may_read(record: &store::DealRecord, signer: Address) -> Result<(), SolverError> {
+    fn may_read(record: &DealRecord, signer: Address) -> Result<(), SolverError> {
         let members = &record.deal.members;
         if members.job_creator == signer
             || members.resource_provider == signer
@@ -490,7 +491,14 @@ pub async fn start(
         .await
         .context("cannot register the solver's URL in the Users contract")?;
     tracing::info!(%address, %url, solver = ?solver.address, "solver listening");
-    let watcher = tokio::spawn(watcher::watch_chain(chain.clone(), solver.clone()));
+    let deal_states = watcher::deal_states(&chain, &solver)
+        .await
+        .context("cannot follow deal states on chain")?;
+    let watcher = tokio::spawn(watcher::watch_chain(
+        deal_states,
+        chain.poll_interval(),
+        solver.clone(),
+    ));
     let ticker = tokio::spawn(watcher::tick(solver.clone(), chain.poll_interval()));
     let closing = solver.clone();
     let task = tokio::spawn(async move {

@@ -10,6 +10,10 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
 use crate::bus::{Event, EventKind};
+use crate::db::{Db, DbError};
+use crate::data::records::{
+    DealFilter, DealRecord, JobOfferRecord, ResourceOfferRecord, TxRecord,
+};
 use crate::data::{Deal, DealState, JobOffer, JobResult, ResourceOffer};
 
 /// A store failure.
@@ -23,57 +27,9 @@ pub enum StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// A deal as the solver knows it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct DealRecord {
-    pub deal: Deal,
-    /// The on-chain state number (0 until the chain says otherwise).
-    pub state: u8,
-    /// Name of the state, for people.
-    pub state_name: String,
-    /// keccak256(abi.encode(dealId, terms)), hex.
-    pub deal_key: String,
-}
-
-/// A job offer and what became of it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct JobOfferRecord {
-    pub offer: JobOffer,
-    pub deal_id: Option<String>,
-}
-
-/// A resource offer and what became of it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct ResourceOfferRecord {
-    pub offer: ResourceOffer,
-    pub deal_id: Option<String>,
-    /// Unix ms of the last post or refresh.
-    pub last_seen: u64,
-}
-
-/// A transaction a party reports for a deal.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct TxRecord {
-    pub deal_id: String,
-    pub address: Address,
-    pub action: String,
-    pub tx_hash: String,
-}
-
-/// Which deals to list.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
-pub struct DealFilter {
-    pub job_creator: Option<Address>,
-    pub resource_provider: Option<Address>,
-    pub mediator: Option<Address>,
-    pub job_offer: Option<String>,
-    pub state: Option<u8>,
-    /// The on-chain key (hex, as in [`DealRecord::deal_key`]).
-    pub deal_key: Option<String>,
-}
-
 #[derive(Clone)]
 pub struct Store {
+    db: Db,
     pool: SqlitePool,
 }
 
@@ -121,9 +77,17 @@ fn address_text(address: Address) -> String {
 
 impl Store {
     /// Opens (creating if needed) `path`.
-    pub async fn open(path: &Path) -> Result<Store> {
-        let pool = crate::db::open(path, SCHEMA, 4).await?;
-        Ok(Store { pool })
+    pub async fn open(path: &Path) -> std::result::Result<Store, DbError> {
+        let db = Db::open(path, SCHEMA, 4).await?;
+        Ok(Store {
+            pool: db.pool().clone(),
+            db,
+        })
+    }
+
+    /// The database, for the chain follower's checkpoint.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     async fn insert_event(tx: &mut sqlx::SqliteConnection, mut event: Event) -> Result<Event> {
@@ -590,14 +554,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    pub async fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(crate::db::meta(&self.pool, key).await?)
-    }
-
-    pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        Ok(crate::db::set_meta(&self.pool, key, value).await?)
     }
 
     /// Counts for /metrics: (deals per state, open job offers, open resource offers, last event).

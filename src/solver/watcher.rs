@@ -5,15 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ethers::providers::Middleware;
 use ethers::types::{Filter, Log};
 
 use super::store::StoreError;
 use super::Solver;
-use crate::chain::events::LogPoller;
+use crate::chain::follower::{Checkpoint, FollowError, Follower, StartAt};
 use crate::chain::{Chain, ChainError};
-
-const NEXT_BLOCK: &str = "next_block";
 
 /// Publishes `url` as this solver's in the Users contract (if it is not already).
 pub async fn register(chain: &Chain, url: &str) -> Result<(), ChainError> {
@@ -41,55 +38,36 @@ pub async fn register(chain: &Chain, url: &str) -> Result<(), ChainError> {
     Ok(())
 }
 
-/// Mirrors `DealStateChange` events into the store until shutdown.
-pub async fn watch_chain(chain: Arc<Chain>, solver: Arc<Solver>) {
-    let start = match solver.store.meta(NEXT_BLOCK).await {
-        Ok(Some(block)) => block.parse().unwrap_or(0),
-        _ => match chain.client.get_block_number().await {
-            Ok(head) => head.as_u64(),
-            Err(_) => 0,
-        },
-    };
+/// The follower of `DealStateChange` events: from the saved checkpoint, or the head for a
+/// new solver (older deals are not its own). A corrupt checkpoint fails the start.
+pub async fn deal_states(chain: &Chain, solver: &Solver) -> Result<Follower, FollowError> {
     let filter = Filter::new()
         .address(chain.contracts.storage.address())
         .event("DealStateChange(bytes32,uint8)");
-    let mut poller = LogPoller::new(chain.client.provider().clone(), filter, start);
-    let mut backoff = chain.poll_interval();
-    loop {
-        let batch_start = poller.next_block();
-        match poller.poll().await {
-            Ok(logs) => {
-                backoff = chain.poll_interval();
-                let mut recorded = Ok(());
-                for log in &logs {
-                    recorded = record_state_change(&solver, log).await;
-                    if recorded.is_err() {
-                        break;
-                    }
-                }
-                match recorded {
-                    Ok(()) => {
-                        let next = poller.next_block().to_string();
-                        if let Err(error) = solver.store.set_meta(NEXT_BLOCK, &next).await {
-                            tracing::error!(%error, "cannot save the last processed block");
-                        }
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "cannot record a deal state; will re-read the batch");
-                        poller.rewind(batch_start);
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot read chain events; retrying");
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
-        }
-        tokio::select! {
-            _ = solver.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-    }
+    Follower::open(
+        chain,
+        filter,
+        Checkpoint::new(solver.store.db().clone()),
+        StartAt::Head,
+    )
+    .await
+}
+
+/// Mirrors deal states from `follower` into the store until shutdown.
+pub async fn watch_chain(follower: Follower, interval: Duration, solver: Arc<Solver>) {
+    let shutdown = solver.shutdown.clone();
+    let solver = &solver;
+    follower
+        .run(
+            "deal states on chain",
+            interval,
+            shutdown,
+            |log| async move {
+                record_state_change(solver, &log).await?;
+                Ok(())
+            },
+        )
+        .await;
 }
 
 /// Records one `DealStateChange` log (a deal of another solver, or a malformed log, is skipped).
