@@ -13,8 +13,8 @@ use ethers::types::{Address, U256};
 use crate::chain::bindings::example_client::{ExampleClient, JobCreatedFilter};
 use crate::chain::Chain;
 use crate::client::SolverClient;
-use crate::data::ids::{cid_of, digest_of, raw_cid_from_digest, RAW_CODEC};
-use crate::results::{self, Limits};
+use crate::data::ids::raw_cid_from_digest;
+use crate::results;
 
 /// How an on-chain request ended.
 #[derive(Debug, Clone)]
@@ -109,19 +109,12 @@ pub async fn run_cowsay(
         .await?
         .pop()
         .with_context(|| format!("the solver has no deal with key {key}"))?;
-    let tar = client.download_files(&deal.deal.id).await?;
-    let downloaded = cid_of(RAW_CODEC, &tar);
-    if digest_of(&downloaded)? != results_id {
-        bail!(
-            "the solver's results ({downloaded}) are not the ones stored on chain ({results_cid})"
-        );
-    }
     let dir = results_dir.join(&deal.deal.id);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
-    }
-    results::unpack(&tar, &dir, Limits::default()).context("refusing the downloaded results")?;
-    let stdout = std::fs::read_to_string(dir.join("stdout")).unwrap_or_default();
+    let verified = results::fetch_verified(client, &deal.deal.id, results_id, &dir)
+        .await?
+        .map_err(anyhow::Error::msg)
+        .context("refusing the downloaded results")?;
+    let stdout = verified.stdout;
     Ok(OnchainOutcome::Completed {
         job_id,
         results_cid,

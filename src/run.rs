@@ -24,10 +24,9 @@ use crate::chain::deadlines::{self, Party};
 use crate::chain::terms::{deal_key, job_creator_deposit, terms_of};
 use crate::chain::Chain;
 use crate::client::{ClientError, SolverClient};
-use crate::data::ids::{cid_of, digest_of, raw_cid_from_digest, RAW_CODEC};
 use crate::data::offers::{new_nonce, now_millis};
 use crate::data::{ContentAddressed, Deal, DealState, JobOffer, Pricing, Services, Timeouts};
-use crate::results::{self, Limits};
+use crate::results;
 
 /// What the job creator asks for.
 #[derive(Debug, Clone)]
@@ -52,13 +51,7 @@ pub struct JobRequest {
 }
 
 /// Results the job creator downloaded and verified against the on-chain commitment.
-#[derive(Debug, Clone)]
-pub struct Downloaded {
-    pub cid: String,
-    pub dir: PathBuf,
-    pub stdout: String,
-    pub exit_code: Option<i64>,
-}
+pub type Downloaded = results::Verified;
 
 /// How a job ended.
 #[derive(Debug, Clone)]
@@ -473,35 +466,8 @@ async fn download(
     key: [u8; 32],
 ) -> anyhow::Result<Result<Downloaded, String>> {
     let committed = chain.committed_results(key).await?;
-    let results_cid = raw_cid_from_digest(committed);
-    let tar = match client.download_files(&deal.id).await {
-        Ok(tar) => tar,
-        Err(error) if error.is_transient() => return Err(error.into()),
-        Err(error) => return Ok(Err(format!("the results cannot be downloaded: {error}"))),
-    };
-    let downloaded = cid_of(RAW_CODEC, &tar);
-    if digest_of(&downloaded)? != committed {
-        return Ok(Err(format!(
-            "the downloaded results ({downloaded}) are not the ones committed on chain ({results_cid})"
-        )));
-    }
     let dir = request.results_dir.join(&deal.id);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
-    }
-    if let Err(error) = results::unpack(&tar, &dir, Limits::default()) {
-        return Ok(Err(format!("the results are not a valid archive: {error}")));
-    }
-    let stdout = std::fs::read_to_string(dir.join("stdout")).unwrap_or_default();
-    let exit_code = std::fs::read_to_string(dir.join("exitCode"))
-        .ok()
-        .and_then(|t| t.trim().parse().ok());
-    Ok(Ok(Downloaded {
-        cid: results_cid,
-        dir,
-        stdout,
-        exit_code,
-    }))
+    results::fetch_verified(client, &deal.id, committed, &dir).await
 }
 
 /// The outcome of a deal in a terminal state.
