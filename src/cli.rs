@@ -1,14 +1,22 @@
-//! Command-line definitions (clap). Every flag has an environment variable (named in its
-//! help) and a `lilypad.toml` key (the variable in lower case); flags win over both.
+//! Command-line definitions (clap). Each subcommand lists only the options it uses.
+//!
+//! A setting is written once, here: its flag, its help, its environment variable and its
+//! default. The settings key is the environment variable in lower case (`OFFER_CPU` is
+//! `offer_cpu` in `lilypad.toml`); [`overrides`] and [`defaults`] read this table, so the
+//! layers (defaults < lilypad.toml < environment < flags) need no list of their own.
+//! Options without an environment variable are per-invocation choices (`run --timeout`,
+//! `chain deploy --treasury`), not settings.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Parser, Subcommand};
 
 /// Lilypad: run Docker jobs on other people's machines, paid and settled on an EVM chain.
 ///
 /// One binary plays every role of the network: the solver that matches offers, the
-/// resource provider that runs jobs, the job creator that asks for them, and a whole local
+/// resource provider that runs jobs, the job creator that asks for them, the mediator that
+/// re-runs disputed jobs, the service that runs jobs contracts ask for, and a whole local
 /// network for development. Settings come from defaults < lilypad.toml < environment <
 /// flags; keys come only from WEB3_PRIVATE_KEY or a key file, never from a flag.
 ///
@@ -23,42 +31,92 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Settings every role shares.
+/// Options every subcommand takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Settings file (TOML; keys are the environment names in lower case) [env: LILYPAD_CONFIG] [default: ./lilypad.toml if present]
+    /// Settings file (TOML; keys are the environment names in lower case) [default: ./lilypad.toml if present]
     #[arg(long, global = true, env = "LILYPAD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Where roles keep their databases, results and keys [env: DATA_DIR] [default: ~/.lilypad]
-    #[arg(long, global = true, value_name = "DIR")]
+    /// Where roles keep their databases, results and keys [default: ~/.lilypad]
+    #[arg(long, global = true, env = "DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Log filter, e.g. info or lilypad=debug [env: LOG_LEVEL] [default: info]
-    #[arg(long, global = true, value_name = "FILTER")]
-    pub log_level: Option<String>,
-    /// Log format: pretty or json [env: LOG_FORMAT]
-    #[arg(long, global = true, value_name = "FORMAT")]
-    pub log_format: Option<String>,
-    /// The chain's JSON-RPC URL [env: WEB3_RPC_URL]
-    #[arg(long, global = true, value_name = "URL")]
+    /// Log filter, e.g. info or lilypad=debug
+    #[arg(
+        long,
+        global = true,
+        env = "LOG_LEVEL",
+        value_name = "FILTER",
+        default_value = "info"
+    )]
+    pub log_level: String,
+    /// Log format: pretty or json
+    #[arg(
+        long,
+        global = true,
+        env = "LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "pretty"
+    )]
+    pub log_format: String,
+}
+
+/// How a node reaches the chain.
+#[derive(Debug, Args)]
+pub struct ChainArgs {
+    /// The chain's JSON-RPC URL
+    #[arg(long, env = "WEB3_RPC_URL", value_name = "URL")]
     pub rpc_url: Option<String>,
-    /// Address of the LilypadController [env: WEB3_CONTROLLER_ADDRESS]
-    #[arg(long, global = true, value_name = "ADDRESS")]
-    pub controller: Option<String>,
-    /// File holding this node's private key (hex); or set WEB3_PRIVATE_KEY [env: WEB3_PRIVATE_KEY_FILE]
-    #[arg(long, global = true, value_name = "FILE")]
+    /// File holding this node's private key (hex); or set WEB3_PRIVATE_KEY
+    #[arg(long, env = "WEB3_PRIVATE_KEY_FILE", value_name = "FILE")]
     pub key_file: Option<PathBuf>,
-    /// The solver's address; both sides of a deal must name the same [env: SERVICE_SOLVER]
-    #[arg(long, global = true, value_name = "ADDRESS")]
+    /// Refuse to start unless the node's chain id is this
+    #[arg(long, env = "WEB3_CHAIN_ID", value_name = "ID")]
+    pub chain_id: Option<u64>,
+    /// How often to poll the chain and the solver, in ms
+    #[arg(
+        long,
+        env = "POLL_INTERVAL_MS",
+        value_name = "MS",
+        default_value = "1000"
+    )]
+    pub poll_interval_ms: u64,
+}
+
+/// Where the contracts are.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Address of the LilypadController (printed by `lilypad chain deploy`)
+    #[arg(long, env = "WEB3_CONTROLLER_ADDRESS", value_name = "ADDRESS")]
+    pub controller: Option<String>,
+}
+
+/// Which solver a party uses.
+#[derive(Debug, Args)]
+pub struct SolverRefArgs {
+    /// The solver's address; both sides of a deal must name the same
+    #[arg(long, env = "SERVICE_SOLVER", value_name = "ADDRESS")]
     pub solver: Option<String>,
-    /// Comma-separated mediator addresses you trust [env: SERVICE_MEDIATORS]
-    #[arg(long, global = true, value_name = "ADDRESSES")]
-    pub mediators: Option<String>,
-    /// The solver's URL [env: SOLVER_URL] [default: the URL the solver published in the Users contract]
-    #[arg(long, global = true, value_name = "URL")]
+    /// The solver's URL [default: the URL the solver published in the Users contract]
+    #[arg(long, env = "SOLVER_URL", value_name = "URL")]
     pub solver_url: Option<String>,
-    /// How often roles poll the chain and the solver, in ms [env: POLL_INTERVAL_MS] [default: 1000]
-    #[arg(long, global = true, value_name = "MS")]
-    pub poll_interval_ms: Option<u64>,
+}
+
+/// Which mediators a party trusts.
+#[derive(Debug, Args)]
+pub struct MediatorsArgs {
+    /// Comma-separated mediator addresses you trust
+    #[arg(long, env = "SERVICE_MEDIATORS", value_name = "ADDRESSES")]
+    pub mediators: Option<String>,
+}
+
+/// The engine jobs run on.
+#[derive(Debug, Args)]
+pub struct ExecutorArgs {
+    /// The engine that runs jobs: docker, or noop (runs nothing and reports what it would
+    /// have run: for trying a network before Docker is installed)
+    #[arg(long, env = "EXECUTOR", value_name = "ENGINE", default_value = "docker",
+          value_parser = ["docker", "noop"])]
+    pub executor: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,18 +125,19 @@ pub enum Command {
     Solver(SolverArgs),
     /// Run a resource provider: sell this machine's CPU/RAM/GPUs and run jobs in Docker
     Rp(RpArgs),
-    /// Run one job: post a job offer, pay, wait, download and print the result
+    /// Run one job as its job creator: post a job offer, pay, wait, download and print the result
     Run(RunArgs),
     /// Run a mediator: re-run disputed jobs and accept or reject their results on chain
     Mediator(MediatorArgs),
-    /// Run the on-chain job creator service: serve jobs that contracts request through
+    /// Run the on-chain job service: serve jobs that contracts request through
     /// LilypadOnChainJobCreator, and report results (or failures, refunded) back to them
     Jc(JcArgs),
     /// Ask the example client contract to run cowsay, as a dapp user would, and print the
     /// result CID and the cow
     #[command(name = "run-cowsay-onchain")]
     RunCowsayOnchain(OnchainArgs),
-    /// Start a whole local network in this process: anvil, contracts, solver, resource provider, mediator
+    /// Start a whole local network in this process: anvil, contracts, funded keys, the
+    /// solver, a resource provider, a mediator and the on-chain job service (jc)
     Dev(DevArgs),
     /// Deploy the contracts, fund accounts and read balances on any chain
     #[command(subcommand)]
@@ -91,82 +150,168 @@ pub enum Command {
 /// Flags of `lilypad solver`.
 #[derive(Debug, Args)]
 pub struct SolverArgs {
-    /// Interface to listen on [env: SERVER_HOST] [default: 127.0.0.1]
-    #[arg(long, value_name = "HOST")]
-    pub server_host: Option<String>,
-    /// Port to listen on [env: SERVER_PORT] [default: 8080]
-    #[arg(long, value_name = "PORT")]
-    pub server_port: Option<u16>,
-    /// Public URL, published in the Users contract so clients find this solver [env: SERVER_URL] [default: http://HOST:PORT]
-    #[arg(long, value_name = "URL")]
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    /// Interface to listen on
+    #[arg(
+        long,
+        env = "SERVER_HOST",
+        value_name = "HOST",
+        default_value = "127.0.0.1"
+    )]
+    pub server_host: String,
+    #[command(flatten)]
+    pub port: PortArgs,
+    /// Public URL, published in the Users contract so clients find this solver [default: http://HOST:PORT]
+    #[arg(long, env = "SERVER_URL", value_name = "URL")]
     pub server_url: Option<String>,
-    /// Seconds a resource offer stays matchable after its last refresh [env: OFFER_TTL] [default: 30]
-    #[arg(long, value_name = "SECS")]
-    pub offer_ttl: Option<u64>,
-    /// Largest request body (results uploads), bytes [env: MAX_UPLOAD_BYTES] [default: 67108864]
-    #[arg(long, value_name = "BYTES")]
-    pub max_upload_bytes: Option<u64>,
+    #[command(flatten)]
+    pub offer_ttl: OfferTtlArgs,
+    /// Largest request body (results uploads), bytes
+    #[arg(
+        long,
+        env = "MAX_UPLOAD_BYTES",
+        value_name = "BYTES",
+        default_value = "67108864"
+    )]
+    pub max_upload_bytes: u64,
+}
+
+/// The solver's port.
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// Port the solver listens on
+    #[arg(long, env = "SERVER_PORT", value_name = "PORT", default_value = "8080")]
+    pub server_port: u16,
+}
+
+/// How long a resource offer lives without a refresh.
+#[derive(Debug, Args)]
+pub struct OfferTtlArgs {
+    /// Seconds a resource offer stays matchable after its last refresh (the solver drops
+    /// it after this; a resource provider refreshes three times as often)
+    #[arg(long, env = "OFFER_TTL", value_name = "SECS", default_value = "30")]
+    pub offer_ttl: u64,
 }
 
 /// Deal terms a party offers. Both sides must offer the same collaterals and timeouts.
 #[derive(Debug, Args)]
 pub struct TermsArgs {
-    /// Price per instruction, wei or e.g. 1lp (JC: the most it pays; RP: what it asks) [env: PRICING_INSTRUCTION_PRICE] [default: 1lp]
-    #[arg(long, value_name = "AMOUNT")]
-    pub instruction_price: Option<String>,
-    /// Payment collateral the JC escrows [env: PRICING_PAYMENT_COLLATERAL] [default: 2lp]
-    #[arg(long, value_name = "AMOUNT")]
-    pub payment_collateral: Option<String>,
-    /// Results collateral = this x cost, escrowed by the RP [env: PRICING_RESULTS_COLLATERAL_MULTIPLE] [default: 2]
-    #[arg(long, value_name = "N")]
-    pub results_collateral_multiple: Option<u64>,
-    /// Fee paid to a mediator if the JC disputes [env: PRICING_MEDIATION_FEE] [default: 1lp]
-    #[arg(long, value_name = "AMOUNT")]
-    pub mediation_fee: Option<String>,
-    /// Seconds both sides have to agree [env: TIMEOUT_AGREE_TIME] [default: 3600]
-    #[arg(long, value_name = "SECS")]
-    pub agree_timeout: Option<u64>,
-    /// Seconds the RP has to submit results [env: TIMEOUT_SUBMIT_RESULTS_TIME] [default: 3600]
-    #[arg(long, value_name = "SECS")]
-    pub submit_results_timeout: Option<u64>,
-    /// RP's stake on submitting in time [env: TIMEOUT_SUBMIT_RESULTS_COLLATERAL] [default: 1lp]
-    #[arg(long, value_name = "AMOUNT")]
-    pub submit_results_collateral: Option<String>,
-    /// Seconds the JC has to accept or dispute [env: TIMEOUT_JUDGE_RESULTS_TIME] [default: 3600]
-    #[arg(long, value_name = "SECS")]
-    pub judge_results_timeout: Option<u64>,
-    /// JC's stake on judging in time [env: TIMEOUT_JUDGE_RESULTS_COLLATERAL] [default: 1lp]
-    #[arg(long, value_name = "AMOUNT")]
-    pub judge_results_collateral: Option<String>,
-    /// Seconds the mediator has to decide [env: TIMEOUT_MEDIATE_RESULTS_TIME] [default: 3600]
-    #[arg(long, value_name = "SECS")]
-    pub mediate_results_timeout: Option<u64>,
+    /// Price per instruction, wei or e.g. 1lp (job creator: the most it pays; resource provider: what it asks)
+    #[arg(
+        long,
+        env = "PRICING_INSTRUCTION_PRICE",
+        value_name = "AMOUNT",
+        default_value = "1lp"
+    )]
+    pub instruction_price: String,
+    /// Payment collateral the job creator escrows
+    #[arg(
+        long,
+        env = "PRICING_PAYMENT_COLLATERAL",
+        value_name = "AMOUNT",
+        default_value = "2lp"
+    )]
+    pub payment_collateral: String,
+    /// Results collateral = this x cost, escrowed by the resource provider
+    #[arg(
+        long,
+        env = "PRICING_RESULTS_COLLATERAL_MULTIPLE",
+        value_name = "N",
+        default_value = "2"
+    )]
+    pub results_collateral_multiple: u64,
+    /// Fee paid to a mediator if the job creator disputes
+    #[arg(
+        long,
+        env = "PRICING_MEDIATION_FEE",
+        value_name = "AMOUNT",
+        default_value = "1lp"
+    )]
+    pub mediation_fee: String,
+    /// Seconds both sides have to agree
+    #[arg(
+        long,
+        env = "TIMEOUT_AGREE_TIME",
+        value_name = "SECS",
+        default_value = "3600"
+    )]
+    pub agree_timeout: u64,
+    /// Seconds the resource provider has to submit results
+    #[arg(
+        long,
+        env = "TIMEOUT_SUBMIT_RESULTS_TIME",
+        value_name = "SECS",
+        default_value = "3600"
+    )]
+    pub submit_results_timeout: u64,
+    /// The resource provider's stake on submitting in time
+    #[arg(
+        long,
+        env = "TIMEOUT_SUBMIT_RESULTS_COLLATERAL",
+        value_name = "AMOUNT",
+        default_value = "1lp"
+    )]
+    pub submit_results_collateral: String,
+    /// Seconds the job creator has to accept or dispute
+    #[arg(
+        long,
+        env = "TIMEOUT_JUDGE_RESULTS_TIME",
+        value_name = "SECS",
+        default_value = "3600"
+    )]
+    pub judge_results_timeout: u64,
+    /// The job creator's stake on judging in time
+    #[arg(
+        long,
+        env = "TIMEOUT_JUDGE_RESULTS_COLLATERAL",
+        value_name = "AMOUNT",
+        default_value = "1lp"
+    )]
+    pub judge_results_collateral: String,
+    /// Seconds the mediator has to decide
+    #[arg(
+        long,
+        env = "TIMEOUT_MEDIATE_RESULTS_TIME",
+        value_name = "SECS",
+        default_value = "3600"
+    )]
+    pub mediate_results_timeout: u64,
 }
 
 /// What a resource provider sells.
 #[derive(Debug, Args)]
 pub struct OfferArgs {
-    /// CPU per slot, millicores [env: OFFER_CPU] [default: 1000]
-    #[arg(long, value_name = "MILLICORES")]
-    pub offer_cpu: Option<u64>,
-    /// RAM per slot, MiB [env: OFFER_RAM] [default: 1024]
-    #[arg(long, value_name = "MIB")]
-    pub offer_ram: Option<u64>,
-    /// GPUs per slot; GPU jobs get NVIDIA device requests [env: OFFER_GPU] [default: 0]
-    #[arg(long, value_name = "N")]
-    pub offer_gpu: Option<u64>,
-    /// Memory per GPU, MiB (0: unknown) [env: OFFER_VRAM] [default: 0]
-    #[arg(long, value_name = "MIB")]
-    pub offer_vram: Option<u64>,
-    /// Slots: jobs that may run at once, one offer each [env: OFFER_COUNT] [default: 1]
-    #[arg(long, value_name = "N")]
-    pub offer_count: Option<u32>,
-    /// Comma-separated modules to run (NAME or NAME:TAG); empty: any [env: OFFER_MODULES]
-    #[arg(long, value_name = "LIST")]
-    pub offer_modules: Option<String>,
-    /// Let jobs that ask for network access have it [env: ALLOW_NETWORK] [default: false]
-    #[arg(long)]
+    /// CPU per slot, millicores
+    #[arg(
+        long,
+        env = "OFFER_CPU",
+        value_name = "MILLICORES",
+        default_value = "1000"
+    )]
+    pub offer_cpu: u64,
+    /// RAM per slot, MiB
+    #[arg(long, env = "OFFER_RAM", value_name = "MIB", default_value = "1024")]
+    pub offer_ram: u64,
+    /// GPUs per slot; GPU jobs get NVIDIA device requests
+    #[arg(long, env = "OFFER_GPU", value_name = "N", default_value = "0")]
+    pub offer_gpu: u64,
+    /// Memory per GPU, MiB (0: unknown)
+    #[arg(long, env = "OFFER_VRAM", value_name = "MIB", default_value = "0")]
+    pub offer_vram: u64,
+    /// Slots: jobs that may run at once, one offer each
+    #[arg(long, env = "OFFER_COUNT", value_name = "N", default_value = "1")]
+    pub offer_count: u32,
+    /// Comma-separated modules to run (NAME or NAME:TAG); empty: any
+    #[arg(long, env = "OFFER_MODULES", value_name = "LIST", default_value = "")]
+    pub offer_modules: String,
+    /// Let jobs that ask for network access have it
+    #[arg(long, env = "ALLOW_NETWORK")]
     pub allow_network: bool,
+    #[command(flatten)]
+    pub executor: ExecutorArgs,
 }
 
 #[derive(Debug, Args)]
@@ -177,7 +322,17 @@ pub struct RpArgs {
     #[arg(long)]
     pub dishonest: bool,
     #[command(flatten)]
+    pub chain: ChainArgs,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub solver: SolverRefArgs,
+    #[command(flatten)]
+    pub mediators: MediatorsArgs,
+    #[command(flatten)]
     pub offer: OfferArgs,
+    #[command(flatten)]
+    pub offer_ttl: OfferTtlArgs,
     #[command(flatten)]
     pub terms: TermsArgs,
 }
@@ -214,6 +369,14 @@ pub struct RunArgs {
     #[arg(long, short)]
     pub quiet: bool,
     #[command(flatten)]
+    pub chain: ChainArgs,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub solver: SolverRefArgs,
+    #[command(flatten)]
+    pub mediators: MediatorsArgs,
+    #[command(flatten)]
     pub terms: TermsArgs,
 }
 
@@ -222,25 +385,54 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct MediatorArgs {
     /// How many disputed jobs may be re-run at once
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(long, env = "MEDIATOR_PARALLEL", value_name = "N", default_value = "2")]
     pub parallel: usize,
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub solver: SolverRefArgs,
+    #[command(flatten)]
+    pub executor: ExecutorArgs,
 }
 
 /// Flags of `lilypad jc`. Its key must be the job creator contract's operator; it pays
 /// each deal like `lilypad run` does and is repaid from the request's deposit.
 #[derive(Debug, Args)]
 pub struct JcArgs {
-    /// How long a requested job may wait for a resource provider before the request fails and the requester is refunded [env: JC_MATCH_TIMEOUT] [default: 3600]
-    #[arg(long, value_name = "SECS")]
-    pub match_timeout: Option<u64>,
-    /// The block a brand-new jc starts reading requests from (later starts resume from the block saved under DATA_DIR/jc) [env: JC_FROM_BLOCK] [default: 0]
-    #[arg(long, value_name = "BLOCK")]
-    pub from_block: Option<u64>,
-    /// Have a mediator check this percentage of results
-    #[arg(long, value_name = "PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
-    pub mediation_chance: u8,
+    #[command(flatten)]
+    pub service: JcServiceArgs,
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub solver: SolverRefArgs,
+    #[command(flatten)]
+    pub mediators: MediatorsArgs,
     #[command(flatten)]
     pub terms: TermsArgs,
+}
+
+/// How the on-chain job service serves requests.
+#[derive(Debug, Args)]
+pub struct JcServiceArgs {
+    /// How long a requested job may wait for a resource provider before the request fails and the requester is refunded, seconds
+    #[arg(
+        long,
+        env = "JC_MATCH_TIMEOUT",
+        value_name = "SECS",
+        default_value = "3600"
+    )]
+    pub match_timeout: u64,
+    /// The block a brand-new jc starts reading requests from (later starts resume from the block saved in DATA_DIR/jc/jc.db)
+    #[arg(long, env = "JC_FROM_BLOCK", value_name = "BLOCK", default_value = "0")]
+    pub from_block: u64,
+    /// Have a mediator check this percentage of results
+    #[arg(long, env = "JC_MEDIATION_CHANCE", value_name = "PERCENT", default_value = "0",
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub mediation_chance: u8,
 }
 
 /// Flags of `lilypad run-cowsay-onchain`.
@@ -248,8 +440,8 @@ pub struct JcArgs {
 pub struct OnchainArgs {
     /// What the cow says
     pub message: String,
-    /// The example client contract [env: WEB3_EXAMPLE_CLIENT_ADDRESS] [default: the dev network's]
-    #[arg(long, value_name = "ADDRESS")]
+    /// The example client contract [default: the dev network's]
+    #[arg(long, env = "WEB3_EXAMPLE_CLIENT_ADDRESS", value_name = "ADDRESS")]
     pub example_client: Option<String>,
     /// Give up waiting for the result after this many seconds
     #[arg(long, value_name = "SECS", default_value_t = 600)]
@@ -257,16 +449,25 @@ pub struct OnchainArgs {
     /// Where to unpack the results [default: DATA_DIR/downloaded-files]
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub solver: SolverRefArgs,
+    #[command(flatten)]
+    pub mediators: MediatorsArgs,
 }
 
+/// Flags of `lilypad dev`. The network's own keys, chain and solver are made here; the
+/// resource provider sells what the offer flags say, on the terms the terms flags say.
 #[derive(Debug, Args)]
 pub struct DevArgs {
     /// anvil binary [default: contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil, then PATH]
     #[arg(long, value_name = "FILE")]
     pub anvil_path: Option<PathBuf>,
-    /// Solver port [env: SERVER_PORT] [default: 8080]
-    #[arg(long, value_name = "PORT")]
-    pub server_port: Option<u16>,
+    #[command(flatten)]
+    pub port: PortArgs,
     /// Start the resource provider in dishonest mode (it alters every job's results), to
     /// see `lilypad run --check` end in MediationRejected
     #[arg(long)]
@@ -275,6 +476,8 @@ pub struct DevArgs {
     pub offer: OfferArgs,
     #[command(flatten)]
     pub terms: TermsArgs,
+    #[command(flatten)]
+    pub jc: JcServiceArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,6 +502,8 @@ pub enum ChainCommand {
         /// Seconds before an unserved on-chain request may be cancelled
         #[arg(long, value_name = "SECS", default_value_t = 86_400)]
         request_timeout: u64,
+        #[command(flatten)]
+        chain: ChainArgs,
     },
     /// Send ETH and tokens from the key in WEB3_PRIVATE_KEY to accounts
     Fund {
@@ -311,11 +516,19 @@ pub enum ChainCommand {
         /// Tokens per account (wei or e.g. 100lp)
         #[arg(long, value_name = "AMOUNT", default_value = "100lp")]
         lp: String,
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[command(flatten)]
+        controller: ControllerArgs,
     },
     /// Print ETH and token balances
     Balances {
         #[arg(required = true, value_name = "ADDRESS")]
         addresses: Vec<String>,
+        #[command(flatten)]
+        chain: ChainArgs,
+        #[command(flatten)]
+        controller: ControllerArgs,
     },
 }
 
@@ -329,117 +542,120 @@ pub enum KeysCommand {
     },
 }
 
-/// Collects set flags as (settings key, value) overrides.
-#[derive(Default)]
-pub struct Overrides(pub Vec<(&'static str, String)>);
-
-impl Overrides {
-    fn set<T: ToString>(&mut self, key: &'static str, value: &Option<T>) {
-        if let Some(value) = value {
-            self.0.push((key, value.to_string()));
+/// Every setting given on the command line or in the environment, as (settings key, raw
+/// value): the options of the chosen (sub)commands that have an environment variable.
+/// `command` is the command `matches` came from.
+pub fn overrides(command: &clap::Command, matches: &ArgMatches) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut level = Some((command, matches));
+    while let Some((command, matches)) = level {
+        for arg in command.get_arguments() {
+            let (Some(key), id) = (settings_key(arg), arg.get_id().as_str()) else {
+                continue;
+            };
+            let given = matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            );
+            let value = given
+                .then(|| matches.get_raw(id).and_then(|mut raw| raw.next()))
+                .flatten();
+            if let Some(value) = value {
+                out.push((key, value.to_string_lossy().into_owned()));
+            }
         }
+        level = matches.subcommand().and_then(|(name, matches)| {
+            command
+                .find_subcommand(name)
+                .map(|command| (command, matches))
+        });
     }
+    out
 }
 
-impl GlobalArgs {
-    pub fn overrides(&self, out: &mut Overrides) {
-        out.set(
-            "data_dir",
-            &self.data_dir.as_ref().map(|p| p.display().to_string()),
-        );
-        out.set("log_level", &self.log_level);
-        out.set("log_format", &self.log_format);
-        out.set("web3_rpc_url", &self.rpc_url);
-        out.set("web3_controller_address", &self.controller);
-        out.set(
-            "web3_private_key_file",
-            &self.key_file.as_ref().map(|p| p.display().to_string()),
-        );
-        out.set("service_solver", &self.solver);
-        out.set("service_mediators", &self.mediators);
-        out.set("solver_url", &self.solver_url);
-        out.set("poll_interval_ms", &self.poll_interval_ms);
-    }
-}
-
-impl SolverArgs {
-    pub fn overrides(&self, out: &mut Overrides) {
-        out.set("server_host", &self.server_host);
-        out.set("server_port", &self.server_port);
-        out.set("server_url", &self.server_url);
-        out.set("offer_ttl", &self.offer_ttl);
-        out.set("max_upload_bytes", &self.max_upload_bytes);
-    }
-}
-
-impl TermsArgs {
-    pub fn overrides(&self, out: &mut Overrides) {
-        out.set("pricing_instruction_price", &self.instruction_price);
-        out.set("pricing_payment_collateral", &self.payment_collateral);
-        out.set(
-            "pricing_results_collateral_multiple",
-            &self.results_collateral_multiple,
-        );
-        out.set("pricing_mediation_fee", &self.mediation_fee);
-        out.set("timeout_agree_time", &self.agree_timeout);
-        out.set("timeout_submit_results_time", &self.submit_results_timeout);
-        out.set(
-            "timeout_submit_results_collateral",
-            &self.submit_results_collateral,
-        );
-        out.set("timeout_judge_results_time", &self.judge_results_timeout);
-        out.set(
-            "timeout_judge_results_collateral",
-            &self.judge_results_collateral,
-        );
-        out.set(
-            "timeout_mediate_results_time",
-            &self.mediate_results_timeout,
-        );
-    }
-}
-
-impl OfferArgs {
-    pub fn overrides(&self, out: &mut Overrides) {
-        out.set("offer_cpu", &self.offer_cpu);
-        out.set("offer_ram", &self.offer_ram);
-        out.set("offer_gpu", &self.offer_gpu);
-        out.set("offer_vram", &self.offer_vram);
-        out.set("offer_count", &self.offer_count);
-        out.set("offer_modules", &self.offer_modules);
-        if self.allow_network {
-            out.0.push(("allow_network", "true".into()));
+/// The default of every setting, as (settings key, value), from every subcommand's options.
+pub fn defaults(command: &clap::Command) -> Vec<(String, String)> {
+    // Building fills in what actions imply (a switch defaults to false).
+    let mut command = command.clone();
+    command.build();
+    let mut out = Vec::new();
+    let mut pending = vec![&command];
+    while let Some(command) = pending.pop() {
+        for arg in command.get_arguments() {
+            let (Some(key), Some(default)) = (settings_key(arg), arg.get_default_values().first())
+            else {
+                continue;
+            };
+            out.push((key, default.to_string_lossy().into_owned()));
         }
+        pending.extend(command.get_subcommands());
     }
+    out
 }
 
-impl Cli {
-    /// Every flag that was set, as settings overrides.
-    pub fn overrides(&self) -> Overrides {
-        let mut out = Overrides::default();
-        self.global.overrides(&mut out);
-        match &self.command {
-            Some(Command::Solver(args)) => args.overrides(&mut out),
-            Some(Command::Rp(args)) => {
-                args.offer.overrides(&mut out);
-                args.terms.overrides(&mut out);
-            }
-            Some(Command::Run(args)) => args.terms.overrides(&mut out),
-            Some(Command::Jc(args)) => {
-                out.set("jc_match_timeout", &args.match_timeout);
-                out.set("jc_from_block", &args.from_block);
-                args.terms.overrides(&mut out);
-            }
-            Some(Command::RunCowsayOnchain(args)) => {
-                out.set("web3_example_client_address", &args.example_client);
-            }
-            Some(Command::Dev(args)) => {
-                out.set("server_port", &args.server_port);
-                args.offer.overrides(&mut out);
-                args.terms.overrides(&mut out);
-            }
-            _ => {}
+/// The settings key of an option: its environment variable in lower case.
+fn settings_key(arg: &clap::Arg) -> Option<String> {
+    arg.get_env()
+        .map(|env| env.to_string_lossy().to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Vec<(String, String)> {
+        let mut command = Cli::command();
+        let matches = command.try_get_matches_from_mut(args).unwrap();
+        overrides(&command, &matches)
+    }
+
+    #[test]
+    fn flags_become_settings_under_their_environment_names() {
+        let set = parse(&[
+            "lilypad",
+            "dev",
+            "--offer-modules",
+            "cowsay:v0.0.1",
+            "--allow-network",
+            "--instruction-price",
+            "3lp",
+            "--data-dir",
+            "/tmp/x",
+        ]);
+        for (key, value) in [
+            ("offer_modules", "cowsay:v0.0.1"),
+            ("allow_network", "true"),
+            ("pricing_instruction_price", "3lp"),
+            ("data_dir", "/tmp/x"),
+        ] {
+            assert!(
+                set.contains(&(key.to_string(), value.to_string())),
+                "{key}: {set:?}"
+            );
         }
-        out
+        assert!(
+            !set.iter().any(|(key, _)| key == "offer_cpu"),
+            "defaults are not overrides: {set:?}"
+        );
+    }
+
+    #[test]
+    fn every_setting_has_one_default() {
+        let defaults = defaults(&Cli::command());
+        let mut keys: Vec<&str> = defaults.iter().map(|(key, _)| key.as_str()).collect();
+        assert!(keys.contains(&"offer_cpu") && keys.contains(&"timeout_agree_time"));
+        // An option shared by several subcommands must default the same everywhere.
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            let values: std::collections::BTreeSet<&str> = defaults
+                .iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+                .collect();
+            assert_eq!(values.len(), 1, "{key} has defaults {values:?}");
+        }
     }
 }

@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::data::events::Event;
+use crate::data::records::{DealRecord, ErrorBody, JobOfferRecord, ResourceOfferRecord};
 use crate::data::signing::{self, ADDRESS_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::data::{JobOffer, JobResult, ResourceOffer};
-use crate::data::records::{DealRecord, ErrorBody, JobOfferRecord, ResourceOfferRecord};
 
 /// A failed call to the solver.
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +199,20 @@ impl SolverClient {
             &format!("/api/v1/resource_offers/{id}/refresh"),
             Vec::new(),
             true,
+        )
+        .await
+    }
+
+    /// The resource offers `provider` has posted.
+    pub async fn resource_offers(
+        &self,
+        provider: ethers::types::Address,
+    ) -> Result<Vec<ResourceOfferRecord>, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/resource_offers?resource_provider={provider:?}"),
+            Vec::new(),
+            false,
         )
         .await
     }

@@ -1,12 +1,14 @@
 //! Settings for every role, layered: defaults < `lilypad.toml` < environment (the Go
 //! system's names: WEB3_PRIVATE_KEY, SERVICE_SOLVER, OFFER_GPU, ...) < command-line flags.
 //! Keys are the environment names in lower case, so the file, the env and the flags use one
-//! vocabulary. Validated once at start with errors that name the flag and the variable.
+//! vocabulary; each option's flag, variable, help and default are declared once, in
+//! `cli.rs`. Validated once at start with errors that name the flag and the variable.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::CommandFactory;
 use ethers::signers::LocalWallet;
 use ethers::types::Address;
 use serde::Deserialize;
@@ -72,6 +74,12 @@ pub struct Settings {
     pub jc_match_timeout: u64,
     /// `jc`: the block a brand-new jc starts reading requests from.
     pub jc_from_block: u64,
+    /// `jc`: percent of results a mediator checks.
+    pub jc_mediation_chance: u8,
+    /// `mediator`: how many re-runs at once.
+    pub mediator_parallel: usize,
+    /// The engine jobs run on: docker or noop.
+    pub executor: String,
 }
 
 /// A setting that is missing or wrong; the message names the flag and the variable.
@@ -79,6 +87,8 @@ pub struct Settings {
 pub enum ConfigError {
     #[error("cannot read settings: {0}")]
     Load(#[from] config::ConfigError),
+    #[error("{0}")]
+    Args(#[from] clap::Error),
     #[error("{name} (--{flag}) is required: {hint}")]
     Missing {
         name: &'static str,
@@ -100,49 +110,17 @@ fn default_data_dir() -> PathBuf {
     }
 }
 
-/// The defaults, as (key, value) pairs.
-fn defaults() -> Vec<(&'static str, config::Value)> {
-    vec![
-        ("server_host", "127.0.0.1".into()),
-        ("server_port", 8080.into()),
-        ("offer_cpu", 1000.into()),
-        ("offer_ram", 1024.into()),
-        ("offer_gpu", 0.into()),
-        ("offer_vram", 0.into()),
-        ("offer_count", 1.into()),
-        ("offer_modules", "".into()),
-        ("offer_ttl", 30.into()),
-        ("allow_network", false.into()),
-        ("pricing_instruction_price", "1lp".into()),
-        ("pricing_payment_collateral", "2lp".into()),
-        ("pricing_results_collateral_multiple", 2.into()),
-        ("pricing_mediation_fee", "1lp".into()),
-        ("timeout_agree_time", 3600.into()),
-        ("timeout_submit_results_time", 3600.into()),
-        ("timeout_submit_results_collateral", "1lp".into()),
-        ("timeout_judge_results_time", 3600.into()),
-        ("timeout_judge_results_collateral", "1lp".into()),
-        ("timeout_mediate_results_time", 3600.into()),
-        ("data_dir", default_data_dir().display().to_string().into()),
-        ("log_level", "info".into()),
-        ("log_format", "pretty".into()),
-        ("poll_interval_ms", 1000.into()),
-        ("max_upload_bytes", (64u64 * 1024 * 1024).into()),
-        ("jc_match_timeout", 3600.into()),
-        ("jc_from_block", 0.into()),
-    ]
-}
-
 impl Settings {
     /// Loads the layers. `file`: an explicit settings file (must exist), else `./lilypad.toml`
     /// if present. `env`: the environment (None: the process's). `flags`: set flags as (key, value).
     pub fn load(
         file: Option<&Path>,
         env: Option<HashMap<String, String>>,
-        flags: &[(&'static str, String)],
+        flags: &[(String, String)],
     ) -> Result<Settings, ConfigError> {
-        let mut builder = config::Config::builder();
-        for (key, value) in defaults() {
+        let mut builder = config::Config::builder()
+            .set_default("data_dir", default_data_dir().display().to_string())?;
+        for (key, value) in crate::cli::defaults(&crate::cli::Cli::command()) {
             builder = builder.set_default(key, value)?;
         }
         builder = match file {
@@ -165,9 +143,24 @@ impl Settings {
                 .try_parsing(true),
         );
         for (key, value) in flags {
-            builder = builder.set_override(*key, value.clone())?;
+            builder = builder.set_override(key.as_str(), value.clone())?;
         }
         Ok(builder.build()?.try_deserialize()?)
+    }
+
+    /// The settings `lilypad ARGS...` runs with: its flags over the process environment
+    /// over `--config` (or ./lilypad.toml) over the defaults. `args` starts with the
+    /// program name.
+    pub fn from_args<I, T>(args: I) -> Result<Settings, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut definition = crate::cli::Cli::command();
+        let matches = definition.try_get_matches_from_mut(args)?;
+        let overrides = crate::cli::overrides(&definition, &matches);
+        let file = matches.get_one::<PathBuf>("config").cloned();
+        Settings::load(file.as_deref(), None, &overrides)
     }
 
     /// This node's key: WEB3_PRIVATE_KEY, or the file WEB3_PRIVATE_KEY_FILE names.
@@ -427,7 +420,7 @@ mod tests {
         let settings = Settings::load(
             Some(&file),
             env(&[("OFFER_RAM", "8192"), ("SERVER_PORT", "9100")]),
-            &[("server_port", "9200".into())],
+            &[("server_port".into(), "9200".into())],
         )
         .unwrap();
         assert_eq!(settings.offer_gpu, 0, "default");

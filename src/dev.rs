@@ -4,7 +4,6 @@
 //! writes `DATA_DIR/dev/network.json` so `lilypad run` in another terminal finds it.
 //! `lilypad run` with no network configured starts the same thing for one job.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -20,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::chain::deploy::{deploy, fund, DeploySettings, Deployment};
 use crate::chain::{client::signing_client, Chain};
 use crate::client::SolverClient;
-use crate::data::{MachineSpec, Pricing, Services, Timeouts};
-use crate::executor::docker::DockerExecutor;
+use crate::config::Settings;
+use crate::data::Services;
+use crate::executor::AnyExecutor;
 use crate::jc::JcSettings;
 use crate::mediator::MediatorSettings;
 use crate::rp::RpSettings;
@@ -47,22 +47,33 @@ const FUND_LP: u128 = 10_000 * 10u128.pow(18);
 /// How to start the network.
 #[derive(Debug, Clone)]
 pub struct DevOptions {
-    pub data_dir: PathBuf,
     pub anvil_path: Option<PathBuf>,
-    /// 0: any free port.
-    pub solver_port: u16,
-    pub rp_spec: MachineSpec,
-    pub rp_slots: u32,
-    pub pricing: Pricing,
-    pub timeouts: Timeouts,
-    pub poll: Duration,
+    /// The settings every role of the network is built from, as `lilypad rp` and the other
+    /// commands build theirs (what the resource provider sells, the terms, the engine);
+    /// `data_dir` is the network's directory and the solver listens on `server_port`
+    /// (0: any free port).
+    pub settings: Settings,
     /// Write `network.json` (off for an embedded network).
     pub publish: bool,
-    /// How long `lilypad jc` waits for a resource provider before failing a request.
-    pub jc_match_timeout: Duration,
     /// Which roles to start besides the solver (tests leave one out to play it themselves,
     /// or to show what happens when it is absent).
     pub roles: DevRoles,
+}
+
+impl DevOptions {
+    /// A network in `data_dir` whose roles use `settings` (from the command line and the
+    /// environment), polling at local speed.
+    pub fn new(settings: &Settings, data_dir: PathBuf) -> DevOptions {
+        let mut settings = settings.clone();
+        settings.data_dir = data_dir;
+        settings.poll_interval_ms = LOCAL_POLL.as_millis() as u64;
+        DevOptions {
+            anvil_path: None,
+            settings,
+            publish: false,
+            roles: DevRoles::default(),
+        }
+    }
 }
 
 /// The roles `lilypad dev` starts in-process.
@@ -110,6 +121,9 @@ pub struct NetworkFile {
     /// A funded job-creator key for `lilypad run`.
     pub job_creator_key_file: PathBuf,
 }
+
+/// How often the roles of a local network poll: the chain and the solver are on loopback.
+pub const LOCAL_POLL: Duration = Duration::from_millis(50);
 
 /// A running dev network. Dropping it kills anvil.
 pub struct DevNetwork {
@@ -257,22 +271,12 @@ impl DevNetwork {
             mediators: vec![keys.mediator.address()],
         };
         let shutdown = CancellationToken::new();
+        let poll = options.settings.poll_interval();
         let connect = |wallet: &LocalWallet| {
-            Chain::connect(
-                &rpc_url,
-                wallet.clone(),
-                deployment.controller,
-                options.poll,
-            )
+            Chain::connect(&rpc_url, wallet.clone(), deployment.controller, poll)
         };
         let solver_chain = Arc::new(connect(&keys.solver).await?);
-        let solver_settings = SolverSettings {
-            data_dir: options.data_dir.join("solver"),
-            offer_ttl_ms: 30_000,
-            max_upload_bytes: 64 * 1024 * 1024,
-            listen: SocketAddr::from(([127, 0, 0, 1], options.solver_port)),
-            public_url: None,
-        };
+        let solver_settings = SolverSettings::from_settings(&options.settings)?;
         let solver_shutdown = shutdown.child_token();
         let solver = crate::solver::start(
             solver_chain.clone(),
@@ -288,9 +292,9 @@ impl DevNetwork {
             keys,
             services,
             solver,
-            data_dir: options.data_dir.clone(),
+            data_dir: options.settings.data_dir.clone(),
             shutdown,
-            poll: options.poll,
+            poll,
             anvil,
             roles: Vec::new(),
             options: options.clone(),
@@ -320,23 +324,16 @@ impl DevNetwork {
     /// an operator's restart would; returns a handle that kills it abruptly, like a crash.
     pub async fn start_resource_provider(&mut self) -> anyhow::Result<tokio::task::AbortHandle> {
         let chain = self.chain_as(&self.keys.resource_provider).await?;
-        let executor = DockerExecutor::connect(false).await?;
-        let options = &self.options;
-        let settings = RpSettings {
-            data_dir: options.data_dir.join("rp"),
-            spec: options.rp_spec,
-            slots: options.rp_slots,
-            pricing: options.pricing,
-            timeouts: options.timeouts,
-            modules: Vec::new(),
-            services: self.services.clone(),
-            refresh_every: Duration::from_secs(10),
-            poll: options.poll,
-            dishonest: options.roles.dishonest,
-        };
+        let (mut rp_settings, executor) = self.resource_provider_setup().await?;
+        rp_settings.dishonest = self.options.roles.dishonest;
+        tracing::info!(
+            modules = ?rp_settings.modules,
+            allow_network = executor.allows_network(),
+            "starting the resource provider"
+        );
         let client = SolverClient::new(&self.solver.url, self.keys.resource_provider.clone());
         let role = spawn_role("resource provider", &self.shutdown, |stop| {
-            crate::rp::run(chain, client, executor, settings, stop)
+            crate::rp::run(chain, client, executor, rp_settings, stop)
         });
         let abort = role.1.abort_handle();
         self.roles.push(role);
@@ -346,16 +343,7 @@ impl DevNetwork {
     /// Starts `lilypad jc` with the operator key; returns a handle that kills it abruptly.
     pub async fn start_jc(&mut self) -> anyhow::Result<tokio::task::AbortHandle> {
         let chain = self.chain_as(&self.keys.jc_operator).await?;
-        let settings = JcSettings {
-            data_dir: self.options.data_dir.join("jc"),
-            poll: self.options.poll,
-            from_block: 0,
-            match_timeout: self.options.jc_match_timeout,
-            pricing: self.options.pricing,
-            timeouts: self.options.timeouts,
-            services: self.services.clone(),
-            mediation_chance: 0,
-        };
+        let settings = JcSettings::from_settings(&self.options.settings, self.services.clone())?;
         let client = SolverClient::new(&self.solver.url, self.keys.jc_operator.clone());
         let role = spawn_role("jc", &self.shutdown, |stop| {
             crate::jc::run(chain, client, settings, stop)
@@ -368,18 +356,23 @@ impl DevNetwork {
     /// Starts the mediator with the network's mediator key.
     pub async fn start_mediator(&mut self) -> anyhow::Result<()> {
         let chain = self.chain_as(&self.keys.mediator).await?;
-        let executor = DockerExecutor::connect(false).await?;
-        let settings = MediatorSettings {
-            data_dir: self.options.data_dir.join("mediator"),
-            poll: self.options.poll,
-            parallel: 2,
-        };
+        let executor = AnyExecutor::for_mediator(&self.options.settings).await?;
+        let settings = MediatorSettings::from_settings(&self.options.settings);
         let client = SolverClient::new(&self.solver.url, self.keys.mediator.clone());
         let role = spawn_role("mediator", &self.shutdown, |stop| {
             crate::mediator::run(chain, client, executor, settings, stop)
         });
         self.roles.push(role);
         Ok(())
+    }
+
+    /// The resource provider's settings and engine, as this network starts them.
+    pub async fn resource_provider_setup(&self) -> anyhow::Result<(RpSettings, AnyExecutor)> {
+        let settings = &self.options.settings;
+        Ok((
+            RpSettings::from_settings(settings, self.services.clone())?,
+            AnyExecutor::for_resource_provider(settings).await?,
+        ))
     }
 
     /// Where `network.json` lives for a data dir.
@@ -455,8 +448,9 @@ impl DevNetwork {
     }
 }
 
-/// How long a stopping role may take to finish what it is doing before it is cut off.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a stopping role may take before it is cut off: its own grace for running
+/// steps, and a little more to close its database.
+const STOP_GRACE: Duration = Duration::from_secs(crate::worker::STOP_GRACE.as_secs() + 5);
 
 /// Waits for a cancelled task to end, aborting it after [`STOP_GRACE`].
 async fn stop_within<T>(task: &mut tokio::task::JoinHandle<T>, what: &str) {

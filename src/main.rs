@@ -2,18 +2,20 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use lilypad::cli::{Cli, Command};
 use lilypad::config::Settings;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let overrides = cli.overrides();
+    let mut definition = Cli::command();
+    let matches = definition.get_matches_mut();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let overrides = lilypad::cli::overrides(&definition, &matches);
     let Some(command) = cli.command else {
-        let _ = Cli::command().print_long_help();
+        let _ = definition.print_long_help();
         return ExitCode::SUCCESS;
     };
-    let settings = match Settings::load(cli.global.config.as_deref(), None, &overrides.0) {
+    let settings = match Settings::load(cli.global.config.as_deref(), None, &overrides) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("error: {error}");
@@ -23,7 +25,7 @@ fn main() -> ExitCode {
     // `lilypad run` is a client: quiet unless asked, so stdout and the progress line stay readable.
     let level = match (
         &command,
-        std::env::var("LOG_LEVEL").is_ok() || overrides.0.iter().any(|(k, _)| *k == "log_level"),
+        overrides.iter().any(|(key, _)| key == "log_level"),
     ) {
         (Command::Run(_), false) => "warn".to_string(),
         _ => settings.log_level.clone(),

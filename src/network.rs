@@ -16,7 +16,7 @@ use crate::data::Services;
 use crate::dev::{DevNetwork, DevOptions};
 
 /// How often clients poll a local (dev or embedded) network: anvil answers in microseconds.
-pub const LOCAL_POLL: Duration = Duration::from_millis(50);
+pub use crate::dev::LOCAL_POLL;
 
 /// A chain client and a solver client for this node's key, on the network found.
 pub struct ClientNetwork {
@@ -30,13 +30,8 @@ pub struct ClientNetwork {
 }
 
 impl ClientNetwork {
-    /// Finds (or starts) the network. `embedded` gives the options of an embedded network
-    /// for a data directory.
-    pub async fn open(
-        settings: &Settings,
-        allow_embedded: bool,
-        embedded: impl FnOnce(PathBuf) -> anyhow::Result<DevOptions>,
-    ) -> anyhow::Result<ClientNetwork> {
+    /// Finds (or, if `allow_embedded`, starts) the network.
+    pub async fn open(settings: &Settings, allow_embedded: bool) -> anyhow::Result<ClientNetwork> {
         if settings.web3_rpc_url.is_some() {
             let chain = Arc::new(
                 Chain::connect(
@@ -105,7 +100,9 @@ impl ClientNetwork {
         let dir = std::env::temp_dir().join(format!("lilypad-embedded-{}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let network = DevNetwork::start(embedded(dir.clone())?).await?;
+        let mut options = DevOptions::new(settings, dir.clone());
+        options.settings.server_port = 0;
+        let network = DevNetwork::start(options).await?;
         let chain = network.job_creator_chain().await?;
         let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
         Ok(ClientNetwork {

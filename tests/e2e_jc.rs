@@ -183,7 +183,7 @@ async fn a_request_no_resource_provider_takes_fails_and_refunds_the_requester() 
         ..DevRoles::default()
     };
     let mut options = options(dir.path(), roles);
-    options.jc_match_timeout = Duration::from_secs(1);
+    options.settings.jc_match_timeout = 1;
     let network = start(options).await;
     let (who, before) = holders(&network).await;
 

@@ -41,4 +41,3 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<u8>,
 }
-

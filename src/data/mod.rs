@@ -4,6 +4,7 @@
 pub mod amount;
 pub mod deal;
 pub mod events;
+pub mod examples;
 pub mod ids;
 pub mod offers;
 pub mod records;

@@ -10,6 +10,7 @@ pub mod noop;
 use std::future::Future;
 use std::path::Path;
 
+use crate::config::Settings;
 use crate::module::JobSpec;
 use docker::DockerExecutor;
 use noop::NoopExecutor;
@@ -71,6 +72,17 @@ impl AnyExecutor {
             "noop" => Ok(AnyExecutor::Noop(NoopExecutor)),
             other => Err(ExecutorError::Unknown(other.to_string())),
         }
+    }
+
+    /// The engine a resource provider runs jobs on (EXECUTOR, ALLOW_NETWORK).
+    pub async fn for_resource_provider(settings: &Settings) -> Result<AnyExecutor, ExecutorError> {
+        AnyExecutor::connect(&settings.executor, settings.allow_network).await
+    }
+
+    /// The engine a mediator re-runs jobs on (EXECUTOR). Never with a network: a verdict
+    /// must not depend on what the internet answered.
+    pub async fn for_mediator(settings: &Settings) -> Result<AnyExecutor, ExecutorError> {
+        AnyExecutor::connect(&settings.executor, false).await
     }
 
     /// Whether jobs that ask for network access get it.

@@ -176,3 +176,75 @@ impl Ledger {
         self.db.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::examples;
+
+    fn request(job_id: &str) -> Request {
+        Request {
+            job_id: job_id.into(),
+            client: "0x00000000000000000000000000000000000000c1".into(),
+            refund_to: "0x00000000000000000000000000000000000000c2".into(),
+            module: "cowsay:v0.0.1".into(),
+            inputs: vec!["Message=moo".into()],
+            deposit: "2000000000000000000".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_are_recorded_once_keep_their_offer_and_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jc.db");
+        let ledger = Ledger::open(&path).await.unwrap();
+        ledger.add(&request("10")).await.unwrap();
+        ledger.add(&request("9")).await.unwrap();
+        ledger.add(&request("10")).await.unwrap(); // seen again: no change
+        let offer = examples::job_offer(1, 5, 1000);
+        ledger.set_offer("10", &offer).await.unwrap();
+        ledger.shut().await;
+
+        let ledger = Ledger::open(&path).await.unwrap();
+        let open: Vec<Tracked> = ledger
+            .open_requests()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let ids: Vec<&str> = open.iter().map(|t| t.request.job_id.as_str()).collect();
+        assert_eq!(ids, ["9", "10"], "numeric order");
+        assert_eq!(open[0].offer, None);
+        assert_eq!(open[1].offer.as_ref(), Some(&offer));
+        assert_eq!(open[1].request, request("10"));
+        ledger
+            .close("9", Status::Failed, None, "nobody home")
+            .await
+            .unwrap();
+        assert_eq!(ledger.open_requests().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_job_offer_is_an_error_naming_the_database_not_a_request_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jc.db");
+        let ledger = Ledger::open(&path).await.unwrap();
+        ledger.add(&request("1")).await.unwrap();
+        ledger.add(&request("2")).await.unwrap();
+        ledger
+            .set_offer("1", &examples::job_offer(1, 5, 1000))
+            .await
+            .unwrap();
+        sqlx::query("UPDATE requests SET offer = '{\"module\": ' WHERE job_id = '1'")
+            .execute(ledger.db.pool())
+            .await
+            .unwrap();
+        let open = ledger.open_requests().await.unwrap();
+        assert_eq!(open.len(), 2, "one bad row does not hide the others");
+        let error = open[0].as_ref().unwrap_err().to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("job request 1"), "{error}");
+        assert_eq!(open[1].as_ref().unwrap().request.job_id, "2");
+    }
+}

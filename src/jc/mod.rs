@@ -22,6 +22,7 @@ use crate::chain::bindings::lilypad_on_chain_job_creator::JobAddedFilter;
 use crate::chain::follower::{Checkpoint, Follower, StartAt};
 use crate::chain::Chain;
 use crate::client::{ClientError, SolverClient};
+use crate::config::{ConfigError, Settings};
 use crate::data::{JobOffer, Pricing, Services, Timeouts};
 use crate::run::{follow_job, job_offer, JobOutcome, JobRequest, NoMatch};
 use crate::worker::{self, Ticks, WorkId, Worker};
@@ -45,6 +46,25 @@ pub struct JcSettings {
     pub services: Services,
     /// Percent of results to have a mediator check.
     pub mediation_chance: u8,
+}
+
+impl JcSettings {
+    /// The service's settings from the node's settings; its job offers trust `services`.
+    pub fn from_settings(
+        settings: &Settings,
+        services: Services,
+    ) -> Result<JcSettings, ConfigError> {
+        Ok(JcSettings {
+            data_dir: settings.data_dir.join("jc"),
+            poll: settings.poll_interval(),
+            from_block: settings.jc_from_block,
+            match_timeout: Duration::from_secs(settings.jc_match_timeout),
+            pricing: settings.pricing()?,
+            timeouts: settings.timeouts()?,
+            services,
+            mediation_chance: settings.jc_mediation_chance,
+        })
+    }
 }
 
 struct Jc {

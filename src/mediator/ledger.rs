@@ -128,3 +128,47 @@ impl Ledger {
         self.db.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn requests_resolve_to_deals_and_a_verdict_is_kept_until_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mediator.db");
+        let ledger = Ledger::open(&path).await.unwrap();
+        ledger.add_requested("0xkey").await.unwrap();
+        ledger.add_requested("0xkey").await.unwrap();
+        assert_eq!(ledger.unresolved().await.unwrap(), ["0xkey"]);
+        ledger.resolve("0xkey", "deal1").await.unwrap();
+        assert!(ledger.unresolved().await.unwrap().is_empty());
+
+        let verdict = Verdict {
+            accept: false,
+            our_cid: "bafkours".into(),
+            reason: "stdout differs".into(),
+        };
+        ledger.set_verdict("deal1", &verdict).await.unwrap();
+        ledger.close().await;
+        let ledger = Ledger::open(&path).await.unwrap();
+        assert_eq!(
+            ledger.verdict("deal1").await.unwrap(),
+            Some((verdict.clone(), false)),
+            "a restart re-sends the verdict it reached, without re-running"
+        );
+        assert!(!ledger.is_finished("deal1").await.unwrap());
+        ledger.finish("deal1", "sent").await.unwrap();
+        assert!(ledger.is_finished("deal1").await.unwrap());
+        assert_eq!(
+            ledger.verdict("deal1").await.unwrap().unwrap().0,
+            verdict,
+            "finishing keeps the verdict"
+        );
+        ledger
+            .finish("deal2", "another mediator was picked")
+            .await
+            .unwrap();
+        assert!(ledger.is_finished("deal2").await.unwrap());
+    }
+}

@@ -27,6 +27,7 @@ use crate::chain::follower::{Checkpoint, Follower, StartAt};
 use crate::chain::terms::{deal_key, terms_of};
 use crate::chain::Chain;
 use crate::client::SolverClient;
+use crate::config::Settings;
 use crate::data::ids::{digest_of, raw_cid_from_digest};
 use crate::data::{Deal, DealState};
 use crate::executor::deal_job::run_deal_job;
@@ -43,6 +44,17 @@ pub struct MediatorSettings {
     pub poll: Duration,
     /// How many re-runs may go on at once.
     pub parallel: usize,
+}
+
+impl MediatorSettings {
+    /// The mediator's settings from the node's settings.
+    pub fn from_settings(settings: &Settings) -> MediatorSettings {
+        MediatorSettings {
+            data_dir: settings.data_dir.join("mediator"),
+            poll: settings.poll_interval(),
+            parallel: settings.mediator_parallel,
+        }
+    }
 }
 
 struct Mediator<E> {
@@ -272,16 +284,17 @@ impl<E: Executor> Mediator<E> {
         // Only the named parts must match: fetch the RP's results (checked against the
         // commitment) and compare those parts.
         let theirs = dir.join("theirs");
-        let theirs = match results::fetch_verified(&self.client, &deal.id, committed, &theirs).await? {
-            Ok(theirs) => theirs.dir,
-            Err(reason) => {
-                return Ok(Verdict {
-                    accept: false,
-                    our_cid,
-                    reason,
-                })
-            }
-        };
+        let theirs =
+            match results::fetch_verified(&self.client, &deal.id, committed, &theirs).await? {
+                Ok(theirs) => theirs.dir,
+                Err(reason) => {
+                    return Ok(Verdict {
+                        accept: false,
+                        our_cid,
+                        reason,
+                    })
+                }
+            };
         let difference = results::first_difference(&ours, &theirs, &compare)?;
         let reason = match &difference {
             None => format!("the compared parts {compare:?} match our re-run"),

@@ -179,7 +179,9 @@ impl Ledger {
             )
         })?;
         Ok(Some(LocalDeal {
-            deal: self.db.decode(format!("deal {id}"), row.get::<&str, _>(0))?,
+            deal: self
+                .db
+                .decode(format!("deal {id}"), row.get::<&str, _>(0))?,
             stage,
             results_cid: row.get(2),
         }))
@@ -199,5 +201,100 @@ impl Ledger {
 
     pub async fn close(&self) {
         self.db.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::examples;
+    use crate::db::DbError;
+
+    async fn ledger() -> (tempfile::TempDir, std::path::PathBuf, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rp.db");
+        let ledger = Ledger::open(&path).await.unwrap();
+        (dir, path, ledger)
+    }
+
+    #[tokio::test]
+    async fn offers_are_sold_once_and_deals_keep_their_stage_across_a_reopen() {
+        let (_dir, path, ledger) = ledger().await;
+        let deal = examples::deal();
+        ledger.add_offer(&deal.resource_offer).await.unwrap();
+        assert_eq!(ledger.open_offers().await.unwrap().len(), 1);
+        ledger.add_deal(&deal, Stage::Accepted, None).await.unwrap();
+        assert!(ledger.open_offers().await.unwrap().is_empty(), "sold");
+        assert_eq!(ledger.active_deal_count().await.unwrap(), 1);
+        ledger
+            .set_stage(&deal.id, Stage::Packed, Some("bafkcid"))
+            .await
+            .unwrap();
+        ledger.close().await;
+
+        let ledger = Ledger::open(&path).await.unwrap();
+        let local = ledger.deal(&deal.id).await.unwrap().unwrap();
+        assert_eq!(local.stage, Stage::Packed);
+        assert_eq!(local.results_cid.as_deref(), Some("bafkcid"));
+        assert_eq!(local.deal, deal);
+        ledger
+            .set_stage(&deal.id, Stage::Finished, None)
+            .await
+            .unwrap();
+        assert_eq!(ledger.active_deal_count().await.unwrap(), 0);
+        let local = ledger.deal(&deal.id).await.unwrap().unwrap();
+        assert_eq!(local.results_cid.as_deref(), Some("bafkcid"), "kept");
+    }
+
+    #[tokio::test]
+    async fn a_refused_deal_does_not_sell_its_offer() {
+        let (_dir, _path, ledger) = ledger().await;
+        let deal = examples::deal();
+        ledger.add_offer(&deal.resource_offer).await.unwrap();
+        ledger
+            .add_deal(&deal, Stage::Refused, Some("not ours"))
+            .await
+            .unwrap();
+        assert_eq!(ledger.open_offers().await.unwrap().len(), 1);
+        assert_eq!(ledger.active_deal_count().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_stage_is_corrupt_data_naming_the_database_not_a_job_to_run_again() {
+        let (_dir, path, ledger) = ledger().await;
+        let deal = examples::deal();
+        ledger
+            .add_deal(&deal, Stage::Submitted, None)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE deals SET stage = 'submittd' WHERE id = ?")
+            .bind(&deal.id)
+            .execute(ledger.db.pool())
+            .await
+            .unwrap();
+        let error = ledger.deal(&deal.id).await.unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, DbError::Corrupt { .. }), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(
+            text.contains("submittd") && text.contains(&deal.id),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_offer_is_an_error_not_a_missing_offer() {
+        let (_dir, path, ledger) = ledger().await;
+        let deal = examples::deal();
+        ledger.add_offer(&deal.resource_offer).await.unwrap();
+        sqlx::query("UPDATE offers SET json = '{\"id\": 3' WHERE id = ?")
+            .bind(&deal.resource_offer.id)
+            .execute(ledger.db.pool())
+            .await
+            .unwrap();
+        // Read as "no such offer", the RP would refuse its own deal.
+        let error = ledger.offer(&deal.resource_offer.id).await.unwrap_err();
+        assert!(error.to_string().contains(&path.display().to_string()));
+        assert!(ledger.open_offers().await.is_err());
     }
 }

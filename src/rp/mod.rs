@@ -18,9 +18,10 @@ use crate::chain::deadlines::{self, Party};
 use crate::chain::terms::{self, deal_key, terms_of};
 use crate::chain::Chain;
 use crate::client::SolverClient;
-use crate::data::records::DealRecord;
+use crate::config::{ConfigError, Settings};
 use crate::data::ids::digest_of;
 use crate::data::offers::{new_nonce, now_millis};
+use crate::data::records::DealRecord;
 use crate::data::{
     ContentAddressed, Deal, DealState, JobResult, MachineSpec, Pricing, ResourceOffer, Services,
     Timeouts,
@@ -51,6 +52,28 @@ pub struct RpSettings {
     /// Alter every job's stdout before packing it (`--dishonest`, dev networks only), so a
     /// mediator's rejection can be shown for real.
     pub dishonest: bool,
+}
+
+impl RpSettings {
+    /// The resource provider's settings: what it sells and on what terms, from the node's
+    /// settings; it trusts `services` (configured, or a dev network's own).
+    pub fn from_settings(
+        settings: &Settings,
+        services: Services,
+    ) -> Result<RpSettings, ConfigError> {
+        Ok(RpSettings {
+            data_dir: settings.data_dir.join("rp"),
+            spec: settings.offer_spec()?,
+            slots: settings.offer_count,
+            pricing: settings.pricing()?,
+            timeouts: settings.timeouts()?,
+            modules: settings.modules(),
+            services,
+            refresh_every: Duration::from_secs((settings.offer_ttl / 3).max(1)),
+            poll: settings.poll_interval(),
+            dishonest: false,
+        })
+    }
 }
 
 struct Rp<E> {

@@ -12,8 +12,8 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::data::records::{DealFilter, ErrorBody, TxRecord};
 use super::{Solver, SolverError};
+use crate::data::records::{DealFilter, ErrorBody, TxRecord};
 use crate::data::signing::{self, AuthError};
 
 fn respond<T: Serialize>(result: Result<T, SolverError>, ok: StatusCode) -> Response {

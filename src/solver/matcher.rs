@@ -78,77 +78,7 @@ pub fn explain(job: &JobOffer, live: &[ResourceOffer], offline: usize) -> Explan
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{ContentAddressed, MachineSpec, Pricing, Services, Timeouts};
-    use ethers::types::Address;
-
-    fn services() -> Services {
-        Services {
-            solver: Address::repeat_byte(0x50),
-            mediators: vec![Address::repeat_byte(0x4d)],
-        }
-    }
-
-    fn pricing(price: u128) -> Pricing {
-        Pricing {
-            instruction_price: price,
-            payment_collateral: 10,
-            results_collateral_multiple: 2,
-            mediation_fee: 1,
-        }
-    }
-
-    fn timeouts() -> Timeouts {
-        Timeouts {
-            agree: 60,
-            submit_results: 60,
-            judge_results: 60,
-            mediate_results: 60,
-            submit_results_collateral: 1,
-            judge_results_collateral: 1,
-        }
-    }
-
-    fn job(n: u64, price: u128, cpu: u64) -> JobOffer {
-        JobOffer {
-            id: String::new(),
-            created_at: n,
-            job_creator: Address::repeat_byte(0x1c),
-            module: "cowsay:v0.0.1".into(),
-            inputs: Default::default(),
-            spec: MachineSpec {
-                cpu,
-                ram: 10,
-                gpu: 0,
-                vram: 0,
-            },
-            pricing: pricing(price),
-            timeouts: timeouts(),
-            services: services(),
-            nonce: n.to_string(),
-            results_reader: None,
-        }
-        .seal()
-    }
-
-    fn resource(n: u64, price: u128, cpu: u64) -> ResourceOffer {
-        ResourceOffer {
-            id: String::new(),
-            created_at: n,
-            resource_provider: Address::repeat_byte(0x70),
-            spec: MachineSpec {
-                cpu,
-                ram: 100,
-                gpu: 0,
-                vram: 0,
-            },
-            pricing: pricing(price),
-            timeouts: timeouts(),
-            modules: vec![],
-            services: services(),
-            nonce: n.to_string(),
-        }
-        .seal()
-    }
+    use crate::data::examples::{job_offer as job, resource_offer as resource};
 
     #[test]
     fn cheapest_compatible_offer_wins_and_is_used_once() {

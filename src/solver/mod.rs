@@ -20,10 +20,10 @@ use crate::bus::{Bus, Event};
 use crate::chain::terms::{deal_key, terms_of};
 use crate::chain::Chain;
 use crate::data::offers::now_millis;
+use crate::data::records::{DealRecord, JobOfferRecord, ResourceOfferRecord, TxRecord};
 use crate::data::signing::AuthError;
 use crate::data::{ContentAddressed, JobOffer, JobResult, ResourceOffer};
 use crate::results::{self, Limits};
-use crate::data::records::{DealRecord, JobOfferRecord, ResourceOfferRecord, TxRecord};
 use store::{Store, StoreError};
 
 /// What the solver can fail with (the API maps these to statuses).
@@ -68,6 +68,27 @@ pub struct SolverSettings {
     pub listen: SocketAddr,
     /// Published in the Users contract so clients find the solver.
     pub public_url: Option<String>,
+}
+
+impl SolverSettings {
+    /// The solver's settings from the node's settings.
+    pub fn from_settings(settings: &crate::config::Settings) -> anyhow::Result<SolverSettings> {
+        use anyhow::Context;
+        let listen = format!("{}:{}", settings.server_host, settings.server_port);
+        let listen = listen.parse().with_context(|| {
+            format!(
+                "SERVER_HOST (--server-host) {:?} is not an IP address",
+                settings.server_host
+            )
+        })?;
+        Ok(SolverSettings {
+            data_dir: settings.data_dir.join("solver"),
+            offer_ttl_ms: settings.offer_ttl.saturating_mul(1000),
+            max_upload_bytes: settings.max_upload_bytes,
+            listen,
+            public_url: settings.server_url.clone(),
+        })
+    }
 }
 
 /// The solver's shared state.

@@ -10,11 +10,9 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
 use crate::bus::{Event, EventKind};
-use crate::db::{Db, DbError};
-use crate::data::records::{
-    DealFilter, DealRecord, JobOfferRecord, ResourceOfferRecord, TxRecord,
-};
+use crate::data::records::{DealFilter, DealRecord, JobOfferRecord, ResourceOfferRecord, TxRecord};
 use crate::data::{Deal, DealState, JobOffer, JobResult, ResourceOffer};
+use crate::db::{Db, DbError};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]

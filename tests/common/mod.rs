@@ -9,6 +9,7 @@ use ethers::types::{Address, U256};
 use lilypad::chain::terms::{deal_key, terms_of};
 use lilypad::chain::Chain;
 use lilypad::client::SolverClient;
+use lilypad::config::Settings;
 use lilypad::data::offers::{new_nonce, now_millis};
 use lilypad::data::{
     ContentAddressed, Deal, DealState, JobOffer, MachineSpec, Pricing, ResourceOffer, Timeouts,
@@ -48,26 +49,75 @@ pub async fn network_with(dir: &std::path::Path, roles: DevRoles) -> DevNetwork 
     start(options(dir, roles)).await
 }
 
+/// The settings of these tests' dev networks, as `lilypad dev` takes them from its command
+/// line (`extra` adds flags): the RP sells 2 CPUs and 2 GiB, both sides use these tests' terms.
+pub fn settings(dir: &std::path::Path, extra: &[&str]) -> Settings {
+    let (pricing, timeouts) = (pricing(), timeouts());
+    let mut args: Vec<String> = [
+        "lilypad",
+        "dev",
+        "--offer-cpu",
+        "2000",
+        "--offer-ram",
+        "2048",
+        "--offer-count",
+        "1",
+        "--server-port",
+        "0",
+        "--match-timeout",
+        "60",
+    ]
+    .iter()
+    .map(|arg| arg.to_string())
+    .collect();
+    for (flag, value) in [
+        ("--instruction-price", pricing.instruction_price.to_string()),
+        (
+            "--payment-collateral",
+            pricing.payment_collateral.to_string(),
+        ),
+        (
+            "--results-collateral-multiple",
+            pricing.results_collateral_multiple.to_string(),
+        ),
+        ("--mediation-fee", pricing.mediation_fee.to_string()),
+        ("--agree-timeout", timeouts.agree.to_string()),
+        (
+            "--submit-results-timeout",
+            timeouts.submit_results.to_string(),
+        ),
+        (
+            "--judge-results-timeout",
+            timeouts.judge_results.to_string(),
+        ),
+        (
+            "--mediate-results-timeout",
+            timeouts.mediate_results.to_string(),
+        ),
+        (
+            "--submit-results-collateral",
+            timeouts.submit_results_collateral.to_string(),
+        ),
+        (
+            "--judge-results-collateral",
+            timeouts.judge_results_collateral.to_string(),
+        ),
+    ] {
+        args.push(flag.to_string());
+        args.push(value);
+    }
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    args.push("--data-dir".into());
+    args.push(dir.display().to_string());
+    Settings::from_args(args).expect("the test settings load")
+}
+
 /// The options of these tests' dev networks.
 pub fn options(dir: &std::path::Path, roles: DevRoles) -> DevOptions {
-    DevOptions {
-        data_dir: dir.to_path_buf(),
-        anvil_path: None,
-        solver_port: 0,
-        rp_spec: MachineSpec {
-            cpu: 2000,
-            ram: 2048,
-            gpu: 0,
-            vram: 0,
-        },
-        rp_slots: 1,
-        pricing: pricing(),
-        timeouts: timeouts(),
-        poll: Duration::from_millis(100),
-        publish: false,
-        jc_match_timeout: Duration::from_secs(60),
-        roles,
-    }
+    let mut options = DevOptions::new(&settings(dir, &[]), dir.to_path_buf());
+    options.settings.poll_interval_ms = 100;
+    options.roles = roles;
+    options
 }
 
 pub async fn start(options: DevOptions) -> DevNetwork {

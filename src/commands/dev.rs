@@ -1,0 +1,60 @@
+//! `lilypad dev`: starts a whole local network in this process and prints how to use it.
+
+use anyhow::{bail, Context};
+use ethers::signers::Signer;
+
+use super::shutdown_on_signals;
+use crate::cli::DevArgs;
+use crate::config::Settings;
+use crate::dev::{DevNetwork, DevOptions};
+
+pub(super) async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()> {
+    let dir = settings.data_dir.join("dev");
+    if let Some(running) = crate::dev::find_running(&dir).await {
+        bail!(
+            "a dev network is already running (solver {}); stop it first",
+            running.solver_url
+        );
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut options = DevOptions::new(&settings, dir.clone());
+    options.anvil_path = args.anvil_path;
+    options.publish = true;
+    options.roles.dishonest = args.dishonest;
+    if args.dishonest {
+        eprintln!("--dishonest: the resource provider alters every job's results; `lilypad run --check` shows the mediator rejecting them");
+    }
+    let network = DevNetwork::start(options).await?;
+    println!("lilypad dev network is up");
+    println!("  WEB3_RPC_URL={}", network.rpc_url);
+    println!("  WEB3_CHAIN_ID={}", network.chain_id);
+    println!(
+        "  WEB3_CONTROLLER_ADDRESS={:?}",
+        network.deployment.controller
+    );
+    println!("  WEB3_TOKEN_ADDRESS={:?}", network.deployment.token);
+    println!("  SERVICE_SOLVER={:?}", network.services.solver);
+    println!("  SERVICE_MEDIATORS={:?}", network.services.mediators[0]);
+    println!(
+        "  resource provider {:?}, job creator {:?}, mediator {:?}",
+        network.keys.resource_provider.address(),
+        network.keys.job_creator.address(),
+        network.keys.mediator.address()
+    );
+    println!("  SOLVER_URL={}", network.solver.url);
+    println!(
+        "  network file {}",
+        DevNetwork::network_file(&dir).display()
+    );
+    println!(
+        "  WEB3_EXAMPLE_CLIENT_ADDRESS={:?}",
+        network.deployment.example_client
+    );
+    println!("  jc operator {:?}", network.keys.jc_operator.address());
+    println!("In another terminal: lilypad run cowsay:v0.0.1 -i Message=moo    (Ctrl-C here stops the network)");
+    println!("             or: lilypad run-cowsay-onchain moo                 (a contract asks; `jc` serves it)");
+    let stop = shutdown_on_signals();
+    stop.cancelled().await;
+    network.stop().await;
+    Ok(())
+}
