@@ -16,7 +16,7 @@ use lilypad::client::SolverClient;
 use lilypad::data::ids::digest_of;
 use lilypad::data::DealState;
 use lilypad::dev::{DevNetwork, DevRoles};
-use lilypad::onchain::{run_cowsay, OnchainOutcome};
+use lilypad::onchain::OnchainOutcome;
 
 /// The request deposit of the dev deployment (2 LP) and the job's cost (3 LP).
 const DEPOSIT: u128 = 2 * LP;
@@ -57,35 +57,11 @@ async fn assert_one_job_paid(network: &DevNetwork, who: &[Address; 6], before: &
 
 /// The requester (the dev network's job-creator key) asks the example client for cowsay.
 async fn request(network: &DevNetwork, dir: &Path, message: &str) -> OnchainOutcome {
-    spawn_request(network, dir, message)
+    spawn_onchain_request(network, dir, message)
         .await
         .await
         .unwrap()
         .expect("the request ends")
-}
-
-/// The same, as a task of its own.
-async fn spawn_request(
-    network: &DevNetwork,
-    dir: &Path,
-    message: &str,
-) -> tokio::task::JoinHandle<anyhow::Result<OnchainOutcome>> {
-    let chain = network.job_creator_chain().await.unwrap();
-    let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
-    let example_client = network.deployment.example_client;
-    let (message, results) = (message.to_string(), dir.join("onchain-results"));
-    tokio::spawn(async move {
-        run_cowsay(
-            &chain,
-            &client,
-            example_client,
-            &message,
-            &results,
-            Duration::from_secs(120),
-            Duration::from_millis(50),
-        )
-        .await
-    })
 }
 
 /// Asserts the request completed with `message` and that the example client stores the
@@ -154,7 +130,7 @@ async fn a_request_made_while_jc_is_down_is_served_when_it_starts_again() {
     jc.abort(); // the jc dies, having saved the block it read up to
 
     let (who, before) = holders(&network).await;
-    let second = spawn_request(&network, dir.path(), "second").await;
+    let second = spawn_onchain_request(&network, dir.path(), "second").await;
     let chain = network.job_creator_chain().await.unwrap();
     while chain
         .contracts

@@ -63,13 +63,13 @@ pub enum AnyExecutor {
 
 impl AnyExecutor {
     /// Connects to the engine named `kind` ("docker" or "noop"). `allow_network`: jobs that
-    /// ask for a network get one (Docker only; the noop engine runs nothing).
+    /// ask for a network get one (the noop engine only reports it).
     pub async fn connect(kind: &str, allow_network: bool) -> Result<AnyExecutor, ExecutorError> {
         match kind {
             "docker" => Ok(AnyExecutor::Docker(
                 DockerExecutor::connect(allow_network).await?,
             )),
-            "noop" => Ok(AnyExecutor::Noop(NoopExecutor)),
+            "noop" => Ok(AnyExecutor::Noop(NoopExecutor { allow_network })),
             other => Err(ExecutorError::Unknown(other.to_string())),
         }
     }
@@ -89,7 +89,7 @@ impl AnyExecutor {
     pub fn allows_network(&self) -> bool {
         match self {
             AnyExecutor::Docker(docker) => docker.allows_network(),
-            AnyExecutor::Noop(_) => false,
+            AnyExecutor::Noop(noop) => noop.allow_network,
         }
     }
 }

@@ -114,7 +114,12 @@ pub fn settings(dir: &std::path::Path, extra: &[&str]) -> Settings {
 
 /// The options of these tests' dev networks.
 pub fn options(dir: &std::path::Path, roles: DevRoles) -> DevOptions {
-    let mut options = DevOptions::new(&settings(dir, &[]), dir.to_path_buf());
+    options_with(dir, roles, &[])
+}
+
+/// The same, with more `lilypad dev` flags.
+pub fn options_with(dir: &std::path::Path, roles: DevRoles, flags: &[&str]) -> DevOptions {
+    let mut options = DevOptions::new(&settings(dir, flags), dir.to_path_buf());
     options.settings.poll_interval_ms = 100;
     options.roles = roles;
     options
@@ -295,4 +300,29 @@ pub async fn network_with_a_silent_rp(dir: &std::path::Path) -> (DevNetwork, Sol
         .await
         .unwrap();
     (network, rp)
+}
+
+/// The network's requester (its job-creator key) asks the example client contract for
+/// cowsay, as a task: what `lilypad run-cowsay-onchain` does.
+pub async fn spawn_onchain_request(
+    network: &DevNetwork,
+    dir: &std::path::Path,
+    message: &str,
+) -> tokio::task::JoinHandle<anyhow::Result<lilypad::onchain::OnchainOutcome>> {
+    let chain = network.job_creator_chain().await.unwrap();
+    let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let example_client = network.deployment.example_client;
+    let (message, results) = (message.to_string(), dir.join("onchain-results"));
+    tokio::spawn(async move {
+        lilypad::onchain::run_cowsay(
+            &chain,
+            &client,
+            example_client,
+            &message,
+            &results,
+            Duration::from_secs(120),
+            Duration::from_millis(50),
+        )
+        .await
+    })
 }

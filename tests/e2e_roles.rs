@@ -1,0 +1,251 @@
+//! The roles' own logic on a real anvil chain and a real solver, without Docker: every role
+//! runs jobs on the noop engine (`--executor noop`, part of the product), so these tests need
+//! anvil but no container engine. They also show that `lilypad dev`'s flags reach the roles
+//! it starts, and that corrupt stored data stops a role from acting instead of making it act
+//! twice.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use ethers::signers::Signer;
+use lilypad::client::SolverClient;
+use lilypad::data::DealState;
+use lilypad::dev::{DevNetwork, DevRoles};
+use lilypad::run::{run_job, JobRequest, NoMatch};
+
+const NOOP: &[&str] = &["--executor", "noop"];
+
+/// A module in a directory whose job asks for a network (HTTP), like cowsay otherwise.
+fn network_module(dir: &Path) -> String {
+    let module = dir.join("net-module");
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::write(
+        module.join("lilypad_module.json.tmpl"),
+        r#"{
+  "machine": { "gpu": 0, "cpu": 500, "ram": 64 },
+  "job": {
+    "APIVersion": "V1beta1",
+    "Spec": {
+      "Docker": { "Entrypoint": ["/usr/bin/cowsay", {{ .Message }}], "Image": "lilypad/cowsay:v0.0.1" },
+      "Engine": "Docker",
+      "Network": { "Type": "HTTP" },
+      "Outputs": [{ "Name": "outputs", "Path": "/outputs" }],
+      "Timeout": 60
+    }
+  }
+}"#,
+    )
+    .unwrap();
+    module.display().to_string()
+}
+
+fn request(network: &DevNetwork, dir: &Path, module: &str, message: &str) -> JobRequest {
+    JobRequest {
+        module: module.to_string(),
+        ..cowsay_request(network, dir, message)
+    }
+}
+
+async fn run(
+    network: &DevNetwork,
+    request: JobRequest,
+) -> anyhow::Result<lilypad::run::JobOutcome> {
+    let chain = network.job_creator_chain().await.unwrap();
+    let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    run_job(chain, client, request).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_roles_settle_a_job_and_a_dispute_on_the_noop_engine_without_docker() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = start(options_with(dir.path(), DevRoles::default(), NOOP)).await;
+
+    let outcome = run(&network, cowsay_request(&network, dir.path(), "moo"))
+        .await
+        .expect("the job completes");
+    assert_eq!(outcome.state, DealState::ResultsAccepted);
+    assert!(
+        outcome
+            .stdout()
+            .contains("noop executor: would run image lilypad/cowsay:v0.0.1"),
+        "{}",
+        outcome.stdout()
+    );
+    assert!(outcome.stdout().contains("\"moo\""), "{}", outcome.stdout());
+
+    // The mediator re-runs on the same engine and gets byte-identical results.
+    let mut checked = cowsay_request(&network, dir.path(), "check me");
+    checked.mediation_chance = 100;
+    let outcome = run(&network, checked).await.expect("the dispute settles");
+    assert_eq!(outcome.state, DealState::MediationAccepted);
+    assert!(outcome.disputed.is_some());
+    network.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dev_offer_modules_and_allow_network_reach_the_resource_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = network_module(dir.path());
+    let flags = [NOOP, &["--offer-modules", &module, "--allow-network"]].concat();
+    let network = start(options_with(dir.path(), DevRoles::default(), &flags)).await;
+
+    // --offer-modules: the offers the RP posted name only that module.
+    let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let rp = network.keys.resource_provider.address();
+    let mut offers = client.resource_offers(rp).await.unwrap();
+    for _ in 0..50 {
+        if !offers.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        offers = client.resource_offers(rp).await.unwrap();
+    }
+    assert!(!offers.is_empty(), "the RP posted an offer");
+    for record in &offers {
+        assert_eq!(record.offer.modules, vec![module.clone()]);
+    }
+    // A module it does not offer finds no provider.
+    let mut other = cowsay_request(&network, dir.path(), "not offered");
+    other.timeout = Duration::from_secs(2);
+    let error = run(&network, other).await.unwrap_err();
+    assert!(
+        error.chain().any(|cause| cause.is::<NoMatch>()),
+        "{error:#}"
+    );
+
+    // --allow-network: the job that asks for a network gets one.
+    let outcome = run(&network, request(&network, dir.path(), &module, "online"))
+        .await
+        .expect("the offered module runs");
+    assert_eq!(outcome.state, DealState::ResultsAccepted);
+    assert!(
+        outcome.stdout().contains(", a network"),
+        "{}",
+        outcome.stdout()
+    );
+    network.stop().await;
+
+    // Without the flag the same job runs with no network.
+    let dir = tempfile::tempdir().unwrap();
+    let module = network_module(dir.path());
+    let network = start(options_with(dir.path(), DevRoles::default(), NOOP)).await;
+    let outcome = run(&network, request(&network, dir.path(), &module, "offline"))
+        .await
+        .expect("the module runs");
+    assert!(
+        outcome.stdout().contains(", no network"),
+        "{}",
+        outcome.stdout()
+    );
+    network.stop().await;
+}
+
+/// The jc's stored row for job request 1: (status, offer JSON).
+async fn jc_row(dir: &Path) -> Option<(String, Option<String>)> {
+    use sqlx::Row;
+    let url = format!("sqlite://{}", dir.join("jc/jc.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.ok()?;
+    let row = sqlx::query("SELECT status, offer FROM requests WHERE job_id = '1'")
+        .fetch_optional(&pool)
+        .await
+        .ok()??;
+    let out = (row.get(0), row.get(1));
+    pool.close().await;
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_corrupt_job_offer_in_the_jc_ledger_is_never_replaced_by_a_second_paid_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // No resource provider: the request stays waiting for a match, its offer stored.
+    let roles = DevRoles {
+        resource_provider: false,
+        jc: false,
+        ..DevRoles::default()
+    };
+    let mut network = start(options_with(dir.path(), roles, NOOP)).await;
+    let jc = network.start_jc().await.unwrap();
+    let _request = spawn_onchain_request(&network, dir.path(), "corrupt me").await;
+    let mut stored = None;
+    for _ in 0..200 {
+        stored = jc_row(dir.path()).await.and_then(|(_, offer)| offer);
+        if stored.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        stored.is_some(),
+        "the jc stored a job offer for the request"
+    );
+    jc.abort();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let url = format!("sqlite://{}", dir.path().join("jc/jc.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE requests SET offer = '{\"module\": \"cows' WHERE job_id = '1'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let chain = network.job_creator_chain().await.unwrap();
+    let operator = network.keys.jc_operator.address();
+    let before = chain.token_balance(operator).await.unwrap();
+
+    network.start_jc().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The jc neither made a new offer (it stores one before posting it) nor failed the
+    // request: it left the damaged row alone.
+    let (status, offer) = jc_row(dir.path()).await.unwrap();
+    assert_eq!(status, "running");
+    assert_eq!(offer.as_deref(), Some("{\"module\": \"cows"));
+    assert_eq!(chain.token_balance(operator).await.unwrap(), before);
+    let job = chain
+        .contracts
+        .job_creator
+        .get_job(1.into())
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(
+        job.status, 1,
+        "still pending on chain: not failed, not refunded"
+    );
+    network.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mediator_whose_checkpoint_is_corrupt_refuses_to_start_and_names_its_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = DevRoles {
+        mediator: false,
+        ..DevRoles::default()
+    };
+    let network = start(options_with(dir.path(), roles, NOOP)).await;
+    let data_dir = dir.path().join("mediator");
+    let db = data_dir.join("mediator.db");
+    let database = lilypad::db::Db::open(&db, "", 1).await.unwrap();
+    database.set_meta("next_block", "12a").await.unwrap();
+    database.close().await;
+
+    let chain = network.chain_as(&network.keys.mediator).await.unwrap();
+    let client = SolverClient::new(&network.solver.url, network.keys.mediator.clone());
+    let settings = lilypad::mediator::MediatorSettings {
+        data_dir,
+        poll: Duration::from_millis(50),
+        parallel: 1,
+    };
+    let executor = lilypad::executor::noop::NoopExecutor::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let error = lilypad::mediator::run(chain, client, executor, settings, stop)
+        .await
+        .expect_err("a corrupt checkpoint stops the start");
+    let text = format!("{error:#}");
+    assert!(text.contains(&db.display().to_string()), "{text}");
+    assert!(text.contains("\"12a\""), "{text}");
+    network.stop().await;
+}
