@@ -1,6 +1,6 @@
 //! `lilypad dev`: a whole local network in one process. Starts anvil, deploys the contracts,
 //! funds a key per role with ETH and LP, starts the solver, a resource provider, a mediator
-//! and the on-chain job creator service (`jc`), and
+//! and the on-chain job service (`lilypad jc`), and
 //! writes `DATA_DIR/dev/network.json` so `lilypad run` in another terminal finds it.
 //! `lilypad run` with no network configured starts the same thing for one job.
 
@@ -22,7 +22,7 @@ use crate::client::SolverClient;
 use crate::config::Settings;
 use crate::data::Services;
 use crate::executor::AnyExecutor;
-use crate::jc::JcSettings;
+use crate::job_service::JobServiceSettings;
 use crate::mediator::MediatorSettings;
 use crate::rp::RpSettings;
 use crate::solver::{SolverHandle, SolverSettings};
@@ -83,8 +83,8 @@ pub struct DevRoles {
     /// The resource provider alters its results (`rp --dishonest`).
     pub dishonest: bool,
     pub mediator: bool,
-    /// `lilypad jc`, serving jobs requested by contracts.
-    pub jc: bool,
+    /// The on-chain job service (`lilypad jc`), serving jobs requested by contracts.
+    pub job_service: bool,
 }
 
 impl Default for DevRoles {
@@ -93,7 +93,7 @@ impl Default for DevRoles {
             resource_provider: true,
             dishonest: false,
             mediator: true,
-            jc: true,
+            job_service: true,
         }
     }
 }
@@ -106,7 +106,7 @@ pub struct RoleKeys {
     pub job_creator: LocalWallet,
     pub mediator: LocalWallet,
     /// The operator of the on-chain job creator contract: the key `lilypad jc` runs with.
-    pub jc_operator: LocalWallet,
+    pub job_service_operator: LocalWallet,
 }
 
 /// What `lilypad run` needs to use a running dev network.
@@ -233,13 +233,13 @@ impl DevNetwork {
             resource_provider: crate::keys::generate(),
             job_creator: crate::keys::generate(),
             mediator: crate::keys::generate(),
-            jc_operator: crate::keys::generate(),
+            job_service_operator: crate::keys::generate(),
         };
         let (client, chain_id) =
             signing_client(&rpc_url, deployer.clone(), Duration::from_millis(20)).await?;
         let settings = DeploySettings {
             treasury: deployer.address(),
-            job_creator_operator: keys.jc_operator.address(),
+            job_creator_operator: keys.job_service_operator.address(),
             existing_token: None,
             token_supply: U256::from(1_000_000_000u128 * 10u128.pow(18)),
             job_deposit: U256::from(2u128 * 10u128.pow(18)),
@@ -254,7 +254,7 @@ impl DevNetwork {
             &keys.resource_provider,
             &keys.job_creator,
             &keys.mediator,
-            &keys.jc_operator,
+            &keys.job_service_operator,
         ] {
             fund(
                 client.clone(),
@@ -311,8 +311,8 @@ impl DevNetwork {
         if options.roles.mediator {
             network.start_mediator().await?;
         }
-        if options.roles.jc {
-            network.start_jc().await?;
+        if options.roles.job_service {
+            network.start_job_service().await?;
         }
         if options.publish {
             network.publish()?;
@@ -341,12 +341,13 @@ impl DevNetwork {
     }
 
     /// Starts `lilypad jc` with the operator key; returns a handle that kills it abruptly.
-    pub async fn start_jc(&mut self) -> anyhow::Result<tokio::task::AbortHandle> {
-        let chain = self.chain_as(&self.keys.jc_operator).await?;
-        let settings = JcSettings::from_settings(&self.options.settings, self.services.clone())?;
-        let client = SolverClient::new(&self.solver.url, self.keys.jc_operator.clone());
+    pub async fn start_job_service(&mut self) -> anyhow::Result<tokio::task::AbortHandle> {
+        let chain = self.chain_as(&self.keys.job_service_operator).await?;
+        let settings =
+            JobServiceSettings::from_settings(&self.options.settings, self.services.clone())?;
+        let client = SolverClient::new(&self.solver.url, self.keys.job_service_operator.clone());
         let role = spawn_role("jc", &self.shutdown, |stop| {
-            crate::jc::run(chain, client, settings, stop)
+            crate::job_service::run(chain, client, settings, stop)
         });
         let abort = role.1.abort_handle();
         self.roles.push(role);

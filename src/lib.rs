@@ -15,7 +15,7 @@ pub mod db;
 pub mod dev;
 pub mod executor;
 pub mod inflight;
-pub mod jc;
+pub mod job_service;
 pub mod keys;
 pub mod logging;
 pub mod mediator;

@@ -67,6 +67,12 @@ pub trait Worker: Send + Sync + 'static {
     /// The role's name in logs ("rp", "mediator", "jc").
     const ROLE: &'static str;
 
+    /// Upkeep before each look for work (post offers, read chain logs into the ledger). A
+    /// failure is logged and retried next tick; it does not stop the look for work.
+    fn prepare(&self) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+
     /// Looks at the world (chain, solver, own ledger) and lists the items that need a step.
     /// Called on every tick; an item already being stepped is skipped by the runtime.
     fn find_work(&self) -> impl Future<Output = anyhow::Result<Vec<Self::Item>>> + Send;
@@ -93,6 +99,9 @@ pub async fn run<W: Worker>(worker: Arc<W>, mut ticks: Ticks, shutdown: Cancella
     let mut tasks = JoinSet::new();
     let mut wait = ticks.poll;
     loop {
+        if let Err(error) = worker.prepare().await {
+            tracing::warn!(role = W::ROLE, error = format!("{error:#}"), "will retry");
+        }
         match worker.find_work().await {
             Ok(items) => {
                 wait = ticks.poll;

@@ -26,7 +26,7 @@ const COST: u128 = 3 * LP;
 async fn holders(network: &DevNetwork) -> ([Address; 6], Vec<U256>) {
     let who = [
         network.keys.job_creator.address(),
-        network.keys.jc_operator.address(),
+        network.keys.job_service_operator.address(),
         network.keys.resource_provider.address(),
         network.deployment.payments,
         network.deployment.job_creator,
@@ -120,11 +120,11 @@ async fn a_contract_request_is_run_and_the_client_gets_the_results() {
 async fn a_request_made_while_jc_is_down_is_served_when_it_starts_again() {
     let dir = tempfile::tempdir().unwrap();
     let roles = DevRoles {
-        jc: false,
+        job_service: false,
         ..DevRoles::default()
     };
     let mut network = network_with(dir.path(), roles).await;
-    let jc = network.start_jc().await.unwrap();
+    let jc = network.start_job_service().await.unwrap();
     let first = request(&network, dir.path(), "first").await;
     assert_completed(&network, &first, "first").await;
     jc.abort(); // the jc dies, having saved the block it read up to
@@ -143,7 +143,7 @@ async fn a_request_made_while_jc_is_down_is_served_when_it_starts_again() {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    network.start_jc().await.unwrap(); // request 2 is on chain; the jc comes back
+    network.start_job_service().await.unwrap(); // request 2 is on chain; the jc comes back
 
     let second = second.await.unwrap().expect("the request ends");
     assert_completed(&network, &second, "second").await;

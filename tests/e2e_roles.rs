@@ -163,11 +163,11 @@ async fn a_corrupt_job_offer_in_the_jc_ledger_is_never_replaced_by_a_second_paid
     // No resource provider: the request stays waiting for a match, its offer stored.
     let roles = DevRoles {
         resource_provider: false,
-        jc: false,
+        job_service: false,
         ..DevRoles::default()
     };
     let mut network = start(options_with(dir.path(), roles, NOOP)).await;
-    let jc = network.start_jc().await.unwrap();
+    let jc = network.start_job_service().await.unwrap();
     let _request = spawn_onchain_request(&network, dir.path(), "corrupt me").await;
     let mut stored = None;
     for _ in 0..200 {
@@ -192,10 +192,10 @@ async fn a_corrupt_job_offer_in_the_jc_ledger_is_never_replaced_by_a_second_paid
         .unwrap();
     pool.close().await;
     let chain = network.job_creator_chain().await.unwrap();
-    let operator = network.keys.jc_operator.address();
+    let operator = network.keys.job_service_operator.address();
     let before = chain.token_balance(operator).await.unwrap();
 
-    network.start_jc().await.unwrap();
+    network.start_job_service().await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // The jc neither made a new offer (it stores one before posting it) nor failed the

@@ -50,7 +50,10 @@ pub(super) async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()>
         "  WEB3_EXAMPLE_CLIENT_ADDRESS={:?}",
         network.deployment.example_client
     );
-    println!("  jc operator {:?}", network.keys.jc_operator.address());
+    println!(
+        "  jc operator {:?}",
+        network.keys.job_service_operator.address()
+    );
     println!("In another terminal: lilypad run cowsay:v0.0.1 -i Message=moo    (Ctrl-C here stops the network)");
     println!("             or: lilypad run-cowsay-onchain moo                 (a contract asks; `jc` serves it)");
     let stop = shutdown_on_signals();

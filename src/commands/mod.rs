@@ -17,7 +17,7 @@ use crate::cli::{Command, KeysCommand, RpArgs};
 use crate::client::{solver_url, SolverClient};
 use crate::config::Settings;
 use crate::executor::AnyExecutor;
-use crate::jc::JcSettings;
+use crate::job_service::JobServiceSettings;
 use crate::mediator::MediatorSettings;
 use crate::rp::RpSettings;
 use crate::solver::SolverSettings;
@@ -151,7 +151,7 @@ async fn jc(settings: Settings) -> anyhow::Result<()> {
     let chain = connect(&settings).await?;
     let services = settings.services()?;
     let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
-    let jc_settings = JcSettings::from_settings(&settings, services)?;
+    let jc_settings = JobServiceSettings::from_settings(&settings, services)?;
     let client = SolverClient::new(&url, chain.client.signer().clone());
-    crate::jc::run(chain, client, jc_settings, shutdown_on_signals()).await
+    crate::job_service::run(chain, client, jc_settings, shutdown_on_signals()).await
 }

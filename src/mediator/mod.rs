@@ -113,13 +113,13 @@ impl<E: Executor> Worker for Mediator<E> {
     type Item = Deal;
     const ROLE: &'static str = "mediator";
 
+    async fn prepare(&self) -> anyhow::Result<()> {
+        self.read_requests()
+            .await
+            .context("cannot read mediation requests from the chain")
+    }
+
     async fn find_work(&self) -> anyhow::Result<Vec<Deal>> {
-        if let Err(error) = self.read_requests().await {
-            tracing::warn!(
-                error = format!("{error:#}"),
-                "cannot read mediation requests from the chain; will retry"
-            );
-        }
         let me = self.chain.address();
         let mut deals = self
             .client

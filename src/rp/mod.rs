@@ -120,13 +120,13 @@ impl<E: Executor> Worker for Rp<E> {
     type Item = LocalDeal;
     const ROLE: &'static str = "rp";
 
+    async fn prepare(&self) -> anyhow::Result<()> {
+        self.keep_offers()
+            .await
+            .context("cannot post or refresh offers")
+    }
+
     async fn find_work(&self) -> anyhow::Result<Vec<LocalDeal>> {
-        if let Err(error) = self.keep_offers().await {
-            tracing::warn!(
-                error = format!("{error:#}"),
-                "cannot post or refresh offers; will retry"
-            );
-        }
         let records = self
             .client
             .deals(&format!("resource_provider={:?}", self.chain.address()))

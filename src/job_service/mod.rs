@@ -1,4 +1,6 @@
-//! `lilypad jc`: runs jobs that smart contracts request through LilypadOnChainJobCreator.
+//! `lilypad jc`, the on-chain job service: runs jobs that smart contracts request through
+//! LilypadOnChainJobCreator. (Not to be confused with the job creator of `lilypad run`, the
+//! party that pays for a deal: this service is such a job creator on the contracts' behalf.)
 //! It reads `JobAdded` events from its saved block (so requests made while it was down are
 //! served), records each request durably, runs it as an ordinary job creator (job offer,
 //! deal, results; the job offer lets the requester download the results through the
@@ -32,9 +34,9 @@ use ledger::{Ledger, Request, Tracked};
 /// `JobStatus.Pending` in LilypadOnChainJobCreator.
 const PENDING: u8 = 1;
 
-/// How the jc runs requested jobs.
+/// How the service runs requested jobs.
 #[derive(Debug, Clone)]
-pub struct JcSettings {
+pub struct JobServiceSettings {
     pub data_dir: PathBuf,
     pub poll: Duration,
     /// Where a brand-new jc starts reading requests (later starts resume from the saved block).
@@ -48,13 +50,13 @@ pub struct JcSettings {
     pub mediation_chance: u8,
 }
 
-impl JcSettings {
+impl JobServiceSettings {
     /// The service's settings from the node's settings; its job offers trust `services`.
     pub fn from_settings(
         settings: &Settings,
         services: Services,
-    ) -> Result<JcSettings, ConfigError> {
-        Ok(JcSettings {
+    ) -> Result<JobServiceSettings, ConfigError> {
+        Ok(JobServiceSettings {
             data_dir: settings.data_dir.join("jc"),
             poll: settings.poll_interval(),
             from_block: settings.jc_from_block,
@@ -67,20 +69,20 @@ impl JcSettings {
     }
 }
 
-struct Jc {
+struct JobService {
     chain: Arc<Chain>,
     client: SolverClient,
-    settings: JcSettings,
+    settings: JobServiceSettings,
     ledger: Ledger,
     /// `JobAdded` events of the job creator contract.
     requests: Mutex<Follower>,
 }
 
-/// Runs the jc until `shutdown`.
+/// Runs the service until `shutdown`.
 pub async fn run(
     chain: Arc<Chain>,
     client: SolverClient,
-    settings: JcSettings,
+    settings: JobServiceSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let ledger = Ledger::open(&settings.data_dir.join("jc.db")).await?;
@@ -109,7 +111,7 @@ pub async fn run(
     )
     .await?;
     tracing::info!(operator = ?chain.address(), from_block = requests.next_block(), "on-chain job creator started");
-    let jc = Arc::new(Jc {
+    let service = Arc::new(JobService {
         chain,
         client,
         settings,
@@ -117,27 +119,27 @@ pub async fn run(
         requests: Mutex::new(requests),
     });
     let ticks = Ticks {
-        poll: jc.settings.poll,
+        poll: service.settings.poll,
         wake: None,
     };
-    worker::run(jc.clone(), ticks, shutdown).await;
-    jc.ledger.shut().await;
+    worker::run(service.clone(), ticks, shutdown).await;
+    service.ledger.shut().await;
     Ok(())
 }
 
-/// The jc looks at the job requests on chain (recorded in its ledger); one step serves one
+/// The service looks at the job requests on chain (recorded in its ledger); one step serves one
 /// request to its end.
-impl Worker for Jc {
+impl Worker for JobService {
     type Item = Tracked;
     const ROLE: &'static str = "jc";
 
+    async fn prepare(&self) -> anyhow::Result<()> {
+        self.read_requests()
+            .await
+            .context("cannot read job requests from the chain")
+    }
+
     async fn find_work(&self) -> anyhow::Result<Vec<Tracked>> {
-        if let Err(error) = self.read_requests().await {
-            tracing::warn!(
-                error = format!("{error:#}"),
-                "cannot read job requests from the chain; will retry"
-            );
-        }
         let mut work = Vec::new();
         for tracked in self.ledger.open_requests().await? {
             match tracked {
@@ -160,7 +162,7 @@ impl Worker for Jc {
     }
 }
 
-impl Jc {
+impl JobService {
     /// Records the requests announced since the checkpoint.
     async fn read_requests(&self) -> anyhow::Result<()> {
         let ledger = &self.ledger;
