@@ -167,7 +167,10 @@ impl SolverClient {
         .await
     }
 
-    pub async fn explain(&self, id: &str) -> Result<serde_json::Value, ClientError> {
+    pub async fn explain(
+        &self,
+        id: &str,
+    ) -> Result<crate::data::explanation::Explanation, ClientError> {
         self.json(
             Method::GET,
             &format!("/api/v1/job_offers/{id}/explain"),

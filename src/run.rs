@@ -594,7 +594,7 @@ pub struct NoMatch {
 
 async fn no_match(client: &SolverClient, offer: &JobOffer, limit: Duration) -> anyhow::Error {
     let why = match client.explain(&offer.id).await {
-        Ok(explanation) => format!("the solver explains: {explanation}"),
+        Ok(explanation) => explanation.describe(offer),
         Err(error) => format!("(could not ask the solver why: {error})"),
     };
     NoMatch {

@@ -144,8 +144,17 @@ async fn signed_requests_uploads_downloads_and_events_are_checked() {
     let gpu_job = gpu_job.seal();
     client.post_job_offer(&gpu_job).await.unwrap();
     let explanation = client.explain(&gpu_job.id).await.unwrap();
-    assert!(explanation["deal_id"].is_null());
-    assert_eq!(explanation["compatible"], 0);
+    assert_eq!(explanation.deal_id, None);
+    assert_eq!(explanation.compatible, 0);
+    let said = explanation.describe(&gpu_job);
+    if explanation.resource_offers == 0 {
+        assert_eq!(said, "no resource provider has an offer online");
+    } else {
+        assert!(
+            said.contains("too small") && said.contains("1 GPU(s)"),
+            "{said}"
+        );
+    }
 
     // /ws?since=0 replays every stored event, numbered from 1 without gaps.
     let ws = url.replacen("http", "ws", 1);
@@ -286,11 +295,7 @@ async fn a_job_offer_nobody_took_is_withdrawn_and_one_with_a_deal_cannot_be() {
     let no_match = error
         .downcast_ref::<lilypad::run::NoMatch>()
         .expect("a no-match error");
-    assert!(
-        no_match.why.contains("\"resource_offers\":0"),
-        "{}",
-        no_match.why
-    );
+    assert_eq!(no_match.why, "no resource provider has an offer online");
     let gone = jc.job_offer(&no_match.offer).await.unwrap_err();
     assert_eq!(gone.status(), Some(404), "{gone}");
     // An RP arriving now is not matched with the job creator that left.

@@ -26,6 +26,28 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u128, D
     }
 }
 
+/// `#[serde(default, skip_serializing_if = "Option::is_none", with = "amount::optional")]`
+/// for an `Option<u128>` field.
+pub mod optional {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<u128>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => super::serialize(value, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u128>, D::Error> {
+        super::deserialize(deserializer).map(Some)
+    }
+}
+
 /// Parses an amount given on the command line or in the environment: wei as an integer,
 /// or whole tokens with an `lp` suffix (`2lp` = 2 * 10^18 wei).
 pub fn parse(text: &str) -> Result<u128, String> {

@@ -42,7 +42,19 @@ impl ContentAddressed for Deal {
 }
 
 /// Why two offers cannot make a deal. The solver's `explain` endpoint counts these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, thiserror::Error, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    thiserror::Error,
+    Serialize,
+    Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Mismatch {
     #[error("the machine does not cover the job's CPU, RAM or GPU needs")]

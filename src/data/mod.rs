@@ -5,6 +5,7 @@ pub mod amount;
 pub mod deal;
 pub mod events;
 pub mod examples;
+pub mod explanation;
 pub mod ids;
 pub mod offers;
 pub mod records;

@@ -4,11 +4,8 @@
 //! module allow-list key and kept sorted, so a pass is a walk over sorted candidates, not a
 //! database round trip per pair.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-
-use crate::data::{Deal, JobOffer, Mismatch, ResourceOffer};
+use crate::data::explanation::Explanation;
+use crate::data::{Deal, JobOffer, ResourceOffer};
 
 /// Matches `jobs` against `resources`; returns the deals in job order.
 pub fn match_offers(jobs: &[JobOffer], resources: &[ResourceOffer]) -> Vec<Deal> {
@@ -43,27 +40,13 @@ pub fn match_offers(jobs: &[JobOffer], resources: &[ResourceOffer]) -> Vec<Deal>
     deals
 }
 
-/// Why a job offer has no deal: how many resource offers were rejected for each reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Explanation {
-    pub job_offer_id: String,
-    /// Set when the job offer already has a deal.
-    pub deal_id: Option<String>,
-    /// Live resource offers considered.
-    pub resource_offers: usize,
-    /// Resource offers that would match (but may be taken by older job offers).
-    pub compatible: usize,
-    /// Resource offers not refreshed within their TTL (not considered).
-    pub offline: usize,
-    pub rejected: BTreeMap<Mismatch, usize>,
-}
-
 /// Counts, per reason, why each live resource offer does not fit `job`.
 pub fn explain(job: &JobOffer, live: &[ResourceOffer], offline: usize) -> Explanation {
     let mut explanation = Explanation {
         job_offer_id: job.id.clone(),
         resource_offers: live.len(),
         offline,
+        cheapest_price: live.iter().map(|r| r.pricing.instruction_price).min(),
         ..Default::default()
     };
     for resource in live {
@@ -79,6 +62,7 @@ pub fn explain(job: &JobOffer, live: &[ResourceOffer], offline: usize) -> Explan
 mod tests {
     use super::*;
     use crate::data::examples::{job_offer as job, resource_offer as resource};
+    use crate::data::Mismatch;
 
     #[test]
     fn cheapest_compatible_offer_wins_and_is_used_once() {

@@ -271,7 +271,10 @@ impl Solver {
         Ok(count)
     }
 
-    pub async fn explain(&self, job_offer_id: &str) -> Result<matcher::Explanation, SolverError> {
+    pub async fn explain(
+        &self,
+        job_offer_id: &str,
+    ) -> Result<crate::data::explanation::Explanation, SolverError> {
         let record = self
             .store
             .job_offer(job_offer_id)
