@@ -156,6 +156,22 @@ async fn signed_requests_uploads_downloads_and_events_are_checked() {
         );
     }
 
+    // A bad query names the parameter and what it accepts; /metrics counts the deals.
+    let response = reqwest::get(format!("{url}/api/v1/deals?state=eleven"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let said = error_text(response).await;
+    assert!(said.contains("state takes a deal state number"), "{said}");
+    let metrics = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("# TYPE lilypad_deals gauge"), "{metrics}");
+    assert!(metrics.contains("lilypad_open_job_offers "), "{metrics}");
+
     // /ws?since=0 replays every stored event, numbered from 1 without gaps.
     let ws = url.replacen("http", "ws", 1);
     let (mut stream, _) = tokio_tungstenite::connect_async(format!("{ws}/ws?since=0"))

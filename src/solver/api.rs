@@ -12,7 +12,7 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::{Solver, SolverError};
+use super::{query, Solver, SolverError};
 use crate::data::records::{DealFilter, ErrorBody, TxRecord};
 use crate::data::signing::{self, AuthError};
 
@@ -141,7 +141,7 @@ pub fn routes(
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with.clone())
-        .then(|solver: Arc<Solver>| async move { solver.metrics().await });
+        .then(|solver: Arc<Solver>| async move { super::metrics::page(&solver).await });
 
     let post_job = v1().and(warp::path!("job_offers")).and(signed_post()).then(
         |solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
@@ -217,7 +217,7 @@ pub fn routes(
     let list_resources = v1()
         .and(warp::path!("resource_offers"))
         .and(warp::get())
-        .and(warp::query::<OwnerQuery>())
+        .and(query::query::<OwnerQuery>(query::OWNER))
         .and(with.clone())
         .then(|query: OwnerQuery, solver: Arc<Solver>| async move {
             let offers = solver.store.resource_offers(query.resource_provider).await;
@@ -226,7 +226,7 @@ pub fn routes(
     let list_deals = v1()
         .and(warp::path!("deals"))
         .and(warp::get())
-        .and(warp::query::<DealFilter>())
+        .and(query::query::<DealFilter>(query::DEAL_FILTER))
         .and(with.clone())
         .then(|filter: DealFilter, solver: Arc<Solver>| async move {
             respond(
@@ -332,7 +332,7 @@ pub fn routes(
         });
     let ws = warp::path!("ws")
         .and(warp::ws())
-        .and(warp::query::<WsQuery>())
+        .and(query::query::<WsQuery>(query::SINCE))
         .and(with.clone())
         .map(|ws: warp::ws::Ws, query: WsQuery, solver: Arc<Solver>| {
             ws.on_upgrade(move |socket| super::ws::serve(socket, solver, query.since))
@@ -373,8 +373,8 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         )
     } else if let Some(e) = rejection.find::<warp::reject::LengthRequired>() {
         (StatusCode::LENGTH_REQUIRED, e.to_string())
-    } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
-        (StatusCode::BAD_REQUEST, format!("{e}"))
+    } else if let Some(message) = query::bad_query(&rejection) {
+        (StatusCode::BAD_REQUEST, message)
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         (
             StatusCode::METHOD_NOT_ALLOWED,

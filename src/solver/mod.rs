@@ -4,6 +4,8 @@
 
 pub mod api;
 pub mod matcher;
+mod metrics;
+mod query;
 pub mod store;
 mod watcher;
 mod ws;
@@ -453,27 +455,6 @@ impl Solver {
         Self::may_read(&deal, record.address)?;
         self.store.add_tx(&record).await?;
         Ok(record)
-    }
-
-    pub async fn metrics(&self) -> warp::reply::Response {
-        use warp::Reply;
-        let Ok((per_state, jobs, resources, last)) = self.store.counts().await else {
-            return warp::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        };
-        let mut text = String::new();
-        text.push_str(
-            "# HELP lilypad_deals Deals by on-chain state.\n# TYPE lilypad_deals gauge\n",
-        );
-        for (state, count) in per_state {
-            let name = crate::data::DealState::try_from(state)
-                .map(|s| s.name())
-                .unwrap_or("Unknown");
-            text.push_str(&format!("lilypad_deals{{state=\"{name}\"}} {count}\n"));
-        }
-        text.push_str(&format!("# HELP lilypad_open_job_offers Unmatched job offers.\n# TYPE lilypad_open_job_offers gauge\nlilypad_open_job_offers {jobs}\n"));
-        text.push_str(&format!("# HELP lilypad_open_resource_offers Unmatched resource offers.\n# TYPE lilypad_open_resource_offers gauge\nlilypad_open_resource_offers {resources}\n"));
-        text.push_str(&format!("# HELP lilypad_events_total Events stored.\n# TYPE lilypad_events_total counter\nlilypad_events_total {last}\n"));
-        warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response()
     }
 }
 
