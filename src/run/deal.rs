@@ -1,165 +1,25 @@
-//! `lilypad run MODULE -i K=V`: the job creator's side of one job. Resolves the module,
-//! posts a signed job offer, checks the deal the solver makes against it, agrees (escrowing
-//! payment and judge-results collateral), waits for the results (solver events plus polling,
-//! with a progress display), downloads and verifies them against the results id committed
-//! on chain, then accepts them or disputes them (`--check`, `--mediation-chance`, or results
-//! that do not match the commitment) and waits for the mediator. While it waits it watches
-//! the deal's deadlines and calls the timeouts the job creator is entitled to, so its deposit
-//! never stays locked; the outcome says how the deal ended and what that did to its money.
+//! The job creator's state machine for one deal: find the deal the solver made for our
+//! offer and check it, agree, wait (showing the next deadline and calling our timeouts once
+//! they pass), download and verify the results, accept or dispute them, and report how the
+//! deal ended. Each look is one step driven by the deal's on-chain state, so following the
+//! same offer again after a restart continues where it stopped.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ethers::types::Address;
-
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
+use super::progress::Progress;
+use super::{no_match, Downloaded, JobOutcome, JobRequest};
 use crate::chain::bindings::lilypad_storage::Agreement;
 use crate::chain::deadlines::{self, Party};
 use crate::chain::terms::{deal_key, job_creator_deposit, terms_of};
 use crate::chain::Chain;
 use crate::client::{ClientError, SolverClient};
-use crate::data::offers::{new_nonce, now_millis};
-use crate::data::{ContentAddressed, Deal, DealState, JobOffer, Pricing, Services, Timeouts};
+use crate::data::offers::now_millis;
+use crate::data::{Deal, DealState, JobOffer};
 use crate::results;
-
-/// What the job creator asks for.
-#[derive(Debug, Clone)]
-pub struct JobRequest {
-    pub module: String,
-    pub inputs: BTreeMap<String, String>,
-    pub pricing: Pricing,
-    pub timeouts: Timeouts,
-    pub services: Services,
-    /// Where results are unpacked (a directory per deal under it).
-    pub results_dir: PathBuf,
-    /// Give up if no resource provider takes the job within this long. Once we have agreed
-    /// to a deal, we wait until it ends: the deal's own deadlines bound that wait.
-    pub timeout: Duration,
-    pub poll: Duration,
-    /// Show a spinner on stderr.
-    pub progress: bool,
-    /// Percent of results to dispute even when they look right (0: never; 100: `--check`).
-    pub mediation_chance: u8,
-    /// One more address allowed to download the results (`lilypad jc`: the requester).
-    pub results_reader: Option<Address>,
-}
-
-/// Results the job creator downloaded and verified against the on-chain commitment.
-pub type Downloaded = results::Verified;
-
-/// How a job ended.
-#[derive(Debug, Clone)]
-pub struct JobOutcome {
-    pub job_offer_id: String,
-    pub deal_id: String,
-    /// The deal's on-chain key.
-    pub deal_key: [u8; 32],
-    /// The deal's final on-chain state.
-    pub state: DealState,
-    /// The results, if they were downloaded and matched the commitment.
-    pub results: Option<Downloaded>,
-    /// Why we disputed the results, if we did.
-    pub disputed: Option<String>,
-    /// What the end state meant for the job creator's money, in words and amounts.
-    pub settlement: String,
-}
-
-impl JobOutcome {
-    /// Whether the job creator got results it paid for.
-    pub fn paid_for_results(&self) -> bool {
-        matches!(
-            self.state,
-            DealState::ResultsAccepted | DealState::MediationAccepted
-        )
-    }
-
-    /// The job's stdout ("" without results).
-    pub fn stdout(&self) -> &str {
-        self.results.as_ref().map_or("", |r| r.stdout.as_str())
-    }
-}
-
-struct Progress {
-    bar: Option<ProgressBar>,
-}
-
-impl Progress {
-    fn new(show: bool) -> Progress {
-        let bar = show.then(|| {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(100));
-            bar
-        });
-        Progress { bar }
-    }
-
-    fn step(&self, message: &str) {
-        tracing::info!("{message}");
-        if let Some(bar) = &self.bar {
-            bar.set_message(message.to_string());
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-/// Runs one job to the end. Errors say what failed and, when nothing matched, why.
-pub async fn run_job(
-    chain: Arc<Chain>,
-    client: SolverClient,
-    request: JobRequest,
-) -> anyhow::Result<JobOutcome> {
-    let offer = job_offer(chain.address(), &request)?;
-    follow_job(chain, client, request, offer).await
-}
-
-/// The signed-to-be job offer for `request` (the module is resolved here, so a bad module
-/// or input fails before anything is paid).
-pub fn job_offer(job_creator: Address, request: &JobRequest) -> anyhow::Result<JobOffer> {
-    let spec = crate::module::resolve(&request.module, &request.inputs)?;
-    Ok(JobOffer {
-        id: String::new(),
-        created_at: now_millis(),
-        job_creator,
-        module: request.module.clone(),
-        inputs: request.inputs.clone(),
-        spec: spec.machine,
-        pricing: request.pricing,
-        timeouts: request.timeouts,
-        services: request.services.clone(),
-        nonce: new_nonce(),
-        results_reader: request.results_reader,
-    }
-    .seal())
-}
-
-/// Posts `offer` (again, if it was posted before: the solver keeps one copy) and follows it
-/// to the end of its deal. Resuming a job after a restart is calling this with the same offer.
-pub async fn follow_job(
-    chain: Arc<Chain>,
-    client: SolverClient,
-    request: JobRequest,
-    offer: JobOffer,
-) -> anyhow::Result<JobOutcome> {
-    let progress = Progress::new(request.progress);
-    let outcome = drive(&chain, &client, &request, offer, &progress).await;
-    progress.finish();
-    outcome
-}
 
 /// What we know about our deal so far.
 #[derive(Default)]
@@ -170,7 +30,7 @@ struct Tracking {
     judgement: Option<Option<String>>,
 }
 
-async fn drive(
+pub(super) async fn drive(
     chain: &Chain,
     client: &SolverClient,
     request: &JobRequest,
@@ -490,117 +350,4 @@ fn ended(tracking: &Tracking, offer: &JobOffer, deal: &Deal, agreement: &Agreeme
             agreement.instruction_count,
         ),
     }
-}
-
-/// The jobs `lilypad run` has started and not seen to the end, one file per job offer under
-/// `DATA_DIR/jobs/`, so `lilypad run --resume ID` can follow the same offer and deal after
-/// the process was stopped (and call the job creator's timeouts, so no deposit stays locked).
-pub struct UnfinishedJobs {
-    dir: PathBuf,
-}
-
-/// What is kept of an unfinished job.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct UnfinishedJob {
-    pub offer: JobOffer,
-    pub mediation_chance: u8,
-}
-
-impl UnfinishedJobs {
-    pub fn new(data_dir: &std::path::Path) -> UnfinishedJobs {
-        UnfinishedJobs {
-            dir: data_dir.join("jobs"),
-        }
-    }
-
-    fn path(&self, id: &str) -> anyhow::Result<PathBuf> {
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-            bail!("{id:?} is not a job offer id");
-        }
-        Ok(self.dir.join(format!("{id}.json")))
-    }
-
-    pub fn save(&self, job: &UnfinishedJob) -> anyhow::Result<()> {
-        let path = self.path(&job.offer.id)?;
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        std::fs::write(&path, serde_json::to_vec_pretty(job)?)
-            .with_context(|| format!("cannot write {}", path.display()))
-    }
-
-    pub fn load(&self, id: &str) -> anyhow::Result<UnfinishedJob> {
-        let path = self.path(id)?;
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "no unfinished job {id} (looked for {}); `ls {}` lists them",
-                path.display(),
-                self.dir.display()
-            )
-        })?;
-        let job: UnfinishedJob = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a saved job", path.display()))?;
-        if !job.offer.id_is_valid() {
-            bail!(
-                "{} holds a job offer whose id does not match its contents",
-                path.display()
-            );
-        }
-        Ok(job)
-    }
-
-    /// Forgets a job that has ended.
-    pub fn forget(&self, id: &str) {
-        if let Ok(path) = self.path(id) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-impl UnfinishedJob {
-    /// The request that follows this job again.
-    pub fn request(
-        &self,
-        poll: Duration,
-        results_dir: PathBuf,
-        timeout: Duration,
-        progress: bool,
-    ) -> JobRequest {
-        let offer = &self.offer;
-        JobRequest {
-            module: offer.module.clone(),
-            inputs: offer.inputs.clone(),
-            pricing: offer.pricing,
-            timeouts: offer.timeouts,
-            services: offer.services.clone(),
-            results_dir,
-            timeout,
-            poll,
-            progress,
-            mediation_chance: self.mediation_chance,
-            results_reader: offer.results_reader,
-        }
-    }
-}
-
-/// Nothing matched the job offer in time (nothing was paid: no deal was made).
-#[derive(Debug, thiserror::Error)]
-#[error("no resource provider took job offer {offer} within {seconds} s; {why}")]
-pub struct NoMatch {
-    pub offer: String,
-    pub seconds: u64,
-    /// The solver's explanation of why nothing matched.
-    pub why: String,
-}
-
-async fn no_match(client: &SolverClient, offer: &JobOffer, limit: Duration) -> anyhow::Error {
-    let why = match client.explain(&offer.id).await {
-        Ok(explanation) => explanation.describe(offer),
-        Err(error) => format!("(could not ask the solver why: {error})"),
-    };
-    NoMatch {
-        offer: offer.id.clone(),
-        seconds: limit.as_secs(),
-        why,
-    }
-    .into()
 }
