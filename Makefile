@@ -8,7 +8,7 @@ CARGO ?= cargo
 # forge from the npm package, run from contracts/ (where foundry.toml lives).
 FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 
-.PHONY: help deps contracts check-artifacts test test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench
+.PHONY: help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -31,6 +31,9 @@ check-artifacts: contracts ## Fail if contracts/out differs from a fresh build
 	@echo "contracts/out matches a fresh build"
 
 test: test-contracts test-anvil test-rust ## Run every test: forge (unit, fuzz, invariant), the anvil deployment check, cargo
+
+test-unit: ## Rust tests that need neither Docker nor anvil (unit, property, ledger and store tests on SQLite in a temp dir, artifacts, deploy files)
+	$(CARGO) test --locked --lib --test contracts --test deploy
 
 test-contracts: deps ## Forge tests; FOUNDRY_PROFILE=ci runs CI's larger fuzz/invariant campaign
 	cd contracts && $(FORGE) test

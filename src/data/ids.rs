@@ -70,4 +70,39 @@ mod tests {
         assert!(matches!(digest_of("not-a-cid"), Err(IdError::Parse(..))));
         assert!(matches!(digest_of(""), Err(IdError::Parse(..))));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::data::examples;
+        use crate::data::{ContentAddressed, JobOffer};
+
+        proptest! {
+            #[test]
+            fn a_digest_and_its_cid_round_trip(digest in any::<[u8; 32]>()) {
+                let cid = raw_cid_from_digest(digest);
+                prop_assert_eq!(digest_of(&cid).unwrap(), digest);
+            }
+
+            #[test]
+            fn an_offer_id_survives_the_wire_and_breaks_on_any_change(
+                created_at in any::<u64>(),
+                price in any::<u128>(),
+                cpu in any::<u64>(),
+                message in ".{0,40}",
+            ) {
+                let mut offer = examples::job_offer(created_at, price, cpu);
+                offer.inputs.insert("Message".into(), message);
+                let offer = offer.seal();
+                let wire = serde_json::to_string(&offer).unwrap();
+                let back: JobOffer = serde_json::from_str(&wire).unwrap();
+                prop_assert!(back.id_is_valid());
+                prop_assert_eq!(&back, &offer);
+                let mut changed = back.clone();
+                changed.spec.cpu = cpu.wrapping_add(1);
+                prop_assert!(!changed.id_is_valid());
+            }
+        }
+    }
 }

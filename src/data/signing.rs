@@ -211,4 +211,31 @@ mod tests {
             Err(AuthError::Malformed(SIGNATURE_HEADER))
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn a_signature_verifies_exactly_its_request(
+                method in "(GET|POST)",
+                path in "/[a-z_/]{0,30}(\\?[a-z=&0-9]{0,20})?",
+                timestamp in 1_000u64..2_000_000_000,
+                body in prop::collection::vec(any::<u8>(), 0..200),
+                flip in any::<usize>(),
+            ) {
+                let wallet = LocalWallet::new(&mut rand::thread_rng());
+                let headers = sign(&wallet, &method, &path, timestamp, &body);
+                prop_assert_eq!(verify(&headers, &method, &path, &body, timestamp), Ok(wallet.address()));
+                if !body.is_empty() {
+                    let mut altered = body.clone();
+                    altered[flip % body.len()] ^= 1;
+                    prop_assert!(verify(&headers, &method, &path, &altered, timestamp).is_err());
+                }
+            }
+        }
+    }
 }

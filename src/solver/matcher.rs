@@ -114,4 +114,122 @@ mod tests {
         assert_eq!(explanation.rejected.get(&Mismatch::Price), Some(&1));
         assert_eq!(explanation.rejected.get(&Mismatch::Spec), Some(&1));
     }
+
+    mod properties {
+        use std::collections::HashSet;
+
+        use ethers::types::Address;
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::data::ContentAddressed;
+
+        /// A job offer: (created_at, max price, cpu, module index).
+        fn jobs() -> impl Strategy<Value = Vec<JobOffer>> {
+            prop::collection::vec((0u64..50, 1u128..10, 1u64..4, 0usize..2), 0..25).prop_map(
+                |specs| {
+                    specs
+                        .into_iter()
+                        .enumerate()
+                        .map(|(n, (at, price, cpu, module))| {
+                            let mut offer = job(at, price, cpu * 500);
+                            offer.module = ["cowsay:v0.0.1", "lilysay:0.5.2"][module].into();
+                            offer.nonce = n.to_string();
+                            offer.seal()
+                        })
+                        .collect()
+                },
+            )
+        }
+
+        /// A resource offer: (created_at, price, cpu, allows only cowsay?).
+        fn resources() -> impl Strategy<Value = Vec<ResourceOffer>> {
+            prop::collection::vec((0u64..50, 1u128..10, 1u64..4, any::<bool>()), 0..25).prop_map(
+                |specs| {
+                    specs
+                        .into_iter()
+                        .enumerate()
+                        .map(|(n, (at, price, cpu, cowsay_only))| {
+                            let mut offer = resource(at, price, cpu * 500);
+                            if cowsay_only {
+                                offer.modules = vec!["cowsay".into()];
+                            }
+                            offer.nonce = n.to_string();
+                            offer.seal()
+                        })
+                        .collect()
+                },
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn no_double_booking_every_deal_valid_and_order_irrelevant(
+                jobs in jobs(),
+                resources in resources(),
+                seed in any::<u64>(),
+            ) {
+                let deals = match_offers(&jobs, &resources);
+                let mut job_ids = HashSet::new();
+                let mut resource_ids = HashSet::new();
+                for deal in &deals {
+                    prop_assert!(job_ids.insert(deal.job_offer.id.clone()), "a job matched twice");
+                    prop_assert!(resource_ids.insert(deal.resource_offer.id.clone()), "an offer sold twice");
+                    let proposed = Deal::propose(&deal.job_offer, &deal.resource_offer);
+                    prop_assert_eq!(proposed.as_ref(), Ok(deal));
+                }
+                // No unmatched job could have had an unsold offer it fits.
+                for job in jobs.iter().filter(|job| !job_ids.contains(&job.id)) {
+                    for resource in resources.iter().filter(|r| !resource_ids.contains(&r.id)) {
+                        prop_assert!(Deal::propose(job, resource).is_err(), "a match was missed");
+                    }
+                }
+                // The same offers in another order give the same deals.
+                let rotate = |n: usize| if n == 0 { 0 } else { seed as usize % n };
+                let mut shuffled_jobs = jobs.clone();
+                shuffled_jobs.rotate_left(rotate(jobs.len()));
+                shuffled_jobs.reverse();
+                let mut shuffled_resources = resources.clone();
+                shuffled_resources.rotate_left(rotate(resources.len()));
+                prop_assert_eq!(match_offers(&shuffled_jobs, &shuffled_resources), deals);
+            }
+        }
+
+        /// Each way a resource offer can fail a job, one offer each: explain counts every one.
+        #[test]
+        fn every_rejection_reason_is_reachable() {
+            let job = job(1, 5, 1000);
+            let base = || resource(2, 3, 1000);
+            let mut offers = Vec::new();
+            let mut add = |change: &dyn Fn(&mut ResourceOffer)| {
+                let mut offer = base();
+                change(&mut offer);
+                offer.nonce = offers.len().to_string();
+                offers.push(offer.seal());
+            };
+            add(&|o| o.spec.cpu = 10);
+            add(&|o| o.modules = vec!["lilysay".into()]);
+            add(&|o| o.pricing.instruction_price = 6);
+            add(&|o| o.pricing.payment_collateral = 11);
+            add(&|o| o.timeouts.agree = 61);
+            add(&|o| o.services.solver = Address::repeat_byte(0x51));
+            add(&|o| o.services.mediators = vec![Address::repeat_byte(0x4e)]);
+            add(&|o| o.resource_provider = job.job_creator);
+            let explanation = explain(&job, &offers, 0);
+            let all = [
+                Mismatch::Spec,
+                Mismatch::Module,
+                Mismatch::Price,
+                Mismatch::Collateral,
+                Mismatch::Timeouts,
+                Mismatch::Solver,
+                Mismatch::NoCommonMediator,
+                Mismatch::SameParty,
+            ];
+            for reason in all {
+                assert_eq!(explanation.rejected.get(&reason), Some(&1), "{reason:?}");
+            }
+            assert_eq!(explanation.compatible, 0);
+        }
+    }
 }

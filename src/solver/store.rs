@@ -5,22 +5,24 @@
 use std::path::Path;
 
 use ethers::types::Address;
-use serde::Serialize;
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
 use crate::bus::{Event, EventKind};
 use crate::data::records::{DealFilter, DealRecord, JobOfferRecord, ResourceOfferRecord, TxRecord};
 use crate::data::{Deal, DealState, JobOffer, JobResult, ResourceOffer};
-use crate::db::{Db, DbError};
+use crate::db::{encode, Db, DbError};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("corrupt record {what}: {message}")]
-    Corrupt { what: String, message: String },
+    Sql(#[from] sqlx::Error),
+    /// Stored data that does not decode ([`DbError::Corrupt`], naming the database).
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("the offers of deal {0} were taken by another matching pass")]
+    Conflict(String),
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -53,22 +55,6 @@ CREATE TABLE IF NOT EXISTS txs (deal_id TEXT NOT NULL, address TEXT NOT NULL, ac
     tx_hash TEXT NOT NULL, PRIMARY KEY (deal_id, tx_hash));
 "#;
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        what: what.to_string(),
-        message: e.to_string(),
-    }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T> {
-    serde_json::from_str(json).map_err(|e| corrupt(what, e))
-}
-
-fn encode<T: Serialize>(value: &T) -> String {
-    // Our own plain data types always serialise.
-    serde_json::to_string(value).expect("serialisable")
-}
-
 fn address_text(address: Address) -> String {
     format!("{address:?}")
 }
@@ -81,6 +67,11 @@ impl Store {
             pool: db.pool().clone(),
             db,
         })
+    }
+
+    /// Decodes a stored JSON value; damage is corrupt data naming the database.
+    fn decode<T: serde::de::DeserializeOwned>(&self, what: &str, json: &str) -> Result<T> {
+        Ok(self.db.decode(what, json)?)
     }
 
     /// The database, for the chain follower's checkpoint.
@@ -112,9 +103,9 @@ impl Store {
         Ok(Some(event))
     }
 
-    fn resource_offer_record(row: &sqlx::sqlite::SqliteRow) -> Result<ResourceOfferRecord> {
+    fn resource_offer_record(&self, row: &sqlx::sqlite::SqliteRow) -> Result<ResourceOfferRecord> {
         Ok(ResourceOfferRecord {
-            offer: decode("resource offer", row.get::<&str, _>(0))?,
+            offer: self.decode("resource offer", row.get::<&str, _>(0))?,
             deal_id: row.get(1),
             last_seen: row.get::<i64, _>(2) as u64,
         })
@@ -228,7 +219,7 @@ impl Store {
             .await?;
         row.map(|row| {
             Ok(JobOfferRecord {
-                offer: decode("job offer", row.get::<&str, _>(0))?,
+                offer: self.decode("job offer", row.get::<&str, _>(0))?,
                 deal_id: row.get(1),
             })
         })
@@ -240,7 +231,9 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(Self::resource_offer_record).transpose()
+        row.as_ref()
+            .map(|row| self.resource_offer_record(row))
+            .transpose()
     }
 
     /// Resource offers, optionally of one provider.
@@ -255,7 +248,9 @@ impl Store {
                 .await?,
             None => sqlx::query("SELECT json, deal_id, last_seen FROM resource_offers ORDER BY created_at, id").fetch_all(&self.pool).await?,
         };
-        rows.iter().map(Self::resource_offer_record).collect()
+        rows.iter()
+            .map(|row| self.resource_offer_record(row))
+            .collect()
     }
 
     /// Unmatched job offers, oldest first.
@@ -266,7 +261,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| decode("job offer", row.get::<&str, _>(0)))
+            .map(|row| self.decode("job offer", row.get::<&str, _>(0)))
             .collect()
     }
 
@@ -279,7 +274,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| decode("resource offer", row.get::<&str, _>(0)))
+            .map(|row| self.decode("resource offer", row.get::<&str, _>(0)))
             .collect()
     }
 
@@ -306,10 +301,7 @@ impl Store {
             .await?
             .rows_affected();
             if job != 1 || resource != 1 {
-                return Err(corrupt(
-                    "matching pass",
-                    format!("offers of deal {} were taken concurrently", deal.id),
-                ));
+                return Err(StoreError::Conflict(deal.id.clone()));
             }
             let mediators = deal
                 .members
@@ -344,8 +336,8 @@ impl Store {
         Ok(events)
     }
 
-    fn deal_record(row: &sqlx::sqlite::SqliteRow) -> Result<DealRecord> {
-        let deal: Deal = decode("deal", row.get::<&str, _>(0))?;
+    fn deal_record(&self, row: &sqlx::sqlite::SqliteRow) -> Result<DealRecord> {
+        let deal: Deal = self.decode("deal", row.get::<&str, _>(0))?;
         let state = row.get::<i64, _>(1) as u8;
         let state_name = DealState::try_from(state)
             .map(|s| s.name().to_string())
@@ -363,7 +355,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(Self::deal_record).transpose()
+        row.as_ref().map(|row| self.deal_record(row)).transpose()
     }
 
     pub async fn deal_by_key(&self, deal_key: &str) -> Result<Option<DealRecord>> {
@@ -371,7 +363,7 @@ impl Store {
             .bind(deal_key)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(Self::deal_record).transpose()
+        row.as_ref().map(|row| self.deal_record(row)).transpose()
     }
 
     pub async fn deals(&self, filter: &DealFilter) -> Result<Vec<DealRecord>> {
@@ -407,7 +399,7 @@ impl Store {
             query = query.bind(bind);
         }
         let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(Self::deal_record).collect()
+        rows.iter().map(|row| self.deal_record(row)).collect()
     }
 
     /// Records a deal's on-chain state; None if it did not change.
@@ -461,7 +453,7 @@ impl Store {
             .bind(deal_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| decode("result", row.get::<&str, _>(0)))
+        row.map(|row| self.decode("result", row.get::<&str, _>(0)))
             .transpose()
     }
 
@@ -492,7 +484,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|row| decode("event", row.get::<&str, _>(0)))
+            .map(|row| self.decode("event", row.get::<&str, _>(0)))
             .collect()
     }
 
@@ -546,7 +538,7 @@ impl Store {
                     address: row
                         .get::<&str, _>(1)
                         .parse()
-                        .map_err(|e| corrupt("tx record", e))?,
+                        .map_err(|e| self.db.corrupt("a tx record's address", e))?,
                     action: row.get(2),
                     tx_hash: row.get(3),
                 })
@@ -581,5 +573,117 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::examples;
+
+    async fn store() -> (tempfile::TempDir, std::path::PathBuf, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("solver.db");
+        let store = Store::open(&path).await.unwrap();
+        (dir, path, store)
+    }
+
+    #[tokio::test]
+    async fn offers_match_once_into_a_deal_whose_state_and_events_survive_a_reopen() {
+        let (_dir, path, store) = store().await;
+        let deal = examples::deal();
+        let (job, resource) = (&deal.job_offer, &deal.resource_offer);
+        assert!(store.add_job_offer(job).await.unwrap().is_some());
+        assert!(store.add_job_offer(job).await.unwrap().is_none(), "once");
+        assert!(store
+            .add_resource_offer(resource, 1_000)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(store
+            .add_resource_offer(resource, 2_000)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(store.open_job_offers().await.unwrap(), vec![job.clone()]);
+        assert!(
+            store.live_resource_offers(2_001).await.unwrap().is_empty(),
+            "not refreshed since 2000"
+        );
+        assert_eq!(store.live_resource_offers(2_000).await.unwrap().len(), 1);
+
+        let events = store
+            .commit_deals(&[(deal.clone(), "0xkey".into())])
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert!(store.open_job_offers().await.unwrap().is_empty());
+        assert!(store.live_resource_offers(0).await.unwrap().is_empty());
+        let again = store.commit_deals(&[(deal.clone(), "0xkey".into())]).await;
+        assert!(
+            matches!(again, Err(StoreError::Conflict(_))),
+            "no double booking"
+        );
+
+        assert!(store.set_deal_state(&deal.id, 1).await.unwrap().is_some());
+        assert!(
+            store.set_deal_state(&deal.id, 1).await.unwrap().is_none(),
+            "no event without a change"
+        );
+        store.close().await;
+
+        let store = Store::open(&path).await.unwrap();
+        let record = store.deal_by_key("0xkey").await.unwrap().unwrap();
+        assert_eq!(record.deal, deal);
+        assert_eq!(
+            (record.state, record.state_name.as_str()),
+            (1, "DealAgreed")
+        );
+        let filter = DealFilter {
+            resource_provider: Some(deal.members.resource_provider),
+            state: Some(1),
+            ..DealFilter::default()
+        };
+        assert_eq!(store.deals(&filter).await.unwrap().len(), 1);
+        let filter = DealFilter {
+            state: Some(2),
+            ..DealFilter::default()
+        };
+        assert!(store.deals(&filter).await.unwrap().is_empty());
+        let seqs: Vec<u64> = store
+            .events_since(0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|event| event.seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4], "every event, numbered without gaps");
+        assert_eq!(store.events_since(3, 100).await.unwrap()[0].seq, 4);
+    }
+
+    #[tokio::test]
+    async fn a_signature_is_accepted_once() {
+        let (_dir, _path, store) = store().await;
+        assert!(store.remember_signature("0xAB", 100).await.unwrap());
+        assert!(
+            !store.remember_signature("0xab", 101).await.unwrap(),
+            "a replay"
+        );
+        store.forget_old_signatures(10_000).await.unwrap();
+        assert!(store.remember_signature("0xab", 10_000).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_row_is_an_error_naming_the_database() {
+        let (_dir, path, store) = store().await;
+        let job = examples::job_offer(1, 5, 1000);
+        store.add_job_offer(&job).await.unwrap();
+        sqlx::query("UPDATE job_offers SET json = 'not json'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let error = store.job_offer(&job.id).await.unwrap_err().to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(store.open_job_offers().await.is_err());
     }
 }
