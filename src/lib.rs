@@ -2,7 +2,7 @@
 //! containers on resource providers' machines; contracts hold deal state, escrow and
 //! collateral; an off-chain solver matches offers; mediators re-run disputed jobs.
 //!
-//! The crate is one binary whose roles are modules; see DESIGN.md §2 for the layout.
+//! The crate is one binary whose roles are modules; the README's "Layout" lists them.
 
 pub mod bus;
 pub mod chain;

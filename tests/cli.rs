@@ -84,7 +84,23 @@ fn every_role_documents_its_flags_and_variables() {
             "mediator",
             &["--parallel", "WEB3_RPC_URL", "SOLVER_URL", "DATA_DIR"][..],
         ),
-        ("dev", &["--anvil-path", "OFFER_CPU", "--dishonest"][..]),
+        (
+            "dev",
+            &[
+                "--anvil-path",
+                "OFFER_CPU",
+                "OFFER_MODULES",
+                "ALLOW_NETWORK",
+                "EXECUTOR",
+                "JC_MATCH_TIMEOUT",
+                "--dishonest",
+                // every role it runs
+                "the solver",
+                "a resource provider",
+                "a mediator",
+                "the on-chain job service (jc)",
+            ][..],
+        ),
         (
             "jc",
             &[
@@ -109,6 +125,40 @@ fn every_role_documents_its_flags_and_variables() {
             );
         }
     }
+}
+
+#[test]
+fn a_subcommand_lists_only_the_options_it_uses_each_variable_once() {
+    let help = |args: &[&str]| String::from_utf8_lossy(&lilypad(args).stdout).into_owned();
+    let keys = help(&["keys", "generate", "--help"]);
+    for absent in [
+        "--solver",
+        "--mediators",
+        "--controller",
+        "--rpc-url",
+        "OFFER_",
+    ] {
+        assert!(
+            !keys.contains(absent),
+            "keys generate shows {absent}:\n{keys}"
+        );
+    }
+    assert!(
+        keys.contains("--out") && keys.contains("DATA_DIR"),
+        "{keys}"
+    );
+    let mediator = help(&["mediator", "--help"]);
+    for absent in ["--mediators", "--instruction-price", "--offer-cpu"] {
+        assert!(
+            !mediator.contains(absent),
+            "mediator shows {absent}:\n{mediator}"
+        );
+    }
+    assert_eq!(
+        help(&["--help"]).matches("LILYPAD_CONFIG").count(),
+        1,
+        "--config names its variable once"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Disputes and deadlines end to end on real parts (anvil, the deployed contracts, the solver,
 //! resource provider and mediator roles on the real Docker engine). Each test ends a deal in
-//! one row of DESIGN.md §4's money table and asserts its final on-chain state and every
+//! one row of the money table (README, "The contracts") and asserts its final on-chain state and every
 //! party's token balance change to the wei.
 //!
 //! A party that "dies" is played by the test: it does what the real role does up to the

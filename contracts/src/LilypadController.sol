@@ -13,7 +13,7 @@ import {LilypadMediation, IMediationSettlement} from "./LilypadMediation.sol";
 /// @dev Identity is `msg.sender`. Each function checks who may call it and when, moves the
 /// deal one step in Storage (which checks the state of the record under
 /// `dealKeyOf(dealId, terms)`, so only the terms agreed to reach it), then moves the money
-/// through Payments exactly as DESIGN.md §4's table says. State is written before
+/// through Payments exactly as the money table (README.md) says. State is written before
 /// any token moves, and every mutator is `nonReentrant`, so a hostile token cannot replay
 /// a step.
 ///

@@ -8,7 +8,7 @@ import {Controlled} from "./Controlled.sol";
 
 /// @title LilypadPayments
 /// @notice Holds every deal's escrow, in one ERC-20 chosen at deployment.
-/// @dev Only the Controller moves money, and only as the money table in DESIGN.md §4 says.
+/// @dev Only the Controller moves money, and only as the money table in README.md says.
 /// Parties approve this contract once; the Controller then pulls deposits with
 /// `transferFrom(party, this, amount)` — the party is always the caller of the Controller,
 /// never `tx.origin`. Where one step both takes from and returns to the same party

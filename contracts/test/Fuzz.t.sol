@@ -5,7 +5,7 @@ import {LilypadTest} from "./utils/LilypadTest.sol";
 import {DealTerms} from "../src/Types.sol";
 
 /// Fuzzed prices, collaterals, multiples, instruction counts and outcomes: every deal ends
-/// with each party's balance changed by exactly what DESIGN.md §4 says, escrow holding
+/// with each party's balance changed by exactly what the money table (README.md) says, escrow holding
 /// exactly the model's amount after every step, and nothing left in escrow at the end.
 contract FuzzTest is LilypadTest {
     bytes32 internal constant DEAL = keccak256("fuzz");

@@ -4,7 +4,7 @@ pragma solidity ^0.8.28;
 import {LilypadTest} from "./utils/LilypadTest.sol";
 import {DealState, DealTerms} from "../src/Types.sol";
 
-/// Every row of the money table in DESIGN.md §4, asserted to the wei for the JC, the RP,
+/// Every row of the money table in README.md, asserted to the wei for the JC, the RP,
 /// both mediators, the treasury and the escrow (Payments) — and that no token appears or
 /// disappears. Standard terms: price 10, instructions 2 (cost 20), payment collateral 30,
 /// multiple 4 (results collateral 80), mediation fee 5, Cs 7, Cj 11.

@@ -1,7 +1,7 @@
 //! Deadlines: which on-chain timeout a party may call for a deal, from when, and what the
 //! deal's end means for the job creator's money. Every role checks its open deals against
-//! these on each tick and calls what it is entitled to, so no escrow stays locked
-//! (DESIGN.md §4 and §6).
+//! these on each tick and calls what it is entitled to, so no escrow stays locked (the
+//! README's "Deadlines" and "Money" sections say who may call which timeout and what it pays).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -31,7 +31,7 @@ use crate::executor::Executor;
 use crate::worker::{self, Ticks, WorkId, Worker};
 use ledger::{Ledger, LocalDeal, Stage};
 
-/// Every job counts as one instruction (DESIGN.md: cost = price x instructions).
+/// Every job counts as one instruction (cost = price x instructions; README, "Money").
 pub const INSTRUCTIONS_PER_JOB: u64 = 1;
 
 /// What the RP sells and how it behaves.
