@@ -325,6 +325,22 @@ impl SolverClient {
         .map(|_| ())
     }
 
+    /// Sends a deal's transaction (`what` names it in errors) and notes it with the solver
+    /// as `action` in the deal's history.
+    pub async fn send_noted<D: ethers::abi::Detokenize>(
+        &self,
+        chain: &crate::chain::Chain,
+        deal_id: &str,
+        action: &str,
+        what: &str,
+        call: ethers::contract::ContractCall<crate::chain::Client, D>,
+    ) -> Result<ethers::types::TransactionReceipt, crate::chain::ChainError> {
+        let receipt = chain.send(what, call).await?;
+        self.note_tx(deal_id, action, receipt.transaction_hash)
+            .await;
+        Ok(receipt)
+    }
+
     /// Records a transaction with the solver for the deal's history; a failure is only
     /// logged, since the chain is the record that counts.
     pub async fn note_tx(&self, deal_id: &str, action: &str, hash: ethers::types::H256) {

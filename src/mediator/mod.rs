@@ -223,29 +223,16 @@ impl<E: Executor> Mediator<E> {
                 .map_err(Into::into);
         }
         let mediation = &self.chain.contracts.mediation;
-        let receipt = if verdict.accept {
-            self.chain
-                .send(
-                    "accept the results as mediator",
-                    mediation.mediation_accept_result(deal_id, terms),
-                )
-                .await?
+        let (action, what, call) = if verdict.accept {
+            let call = mediation.mediation_accept_result(deal_id, terms);
+            ("mediation_accept", "accept the results as mediator", call)
         } else {
-            self.chain
-                .send(
-                    "reject the results as mediator",
-                    mediation.mediation_reject_result(deal_id, terms),
-                )
-                .await?
-        };
-        let action = if verdict.accept {
-            "mediation_accept"
-        } else {
-            "mediation_reject"
+            let call = mediation.mediation_reject_result(deal_id, terms);
+            ("mediation_reject", "reject the results as mediator", call)
         };
         self.client
-            .note_tx(&deal.id, action, receipt.transaction_hash)
-            .await;
+            .send_noted(&self.chain, &deal.id, action, what, call)
+            .await?;
         tracing::info!(deal_id = %deal.id, accept = verdict.accept, reason = %verdict.reason, "verdict sent");
         self.ledger.finish(&deal.id, &verdict.reason).await?;
         Ok(())

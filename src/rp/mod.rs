@@ -269,16 +269,10 @@ impl<E: Executor> Rp<E> {
                     self.chain
                         .ensure_allowance(deal.timeouts.submit_results_collateral.into())
                         .await?;
-                    let receipt = self
-                        .chain
-                        .send(
-                            "agree to the deal",
-                            controller.agree(deal_id, terms.clone()),
-                        )
-                        .await?;
+                    let call = controller.agree(deal_id, terms.clone());
                     self.client
-                        .note_tx(&deal.id, "agree", receipt.transaction_hash)
-                        .await;
+                        .send_noted(&self.chain, &deal.id, "agree", "agree to the deal", call)
+                        .await?;
                     tracing::info!(deal_id = %deal.id, "agreed on chain");
                 }
                 DealState::DealAgreed => {
@@ -393,10 +387,15 @@ impl<E: Executor> Rp<E> {
             digest_of(cid)?,
             INSTRUCTIONS_PER_JOB,
         );
-        let receipt = self.chain.send("submit the results", call).await?;
         self.client
-            .note_tx(&deal.id, "add_result", receipt.transaction_hash)
-            .await;
+            .send_noted(
+                &self.chain,
+                &deal.id,
+                "add_result",
+                "submit the results",
+                call,
+            )
+            .await?;
         tracing::info!(deal_id = %deal.id, results_cid = %cid, "results submitted on chain");
         Ok(())
     }

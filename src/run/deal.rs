@@ -173,12 +173,10 @@ async fn step(
     match state {
         DealState::DealNegotiating if !agreement.job_creator_agreed => {
             chain.ensure_allowance(job_creator_deposit(&deal)).await?;
-            let receipt = chain
-                .send("agree to the deal", controller.agree(deal_id, terms))
-                .await?;
+            let call = controller.agree(deal_id, terms);
             client
-                .note_tx(&deal.id, "agree", receipt.transaction_hash)
-                .await;
+                .send_noted(chain, &deal.id, "agree", "agree to the deal", call)
+                .await?;
             progress.step("agreed on chain; waiting for the resource provider to agree");
         }
         DealState::DealNegotiating => {
@@ -228,15 +226,10 @@ async fn step(
             match tracking.judgement.clone().flatten() {
                 None => {
                     progress.step("results verified; accepting on chain");
-                    let receipt = chain
-                        .send(
-                            "accept the results",
-                            controller.accept_result(deal_id, terms),
-                        )
-                        .await?;
+                    let call = controller.accept_result(deal_id, terms);
                     client
-                        .note_tx(&deal.id, "accept_result", receipt.transaction_hash)
-                        .await;
+                        .send_noted(chain, &deal.id, "accept_result", "accept the results", call)
+                        .await?;
                     let mut agreement = agreement;
                     agreement.state = DealState::ResultsAccepted.number();
                     return Ok(Some(ended(tracking, offer, &deal, &agreement)));
@@ -248,15 +241,10 @@ async fn step(
                     chain
                         .ensure_allowance(deal.pricing.mediation_fee.into())
                         .await?;
-                    let receipt = chain
-                        .send(
-                            "dispute the results",
-                            controller.check_result(deal_id, terms),
-                        )
-                        .await?;
+                    let call = controller.check_result(deal_id, terms);
                     client
-                        .note_tx(&deal.id, "check_result", receipt.transaction_hash)
-                        .await;
+                        .send_noted(chain, &deal.id, "check_result", "dispute the results", call)
+                        .await?;
                 }
             }
         }
