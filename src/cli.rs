@@ -66,6 +66,10 @@ pub struct ChainArgs {
     /// The chain's JSON-RPC URL
     #[arg(long, env = "WEB3_RPC_URL", value_name = "URL")]
     pub rpc_url: Option<String>,
+    /// The chain's WebSocket URL (ws:// or wss://): roles then react to each new block
+    /// instead of waiting for their next poll [default: none; polling only]
+    #[arg(long, env = "WEB3_WS_URL", value_name = "URL")]
+    pub ws_url: Option<String>,
     /// File holding this node's private key (hex); or set WEB3_PRIVATE_KEY
     #[arg(long, env = "WEB3_PRIVATE_KEY_FILE", value_name = "FILE")]
     pub key_file: Option<PathBuf>,

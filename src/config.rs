@@ -34,6 +34,7 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub web3_rpc_url: Option<String>,
+    pub web3_ws_url: Option<String>,
     pub web3_private_key: Option<Secret>,
     pub web3_private_key_file: Option<PathBuf>,
     pub web3_chain_id: Option<u64>,

@@ -91,6 +91,8 @@ pub struct Ticks {
     pub poll: Duration,
     /// Also look when this yields (the solver's event stream), if given.
     pub wake: Option<mpsc::Receiver<crate::bus::Event>>,
+    /// Also look when the chain makes a block (a WebSocket subscription), if given.
+    pub heads: Option<mpsc::Receiver<u64>>,
 }
 
 /// Runs `worker` until `shutdown`, then stops as the module doc says.
@@ -133,19 +135,36 @@ pub async fn run<W: Worker>(worker: Arc<W>, mut ticks: Ticks, shutdown: Cancella
         while let Some(Some(done)) = tasks.join_next().now_or_never() {
             report_abnormal::<W>(done);
         }
-        let woken = async {
-            match ticks.wake.as_mut() {
-                Some(events) => events.recv().await.is_some(),
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            alive = woken => if !alive { ticks.wake = None },
-            _ = tokio::time::sleep(wait) => {}
+        if !ticks.wait(wait, &shutdown).await {
+            break;
         }
     }
     stop::<W>(tasks).await;
+}
+
+impl Ticks {
+    /// Waits for the next reason to look (a wake-up or `wait` passing); false at shutdown.
+    /// A channel that closes is dropped, not taken for a wake-up.
+    pub async fn wait(&mut self, wait: Duration, shutdown: &CancellationToken) -> bool {
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                alive = next(&mut self.wake) => if alive { return true } else { self.wake = None },
+                alive = next(&mut self.heads) => if alive { return true } else { self.heads = None },
+                _ = &mut sleep => return true,
+            }
+        }
+    }
+}
+
+/// Waits for the next message of an optional channel: false once it closed; never, without one.
+async fn next<T>(channel: &mut Option<mpsc::Receiver<T>>) -> bool {
+    match channel.as_mut() {
+        Some(channel) => channel.recv().await.is_some(),
+        None => std::future::pending().await,
+    }
 }
 
 /// Gives running steps [`STOP_GRACE`] to finish, then aborts the rest.
@@ -238,6 +257,7 @@ mod tests {
         let ticks = Ticks {
             poll: Duration::from_millis(100),
             wake: None,
+            heads: None,
         };
         let running = tokio::spawn(run(worker.clone(), ticks, shutdown.clone()));
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -251,5 +271,54 @@ mod tests {
         assert!(stepped.contains(&1) && stepped.contains(&2));
         assert!(stepped.contains(&3), "the failed item was retried");
         assert!(!stepped.contains(&4));
+    }
+
+    /// A role that only counts its looks.
+    #[derive(Default)]
+    struct Looking(AtomicUsize);
+
+    impl Worker for Looking {
+        type Item = u32;
+        const ROLE: &'static str = "test";
+
+        async fn find_work(&self) -> anyhow::Result<Vec<u32>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        }
+
+        fn id(item: &u32) -> WorkId {
+            WorkId::Job(item.to_string())
+        }
+
+        async fn step(&self, _: u32) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_block_wakes_the_role_before_its_next_poll() {
+        let worker = Arc::new(Looking::default());
+        let (blocks, heads) = mpsc::channel(4);
+        let ticks = Ticks {
+            poll: Duration::from_secs(3600),
+            wake: None,
+            heads: Some(heads),
+        };
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(run(worker.clone(), ticks, shutdown.clone()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(worker.0.load(Ordering::SeqCst), 1, "the first look");
+        blocks.send(7).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(worker.0.load(Ordering::SeqCst), 2, "woken by the block");
+        drop(blocks);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            worker.0.load(Ordering::SeqCst),
+            2,
+            "a closed channel is not a wake-up"
+        );
+        shutdown.cancel();
+        running.await.unwrap();
     }
 }

@@ -249,3 +249,39 @@ async fn a_mediator_whose_checkpoint_is_corrupt_refuses_to_start_and_names_its_d
     assert!(text.contains("\"12a\""), "{text}");
     network.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn roles_hear_of_new_blocks_over_the_nodes_websocket() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = DevRoles {
+        resource_provider: false,
+        mediator: false,
+        job_service: false,
+        ..DevRoles::default()
+    };
+    let network = start(options_with(dir.path(), roles, NOOP)).await;
+    let chain = network.chain_as(&network.keys.mediator).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut heads = chain
+        .new_heads(stop.clone())
+        .expect("anvil has a WebSocket endpoint");
+    // The subscription connects in the background; mine until a block is announced.
+    let mut announced = None;
+    for _ in 0..50 {
+        advance_chain_time(&network, 1).await;
+        if let Ok(Some(block)) =
+            tokio::time::timeout(Duration::from_millis(100), heads.recv()).await
+        {
+            announced = Some(block);
+            break;
+        }
+    }
+    let block = announced.expect("a new block was announced");
+    let head = {
+        use ethers::providers::Middleware;
+        chain.client.get_block_number().await.unwrap().as_u64()
+    };
+    assert!(block > 0 && block <= head, "block {block}, head {head}");
+    stop.cancel();
+    network.stop().await;
+}

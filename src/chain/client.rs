@@ -10,7 +10,8 @@ use ethers::middleware::SignerMiddleware;
 use ethers::providers::{Http, Middleware, Provider};
 use ethers::signers::{LocalWallet, Signer};
 use ethers::types::{Address, BlockNumber, TransactionReceipt, U256};
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, Mutex};
+use tokio_util::sync::CancellationToken;
 
 use super::bindings::*;
 
@@ -62,6 +63,8 @@ pub struct Chain {
     pub contracts: Contracts,
     pub chain_id: u64,
     pub rpc_url: String,
+    /// The node's WebSocket endpoint, for new-block subscriptions (`WEB3_WS_URL`).
+    pub ws_url: Option<String>,
     poll: Duration,
     /// The next nonce to use, or None to ask the node. Held while a transaction is sent.
     nonce: Mutex<Option<U256>>,
@@ -163,9 +166,18 @@ impl Chain {
             contracts,
             chain_id,
             rpc_url: rpc_url.to_string(),
+            ws_url: None,
             poll,
             nonce: Mutex::new(None),
         })
+    }
+
+    /// New block numbers as they come, when the node's WebSocket endpoint is known; None
+    /// otherwise (roles then rely on polling alone).
+    pub fn new_heads(&self, shutdown: CancellationToken) -> Option<mpsc::Receiver<u64>> {
+        self.ws_url
+            .clone()
+            .map(|url| super::heads::subscribe(url, shutdown))
     }
 
     /// This key's address.

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Chain, ChainError};
 use crate::db::{Db, DbError};
+use crate::worker::Ticks;
 
 /// Largest block range asked for in one `eth_getLogs` call.
 const MAX_RANGE: u64 = 5_000;
@@ -140,19 +141,26 @@ impl Follower {
         Ok(count)
     }
 
-    /// Polls every `interval` until `shutdown`, backing off (up to 30 s) while the node or
-    /// the handler fails. For a role whose whole job is following (the solver's mirror of
-    /// deal states); roles with other work call [`Follower::poll`] from their own tick.
+    /// Polls every `interval`, and on every new block `heads` announces, until `shutdown`,
+    /// backing off (up to 30 s) while the node or the handler fails. For a role whose whole
+    /// job is following (the solver's mirror of deal states); roles with other work call
+    /// [`Follower::poll`] from their own tick.
     pub async fn run<F, Fut>(
         mut self,
         what: &str,
         interval: Duration,
+        heads: Option<tokio::sync::mpsc::Receiver<u64>>,
         shutdown: CancellationToken,
         mut handle: F,
     ) where
         F: FnMut(Log) -> Fut,
         Fut: Future<Output = anyhow::Result<()>>,
     {
+        let mut ticks = Ticks {
+            poll: interval,
+            wake: None,
+            heads,
+        };
         let mut wait = interval;
         loop {
             match self.poll(&mut handle).await {
@@ -166,9 +174,8 @@ impl Follower {
                     );
                 }
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
+            if !ticks.wait(wait, &shutdown).await {
+                return;
             }
         }
     }

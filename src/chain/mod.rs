@@ -7,6 +7,7 @@ pub mod client;
 pub mod deadlines;
 pub mod deploy;
 pub mod follower;
+pub mod heads;
 pub mod terms;
 
 pub use client::{Chain, ChainError, Client};

@@ -46,13 +46,14 @@ pub fn shutdown_on_signals() -> CancellationToken {
 }
 
 pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Arc<Chain>> {
-    let chain = Chain::connect(
+    let mut chain = Chain::connect(
         &settings.rpc_url()?,
         settings.wallet()?,
         settings.controller()?,
         settings.poll_interval(),
     )
     .await?;
+    chain.ws_url = settings.web3_ws_url.clone();
     if let Some(expected) = settings.web3_chain_id {
         if expected != chain.chain_id {
             bail!(

@@ -202,7 +202,9 @@ impl DevNetwork {
         let connect = |wallet: &LocalWallet| {
             Chain::connect(&rpc_url, wallet.clone(), deployment.controller, poll)
         };
-        let solver_chain = Arc::new(connect(&keys.solver).await?);
+        let mut solver_chain = connect(&keys.solver).await?;
+        solver_chain.ws_url = Some(anvil_ws_url(&rpc_url));
+        let solver_chain = Arc::new(solver_chain);
         let solver_settings = SolverSettings::from_settings(&options.settings)?;
         let solver_shutdown = shutdown.child_token();
         let solver = crate::solver::start(
@@ -334,16 +336,17 @@ impl DevNetwork {
     }
 
     /// A chain client on this network signing with `wallet`.
+    /// anvil serves WebSocket subscriptions on its HTTP port, so roles are woken by each block.
     pub async fn chain_as(&self, wallet: &LocalWallet) -> anyhow::Result<Arc<Chain>> {
-        Ok(Arc::new(
-            Chain::connect(
-                &self.rpc_url,
-                wallet.clone(),
-                self.deployment.controller,
-                self.poll,
-            )
-            .await?,
-        ))
+        let mut chain = Chain::connect(
+            &self.rpc_url,
+            wallet.clone(),
+            self.deployment.controller,
+            self.poll,
+        )
+        .await?;
+        chain.ws_url = Some(anvil_ws_url(&self.rpc_url));
+        Ok(Arc::new(chain))
     }
 
     /// Stops the solver and starts it again on the same address and data (what an operator's
@@ -407,6 +410,11 @@ where
         }
     }));
     (stop, task)
+}
+
+/// anvil's WebSocket endpoint: its HTTP address with the ws scheme.
+fn anvil_ws_url(rpc_url: &str) -> String {
+    rpc_url.replacen("http", "ws", 1)
 }
 
 /// Reads a running dev network's file, if the network answers.

@@ -121,6 +121,7 @@ pub async fn run(
     let ticks = Ticks {
         poll: service.settings.poll,
         wake: None,
+        heads: service.chain.new_heads(shutdown.child_token()),
     };
     worker::run(service.clone(), ticks, shutdown).await;
     service.ledger.shut().await;

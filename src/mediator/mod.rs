@@ -101,6 +101,7 @@ pub async fn run<E: Executor>(
     let ticks = Ticks {
         poll: mediator.settings.poll,
         wake: Some(mediator.client.events(shutdown.child_token())),
+        heads: mediator.chain.new_heads(shutdown.child_token()),
     };
     worker::run(mediator.clone(), ticks, shutdown).await;
     mediator.ledger.close().await;

@@ -108,6 +108,7 @@ pub async fn run<E: Executor>(
     let ticks = Ticks {
         poll: rp.settings.poll,
         wake: Some(rp.client.events(shutdown.child_token())),
+        heads: rp.chain.new_heads(shutdown.child_token()),
     };
     worker::run(rp.clone(), ticks, shutdown).await;
     rp.ledger.close().await;

@@ -500,8 +500,8 @@ pub async fn start(
         .await
         .context("cannot follow deal states on chain")?;
     let watcher = tokio::spawn(watcher::watch_chain(
+        chain.clone(),
         deal_states,
-        chain.poll_interval(),
         solver.clone(),
     ));
     let ticker = tokio::spawn(watcher::tick(solver.clone(), chain.poll_interval()));

@@ -53,14 +53,17 @@ pub async fn deal_states(chain: &Chain, solver: &Solver) -> Result<Follower, Fol
     .await
 }
 
-/// Mirrors deal states from `follower` into the store until shutdown.
-pub async fn watch_chain(follower: Follower, interval: Duration, solver: Arc<Solver>) {
+/// Mirrors deal states from `follower` into the store until shutdown (every `interval`,
+/// and on each new block when the chain's WebSocket endpoint is known).
+pub async fn watch_chain(chain: Arc<Chain>, follower: Follower, solver: Arc<Solver>) {
     let shutdown = solver.shutdown.clone();
+    let heads = chain.new_heads(shutdown.child_token());
     let solver = &solver;
     follower
         .run(
             "deal states on chain",
-            interval,
+            chain.poll_interval(),
+            heads,
             shutdown,
             |log| async move {
                 record_state_change(solver, &log).await?;
