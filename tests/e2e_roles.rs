@@ -285,3 +285,51 @@ async fn roles_hear_of_new_blocks_over_the_nodes_websocket() {
     stop.cancel();
     network.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resource_provider_whose_stored_stage_is_corrupt_leaves_that_deal_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = DevRoles {
+        resource_provider: false,
+        ..DevRoles::default()
+    };
+    let mut network = start(options_with(dir.path(), roles, NOOP)).await;
+    let rp = network.start_resource_provider().await.unwrap();
+    // The test is the job creator: it posts an offer and agrees only when it chooses to.
+    let jc_chain = network.job_creator_chain().await.unwrap();
+    let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let offer = job_offer(&network, "held back");
+    client.post_job_offer(&offer).await.unwrap();
+    let deal = wait_for_deal(&client, &format!("job_offer={}", offer.id)).await;
+    wait_on_chain(&jc_chain, &deal, "the RP's agreement", |a| {
+        a.resource_provider_agreed
+    })
+    .await;
+    rp.abort();
+
+    // The RP's record of the deal is damaged while it is down.
+    let url = format!("sqlite://{}", dir.path().join("rp/rp.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE deals SET stage = 'acepted' WHERE id = ?")
+        .bind(&deal.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    network.start_resource_provider().await.unwrap();
+    let deposit = lilypad::chain::terms::job_creator_deposit(&deal);
+    agree_as(&jc_chain, &deal, deposit).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Read as "accepted" the RP would run the job and submit; it does neither.
+    let agreement = jc_chain.agreement(key_of(&deal)).await.unwrap();
+    assert_eq!(agreement.state, DealState::DealAgreed.number());
+    assert!(!dir.path().join("rp/jobs").join(&deal.id).exists());
+    let stage: String = sqlx::query_scalar("SELECT stage FROM deals WHERE id = ?")
+        .bind(&deal.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stage, "acepted", "the damaged row is left for the operator");
+    pool.close().await;
+    network.stop().await;
+}
