@@ -20,6 +20,13 @@ use crate::data::{amount, MachineSpec, Pricing, Services, Timeouts};
 #[serde(transparent)]
 pub struct Secret(String);
 
+/// Serialised (to show settings) as it prints: never the value.
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("{self:?}"))
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_empty() {
@@ -30,8 +37,9 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Every setting. Field names are the environment variables in lower case.
-#[derive(Debug, Clone, Deserialize)]
+/// Every setting. Field names are the environment variables in lower case; each one but
+/// the key itself is an option in `cli.rs` (a test keeps the two in step).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct Settings {
     pub web3_rpc_url: Option<String>,
     pub web3_ws_url: Option<String>,
@@ -452,6 +460,31 @@ mod tests {
             error.contains("WEB3_PRIVATE_KEY") && !error.contains("nothex"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn every_setting_is_an_option_and_every_option_with_a_variable_a_setting() {
+        let settings = Settings::load(None, env(&[("WEB3_PRIVATE_KEY", "0x01")]), &[]).unwrap();
+        let shown = serde_json::to_value(&settings).unwrap();
+        assert_eq!(shown["web3_private_key"], "<redacted>");
+        let fields: std::collections::BTreeSet<String> =
+            shown.as_object().unwrap().keys().cloned().collect();
+        let mut definition = crate::cli::Cli::command();
+        definition.build();
+        let mut options = std::collections::BTreeSet::new();
+        let mut pending = vec![&definition];
+        while let Some(command) = pending.pop() {
+            for arg in command.get_arguments() {
+                if let Some(env) = arg.get_env() {
+                    options.insert(env.to_string_lossy().to_ascii_lowercase());
+                }
+            }
+            pending.extend(command.get_subcommands());
+        }
+        // The key has no flag (never on a command line); the settings file is not a setting.
+        options.insert("web3_private_key".into());
+        options.remove("lilypad_config");
+        assert_eq!(fields, options);
     }
 
     #[test]
