@@ -1,8 +1,10 @@
 //! `lilypad rp`: the resource provider. Keeps one live resource offer per free slot
 //! (posted and refreshed), checks every deal the solver proposes against its own offer
-//! before agreeing on chain, runs the job in Docker, packs the results as a deterministic
-//! tar whose CID is the results id, uploads it, and calls addResult. Each deal is driven by
-//! its on-chain state, so every step is idempotent and a restart resumes where it stopped.
+//! before agreeing on chain, runs the job on its engine (Docker; see `crate::executor`),
+//! packs the results as a deterministic tar whose CID is the results id, uploads it, and
+//! calls addResult. Each deal is driven by its on-chain state, so every step is idempotent
+//! and a restart resumes where it stopped. The loop around this is the shared worker
+//! runtime (`crate::worker`): the RP only says what it looks at and what one step does.
 
 mod ledger;
 
