@@ -314,6 +314,16 @@ pub struct OfferArgs {
     /// Let jobs that ask for network access have it
     #[arg(long, env = "ALLOW_NETWORK")]
     pub allow_network: bool,
+    /// Seconds a deal we agreed to may wait for the job creator's agreement before its slot
+    /// is offered again (the deal still runs if it agrees later; otherwise its agree
+    /// timeout is claimed)
+    #[arg(
+        long,
+        env = "OFFER_AGREE_WINDOW",
+        value_name = "SECS",
+        default_value = "60"
+    )]
+    pub agree_window: u64,
     #[command(flatten)]
     pub executor: ExecutorArgs,
 }

@@ -62,6 +62,7 @@ pub struct Settings {
     pub offer_modules: String,
     pub offer_ttl: u64,
     pub allow_network: bool,
+    pub offer_agree_window: u64,
     pub pricing_instruction_price: String,
     pub pricing_payment_collateral: String,
     pub pricing_results_collateral_multiple: u64,

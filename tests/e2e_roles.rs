@@ -333,3 +333,60 @@ async fn a_resource_provider_whose_stored_stage_is_corrupt_leaves_that_deal_alon
     pool.close().await;
     network.stop().await;
 }
+
+/// Waits (at most 15 s) until the RP has an offer no deal took.
+async fn wait_for_a_free_offer(network: &DevNetwork, client: &SolverClient, what: &str) {
+    let rp = network.keys.resource_provider.address();
+    for _ in 0..150 {
+        let offers = client.resource_offers(rp).await.unwrap();
+        if offers.iter().any(|record| record.deal_id.is_none()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the resource provider offered no free slot: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_creator_that_goes_silent_does_not_keep_the_resource_providers_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [NOOP, &["--agree-window", "1"]].concat();
+    let network = start(options_with(dir.path(), DevRoles::default(), &flags)).await;
+    let jc_chain = network.job_creator_chain().await.unwrap();
+    let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+
+    // A job creator agrees, the job runs and its results are submitted; then it goes silent
+    // and never judges them. Judging needs no machine: the slot is offered again.
+    let first = job_offer(&network, "judged never");
+    client.post_job_offer(&first).await.unwrap();
+    let deal = wait_for_deal(&client, &format!("job_offer={}", first.id)).await;
+    agree_as(
+        &jc_chain,
+        &deal,
+        lilypad::chain::terms::job_creator_deposit(&deal),
+    )
+    .await;
+    wait_for_state(&jc_chain, &deal, DealState::ResultsSubmitted).await;
+    wait_for_a_free_offer(&network, &client, "after results were submitted").await;
+
+    // Another job creator's deal takes that offer; the RP agrees, the job creator never does.
+    // After the agree window the slot is offered again.
+    let second = job_offer(&network, "agreed never");
+    client.post_job_offer(&second).await.unwrap();
+    let stalled = wait_for_deal(&client, &format!("job_offer={}", second.id)).await;
+    wait_on_chain(&jc_chain, &stalled, "the RP's agreement", |a| {
+        a.resource_provider_agreed
+    })
+    .await;
+    wait_for_a_free_offer(&network, &client, "after the agree window").await;
+
+    // If that job creator agrees after all, the job still runs.
+    agree_as(
+        &jc_chain,
+        &stalled,
+        lilypad::chain::terms::job_creator_deposit(&stalled),
+    )
+    .await;
+    wait_for_state(&jc_chain, &stalled, DealState::ResultsSubmitted).await;
+    network.stop().await;
+}

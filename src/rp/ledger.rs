@@ -14,8 +14,12 @@ use crate::db::{encode, Db, DbError};
 pub enum Stage {
     /// The deal does not match our offer; never agreed to.
     Refused,
-    /// Checked and accepted; agreeing on chain.
+    /// Checked and accepted; agreeing on chain, then waiting for the job creator to agree.
     Accepted,
+    /// We agreed but the job creator did not within the agree window: its slot is offered
+    /// again. If the job creator agrees after all the job still runs; otherwise we call
+    /// timeoutAgree when it is due.
+    Stalled,
     /// Results packed (`results_cid` set); uploading and submitting.
     Packed,
     /// addResult confirmed.
@@ -29,6 +33,7 @@ impl Stage {
         match self {
             Stage::Refused => "refused",
             Stage::Accepted => "accepted",
+            Stage::Stalled => "stalled",
             Stage::Packed => "packed",
             Stage::Submitted => "submitted",
             Stage::Finished => "finished",
@@ -39,6 +44,7 @@ impl Stage {
         [
             Stage::Refused,
             Stage::Accepted,
+            Stage::Stalled,
             Stage::Packed,
             Stage::Submitted,
             Stage::Finished,
@@ -187,12 +193,13 @@ impl Ledger {
         }))
     }
 
-    /// How many deals are accepted and not finished: each holds a slot.
+    /// How many deals hold a slot: those about to run or running. A deal whose results are
+    /// submitted needs no machine to be judged, and one the job creator never joined is
+    /// given up after the agree window (stalled).
     pub async fn active_deal_count(&self) -> Result<u32, DbError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM deals WHERE stage IN (?, ?, ?)")
+        let row = sqlx::query("SELECT COUNT(*) FROM deals WHERE stage IN (?, ?)")
             .bind(Stage::Accepted.name())
             .bind(Stage::Packed.name())
-            .bind(Stage::Submitted.name())
             .fetch_one(self.db.pool())
             .await
             .map_err(|e| self.db.sql(e))?;

@@ -50,6 +50,9 @@ pub struct RpSettings {
     pub services: Services,
     /// How often offers are refreshed (the solver drops offers not refreshed within its TTL).
     pub refresh_every: Duration,
+    /// How long a deal we agreed to may wait for the job creator's agreement before its
+    /// slot is offered again (`--agree-window`).
+    pub agree_window: Duration,
     pub poll: Duration,
     /// Alter every job's stdout before packing it (`--dishonest`, dev networks only), so a
     /// mediator's rejection can be shown for real.
@@ -72,6 +75,7 @@ impl RpSettings {
             modules: settings.modules(),
             services,
             refresh_every: Duration::from_secs((settings.offer_ttl / 3).max(1)),
+            agree_window: Duration::from_secs(settings.offer_agree_window),
             poll: settings.poll_interval(),
             dishonest: false,
         })
@@ -292,7 +296,7 @@ impl<E: Executor> Rp<E> {
                         return Ok(());
                     }
                     let _slot = self.slots.acquire().await?;
-                    if local.stage == Stage::Accepted {
+                    if matches!(local.stage, Stage::Accepted | Stage::Stalled) {
                         let cid = self.run_job(&deal).await?;
                         self.ledger
                             .set_stage(&deal.id, Stage::Packed, Some(&cid))
@@ -325,6 +329,19 @@ impl<E: Executor> Rp<E> {
                             .set_stage(&deal.id, Stage::Submitted, None)
                             .await?;
                         local.stage = Stage::Submitted;
+                    }
+                    if state == DealState::DealNegotiating && local.stage == Stage::Accepted {
+                        let waited_since = agreement.state_since;
+                        let window = self.settings.agree_window.as_secs();
+                        if deadlines::chain_now(&self.chain).await?
+                            > waited_since.saturating_add(window)
+                        {
+                            tracing::info!(deal_id = %deal.id, window, "the job creator has not agreed; offering the slot again");
+                            self.ledger
+                                .set_stage(&deal.id, Stage::Stalled, None)
+                                .await?;
+                            local.stage = Stage::Stalled;
+                        }
                     }
                     if !self.call_due_timeout(&deal, &agreement).await? {
                         return Ok(());
