@@ -235,12 +235,13 @@ pub struct TermsArgs {
         default_value = "1lp"
     )]
     pub mediation_fee: String,
-    /// Seconds both sides have to agree
+    /// Seconds both sides have to agree (agreeing is automatic: minutes, not hours, so a
+    /// deal the other side abandoned releases its deposits soon)
     #[arg(
         long,
         env = "TIMEOUT_AGREE_TIME",
         value_name = "SECS",
-        default_value = "3600"
+        default_value = "300"
     )]
     pub agree_timeout: u64,
     /// Seconds the resource provider has to submit results
