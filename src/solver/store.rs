@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use ethers::types::Address;
-use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
 use crate::bus::{Event, EventKind};
@@ -30,7 +29,6 @@ type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Store {
     db: Db,
-    pool: SqlitePool,
 }
 
 const SCHEMA: &str = r#"
@@ -63,10 +61,7 @@ impl Store {
     /// Opens (creating if needed) `path`.
     pub async fn open(path: &Path) -> std::result::Result<Store, DbError> {
         let db = Db::open(path, SCHEMA, 4).await?;
-        Ok(Store {
-            pool: db.pool().clone(),
-            db,
-        })
+        Ok(Store { db })
     }
 
     /// Decodes a stored JSON value; damage is corrupt data naming the database.
@@ -124,7 +119,7 @@ impl Store {
 
     /// Stores a new job offer; None if it was already known.
     pub async fn add_job_offer(&self, offer: &JobOffer) -> Result<Option<Event>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         let inserted = sqlx::query("INSERT OR IGNORE INTO job_offers (id, json, created_at, job_creator) VALUES (?, ?, ?, ?)")
             .bind(&offer.id)
             .bind(encode(offer))
@@ -150,7 +145,7 @@ impl Store {
     pub async fn withdraw_job_offer(&self, id: &str) -> Result<bool> {
         let deleted = sqlx::query("DELETE FROM job_offers WHERE id = ? AND deal_id IS NULL")
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?
             .rows_affected();
         Ok(deleted == 1)
@@ -162,7 +157,7 @@ impl Store {
         offer: &ResourceOffer,
         now_ms: u64,
     ) -> Result<Option<Event>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         let inserted = sqlx::query(
             "INSERT OR IGNORE INTO resource_offers (id, json, created_at, resource_provider, last_seen) VALUES (?, ?, ?, ?, ?)",
         )
@@ -206,7 +201,7 @@ impl Store {
         .bind(now_ms as i64)
         .bind(id)
         .bind(address_text(owner))
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?
         .rows_affected();
         Ok(updated > 0)
@@ -215,7 +210,7 @@ impl Store {
     pub async fn job_offer(&self, id: &str) -> Result<Option<JobOfferRecord>> {
         let row = sqlx::query("SELECT json, deal_id FROM job_offers WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?;
         row.map(|row| {
             Ok(JobOfferRecord {
@@ -229,7 +224,7 @@ impl Store {
     pub async fn resource_offer(&self, id: &str) -> Result<Option<ResourceOfferRecord>> {
         let row = sqlx::query("SELECT json, deal_id, last_seen FROM resource_offers WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?;
         row.as_ref()
             .map(|row| self.resource_offer_record(row))
@@ -244,9 +239,9 @@ impl Store {
         let rows = match owner {
             Some(owner) => sqlx::query("SELECT json, deal_id, last_seen FROM resource_offers WHERE resource_provider = ? ORDER BY created_at, id")
                 .bind(address_text(owner))
-                .fetch_all(&self.pool)
+                .fetch_all(self.db.pool())
                 .await?,
-            None => sqlx::query("SELECT json, deal_id, last_seen FROM resource_offers ORDER BY created_at, id").fetch_all(&self.pool).await?,
+            None => sqlx::query("SELECT json, deal_id, last_seen FROM resource_offers ORDER BY created_at, id").fetch_all(self.db.pool()).await?,
         };
         rows.iter()
             .map(|row| self.resource_offer_record(row))
@@ -258,7 +253,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT json FROM job_offers WHERE deal_id IS NULL ORDER BY created_at, id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         rows.iter()
             .map(|row| self.decode("job offer", row.get::<&str, _>(0)))
@@ -271,7 +266,7 @@ impl Store {
             "SELECT json FROM resource_offers WHERE deal_id IS NULL AND last_seen >= ?",
         )
         .bind(alive_since_ms as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         rows.iter()
             .map(|row| self.decode("resource offer", row.get::<&str, _>(0)))
@@ -282,7 +277,7 @@ impl Store {
     /// taken meanwhile (passes are serialised, so this means a bug), nothing is stored.
     /// Returns the events to publish.
     pub async fn commit_deals(&self, deals: &[(Deal, String)]) -> Result<Vec<Event>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         let mut events = Vec::new();
         for (deal, deal_key) in deals {
             let job =
@@ -353,7 +348,7 @@ impl Store {
     pub async fn deal(&self, id: &str) -> Result<Option<DealRecord>> {
         let row = sqlx::query("SELECT json, state, deal_key FROM deals WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?;
         row.as_ref().map(|row| self.deal_record(row)).transpose()
     }
@@ -361,7 +356,7 @@ impl Store {
     pub async fn deal_by_key(&self, deal_key: &str) -> Result<Option<DealRecord>> {
         let row = sqlx::query("SELECT json, state, deal_key FROM deals WHERE deal_key = ?")
             .bind(deal_key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?;
         row.as_ref().map(|row| self.deal_record(row)).transpose()
     }
@@ -398,13 +393,13 @@ impl Store {
         for bind in &binds {
             query = query.bind(bind);
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(self.db.pool()).await?;
         rows.iter().map(|row| self.deal_record(row)).collect()
     }
 
     /// Records a deal's on-chain state; None if it did not change.
     pub async fn set_deal_state(&self, deal_id: &str, state: u8) -> Result<Option<Event>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         let changed = sqlx::query("UPDATE deals SET state = ? WHERE id = ? AND state != ?")
             .bind(state as i64)
             .bind(deal_id)
@@ -428,7 +423,7 @@ impl Store {
 
     /// Records a deal's result (the first one wins; a repeat of the same is fine).
     pub async fn put_result(&self, result: &JobResult) -> Result<Option<Event>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         let inserted = sqlx::query("INSERT OR IGNORE INTO results (deal_id, json) VALUES (?, ?)")
             .bind(&result.deal_id)
             .bind(encode(result))
@@ -451,7 +446,7 @@ impl Store {
     pub async fn result(&self, deal_id: &str) -> Result<Option<JobResult>> {
         let row = sqlx::query("SELECT json FROM results WHERE deal_id = ?")
             .bind(deal_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?;
         row.map(|row| self.decode("result", row.get::<&str, _>(0)))
             .transpose()
@@ -462,7 +457,7 @@ impl Store {
             .bind(deal_id)
             .bind(results_cid)
             .bind(path.display().to_string())
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(())
     }
@@ -471,7 +466,7 @@ impl Store {
     pub async fn file(&self, deal_id: &str) -> Result<Option<(String, String)>> {
         let row = sqlx::query("SELECT results_cid, path FROM files WHERE deal_id = ?")
             .bind(deal_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?;
         Ok(row.map(|row| (row.get(0), row.get(1))))
     }
@@ -481,7 +476,7 @@ impl Store {
         let rows = sqlx::query("SELECT json FROM events WHERE seq > ? ORDER BY seq LIMIT ?")
             .bind(since as i64)
             .bind(limit as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?;
         rows.iter()
             .map(|row| self.decode("event", row.get::<&str, _>(0)))
@@ -494,7 +489,7 @@ impl Store {
             sqlx::query("INSERT OR IGNORE INTO seen_signatures (signature, seen_at) VALUES (?, ?)")
                 .bind(signature.to_ascii_lowercase())
                 .bind(now_secs as i64)
-                .execute(&self.pool)
+                .execute(self.db.pool())
                 .await?
                 .rows_affected();
         Ok(inserted == 1)
@@ -506,7 +501,7 @@ impl Store {
         let horizon = now_secs.saturating_sub(2 * crate::data::signing::MAX_SKEW_SECS + 1);
         sqlx::query("DELETE FROM seen_signatures WHERE seen_at < ?")
             .bind(horizon as i64)
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(())
     }
@@ -519,7 +514,7 @@ impl Store {
         .bind(address_text(record.address))
         .bind(&record.action)
         .bind(&record.tx_hash)
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(())
     }
@@ -529,7 +524,7 @@ impl Store {
             "SELECT deal_id, address, action, tx_hash FROM txs WHERE deal_id = ? ORDER BY rowid",
         )
         .bind(deal_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         rows.iter()
             .map(|row| {
@@ -549,30 +544,30 @@ impl Store {
     /// Counts for /metrics: (deals per state, open job offers, open resource offers, last event).
     pub async fn counts(&self) -> Result<(Vec<(u8, u64)>, u64, u64, u64)> {
         let rows = sqlx::query("SELECT state, COUNT(*) FROM deals GROUP BY state")
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?;
         let per_state = rows
             .iter()
             .map(|row| (row.get::<i64, _>(0) as u8, row.get::<i64, _>(1) as u64))
             .collect();
         let jobs: i64 = sqlx::query("SELECT COUNT(*) FROM job_offers WHERE deal_id IS NULL")
-            .fetch_one(&self.pool)
+            .fetch_one(self.db.pool())
             .await?
             .get(0);
         let resources: i64 =
             sqlx::query("SELECT COUNT(*) FROM resource_offers WHERE deal_id IS NULL")
-                .fetch_one(&self.pool)
+                .fetch_one(self.db.pool())
                 .await?
                 .get(0);
         let last: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
-            .fetch_one(&self.pool)
+            .fetch_one(self.db.pool())
             .await?
             .get(0);
         Ok((per_state, jobs as u64, resources as u64, last as u64))
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.db.pool().close().await;
     }
 }
 
@@ -679,7 +674,7 @@ mod tests {
         let job = examples::job_offer(1, 5, 1000);
         store.add_job_offer(&job).await.unwrap();
         sqlx::query("UPDATE job_offers SET json = 'not json'")
-            .execute(&store.pool)
+            .execute(store.db.pool())
             .await
             .unwrap();
         let error = store.job_offer(&job.id).await.unwrap_err().to_string();
