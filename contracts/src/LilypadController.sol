@@ -20,6 +20,9 @@ import {LilypadMediation, IMediationSettlement} from "./LilypadMediation.sol";
 /// Deadlines: a step is allowed while `block.timestamp <= since + timeout`; the matching
 /// timeout only once `block.timestamp > since + timeout`, so the two never overlap. `since`
 /// is when the deal entered its current state (while negotiating: the first agreement).
+/// Anyone may call a timeout once it is due: its payouts go to the deal's members whoever
+/// calls, so no deal can stay open (and no escrow locked) because the party a timeout
+/// favours never calls it.
 contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     /// Amounts above this are refused, so no sum or product in the money table can overflow.
     uint256 public constant MAX_AMOUNT = type(uint128).max;
@@ -45,9 +48,10 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     /// The timeout cannot be called before its deadline.
     error DeadlineNotReached(bytes32 dealId, uint256 deadline);
     /// A member address is zero, or the job creator is also the resource provider,
-    /// or a mediator is one of the parties.
+    /// or the mediator is one of the parties.
     error InvalidMembers();
-    /// The agree and mediate-results collaterals are unused and must be zero.
+    /// The agree and mediate-results collaterals are unused and must be zero; the
+    /// submit-results collateral must not be (results must always stake something).
     error UnsupportedCollateral();
     /// A timeout is zero or longer than MAX_FACTOR seconds.
     error InvalidTimeout();
@@ -113,7 +117,9 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     }
 
     /// The RP commits its results and stakes the results collateral
-    /// (multiple x price x instructions); its submit-results collateral comes back.
+    /// (multiple x price x instructions). Its submit-results collateral stays staked until
+    /// the results are judged, so results a mediator rejects always cost the RP something,
+    /// even when it claims no instructions at all.
     function addResult(bytes32 dealId, DealTerms calldata terms, bytes32 resultsId, uint64 instructionCount)
         external
         nonReentrant
@@ -123,9 +129,7 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
         uint256 cost = _cost(dealId, terms, instructionCount);
         Agreement memory before = dealStorage.recordResult(dealKeyOf(dealId, terms), resultsId, instructionCount);
         _requireBeforeDeadline(dealId, before.stateSince, terms.timeouts.submitResults.timeout);
-        payments.exchange(
-            msg.sender, cost * terms.pricing.resultsCollateralMultiple, terms.timeouts.submitResults.collateral
-        );
+        payments.exchange(msg.sender, cost * terms.pricing.resultsCollateralMultiple, 0);
     }
 
     /// The JC accepts the results: the RP is paid and everyone's collateral comes back.
@@ -137,17 +141,17 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     }
 
     /// The JC disputes the results: its judge-results collateral comes back, it pays the
-    /// mediation fee, and one of the deal's mediators is picked.
+    /// mediation fee, and the deal's mediator (fixed by the terms) is asked to re-run the job.
     function checkResult(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
         _onlyJobCreator(dealId, terms);
         (bytes32 key, Agreement memory before) = _advance(dealId, terms, DealState.ResultsChecked);
         _requireBeforeDeadline(dealId, before.stateSince, terms.timeouts.judgeResults.timeout);
         payments.exchange(msg.sender, terms.pricing.mediationFee, terms.timeouts.judgeResults.collateral);
-        mediation.request(key, terms.members.mediators);
+        mediation.request(key, terms.members.mediator);
     }
 
     // ----------------------------------------------------------------------------------
-    // Mediation (called by the mediation contract on behalf of the picked mediator)
+    // Mediation (called by the mediation contract on behalf of the deal's mediator)
     // ----------------------------------------------------------------------------------
 
     /// The mediator agrees with the RP: the RP is paid as on accept, the mediator gets the fee.
@@ -160,7 +164,8 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
     }
 
     /// The mediator disagrees with the RP: the JC gets its payment collateral back, the
-    /// mediator gets the fee, the RP's results collateral goes to the treasury.
+    /// mediator gets the fee, the RP's results and submit-results collaterals go to the
+    /// treasury.
     function mediationRejectResult(bytes32 dealId, DealTerms calldata terms, address mediator) external nonReentrant {
         if (msg.sender != address(mediation)) revert NotMediation(msg.sender);
         (bytes32 key, Agreement memory before) = _advance(dealId, terms, DealState.MediationRejected);
@@ -169,40 +174,40 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
         payments.payBoth(
             terms.members.jobCreator, terms.pricing.paymentCollateral, mediator, terms.pricing.mediationFee
         );
-        payments.slash(key, terms.members.resourceProvider, resultsCollateral);
+        payments.slash(key, terms.members.resourceProvider, resultsCollateral + terms.timeouts.submitResults.collateral);
     }
 
     // ----------------------------------------------------------------------------------
     // Timeouts
     // ----------------------------------------------------------------------------------
 
+    // Each timeout may be called by anyone once due; what it pays goes to the deal's members.
+
     /// The second party never agreed: the party that did gets back exactly what it paid in.
     function timeoutAgree(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
         (, Agreement memory before) = _advance(dealId, terms, DealState.TimeoutAgree);
         _requireAfterDeadline(dealId, before.stateSince, terms.timeouts.agree.timeout);
         if (before.resourceProviderAgreed) {
-            if (msg.sender != terms.members.resourceProvider) revert NotEntitled(dealId, msg.sender);
-            payments.pay(msg.sender, terms.timeouts.submitResults.collateral);
+            payments.pay(terms.members.resourceProvider, terms.timeouts.submitResults.collateral);
         } else {
-            if (msg.sender != terms.members.jobCreator) revert NotEntitled(dealId, msg.sender);
-            payments.pay(msg.sender, terms.pricing.paymentCollateral + terms.timeouts.judgeResults.collateral);
+            payments.pay(
+                terms.members.jobCreator, terms.pricing.paymentCollateral + terms.timeouts.judgeResults.collateral
+            );
         }
     }
 
     /// The RP never submitted results: the JC gets its deposits back, the RP's
     /// submit-results collateral goes to the treasury.
     function timeoutSubmitResults(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
-        _onlyJobCreator(dealId, terms);
         (bytes32 key, Agreement memory before) = _advance(dealId, terms, DealState.TimeoutSubmitResults);
         _requireAfterDeadline(dealId, before.stateSince, terms.timeouts.submitResults.timeout);
-        payments.pay(msg.sender, terms.pricing.paymentCollateral + terms.timeouts.judgeResults.collateral);
+        payments.pay(terms.members.jobCreator, terms.pricing.paymentCollateral + terms.timeouts.judgeResults.collateral);
         payments.slash(key, terms.members.resourceProvider, terms.timeouts.submitResults.collateral);
     }
 
     /// The JC never judged the results: the RP is paid as on accept, the JC gets the rest
     /// of its payment collateral, its judge-results collateral goes to the treasury.
     function timeoutJudgeResults(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
-        _onlyResourceProvider(dealId, terms);
         (bytes32 key, Agreement memory before) = _advance(dealId, terms, DealState.TimeoutJudgeResults);
         _requireAfterDeadline(dealId, before.stateSince, terms.timeouts.judgeResults.timeout);
         _payForTheJob(terms, before.instructionCount, 0);
@@ -211,9 +216,6 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
 
     /// The mediator never decided: everyone gets back what they paid in.
     function timeoutMediateResults(bytes32 dealId, DealTerms calldata terms) external nonReentrant {
-        if (msg.sender != terms.members.jobCreator && msg.sender != terms.members.resourceProvider) {
-            revert NotAParty(dealId, msg.sender);
-        }
         (, Agreement memory before) = _advance(dealId, terms, DealState.TimeoutMediateResults);
         _requireAfterDeadline(dealId, before.stateSince, terms.timeouts.mediateResults.timeout);
         (, uint256 resultsCollateral) = _costs(terms, before.instructionCount);
@@ -221,7 +223,7 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
             terms.members.jobCreator,
             terms.pricing.paymentCollateral + terms.pricing.mediationFee,
             terms.members.resourceProvider,
-            resultsCollateral
+            resultsCollateral + terms.timeouts.submitResults.collateral
         );
     }
 
@@ -235,13 +237,12 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
         if (jc == address(0) || rp == address(0) || terms.members.solver == address(0) || jc == rp) {
             revert InvalidMembers();
         }
-        uint256 mediatorCount = terms.members.mediators.length;
-        if (mediatorCount == 0) revert InvalidMembers();
-        for (uint256 i; i < mediatorCount; ++i) {
-            address mediator = terms.members.mediators[i];
-            if (mediator == address(0) || mediator == jc || mediator == rp) revert InvalidMembers();
-        }
-        if (terms.timeouts.agree.collateral != 0 || terms.timeouts.mediateResults.collateral != 0) {
+        address mediator = terms.members.mediator;
+        if (mediator == address(0) || mediator == jc || mediator == rp) revert InvalidMembers();
+        if (
+            terms.timeouts.agree.collateral != 0 || terms.timeouts.mediateResults.collateral != 0
+                || terms.timeouts.submitResults.collateral == 0
+        ) {
             revert UnsupportedCollateral();
         }
         if (
@@ -291,13 +292,13 @@ contract LilypadController is ReentrancyGuardTransient, IMediationSettlement {
         before = dealStorage.advance(key, to);
     }
 
-    /// The job counts as done: the RP gets the cost and its results collateral, the JC the
+    /// The job counts as done: the RP gets the cost and both its collaterals, the JC the
     /// rest of its payment collateral plus `jobCreatorExtra`.
     function _payForTheJob(DealTerms calldata terms, uint64 instructionCount, uint256 jobCreatorExtra) private {
         (uint256 cost, uint256 resultsCollateral) = _costs(terms, instructionCount);
         payments.payBoth(
             terms.members.resourceProvider,
-            cost + resultsCollateral,
+            cost + resultsCollateral + terms.timeouts.submitResults.collateral,
             terms.members.jobCreator,
             terms.pricing.paymentCollateral - cost + jobCreatorExtra
         );

@@ -11,49 +11,41 @@ interface IMediationSettlement {
 }
 
 /// @title LilypadMediation
-/// @notice Picks one of a disputed deal's mediators and is the only path through which
-/// that mediator settles the deal.
-/// @dev The pick hashes `block.prevrandao` with the deal id: good enough that neither party
-/// chooses the mediator (both already trust every mediator on the list), not a source of
-/// unbiasable randomness — a block proposer could influence it.
-/// The mediator calls this contract (`msg.sender` must be the picked mediator), which
-/// calls the Controller; the Controller accepts settlement calls only from here.
+/// @notice Announces disputes to the deal's mediator and is the only path through which that
+/// mediator settles the deal.
+/// @dev The mediator is part of the deal's terms: the solver draws it at random from the
+/// mediators both parties trust, and both parties see it before they agree. Nothing is
+/// drawn on chain, so neither party can choose the mediator by choosing the block in which
+/// it disputes (a draw from `block.prevrandao` at dispute time let a contract job creator
+/// dispute only in blocks where the pick was its accomplice). The mediator calls this
+/// contract (`msg.sender` must be the terms' mediator), which calls the Controller; the
+/// Controller checks that the deal is disputed and accepts settlement calls only from here.
 contract LilypadMediation is Controlled {
-    /// The mediator picked for each disputed deal, by deal key.
-    mapping(bytes32 dealKey => address mediator) public mediatorOf;
-
     event MediationRequested(bytes32 indexed dealKey, address indexed mediator);
 
-    /// `caller` is not the mediator picked for the deal (or none was picked).
+    /// `caller` is not the deal's mediator.
     error NotMediator(bytes32 dealKey, address caller);
-    /// The deal lists no mediator.
-    error NoMediators(bytes32 dealKey);
 
     constructor(address controller_) Controlled(controller_) {}
 
-    /// Picks and records a mediator for the deal among `mediators`.
-    function request(bytes32 dealKey, address[] calldata mediators) external onlyController returns (address mediator) {
-        if (mediators.length == 0) revert NoMediators(dealKey);
-        uint256 pick = uint256(keccak256(abi.encode(block.prevrandao, dealKey))) % mediators.length;
-        mediator = mediators[pick];
-        mediatorOf[dealKey] = mediator;
+    /// Tells the deal's mediator that the job creator disputed the results.
+    function request(bytes32 dealKey, address mediator) external onlyController {
         emit MediationRequested(dealKey, mediator);
     }
 
-    /// The picked mediator re-ran the job and agrees with the RP's results.
+    /// The deal's mediator re-ran the job and agrees with the RP's results.
     function mediationAcceptResult(bytes32 dealId, DealTerms calldata terms) external {
-        _onlyPickedMediator(dealKeyOf(dealId, terms));
+        _onlyMediator(dealId, terms);
         IMediationSettlement(controller).mediationAcceptResult(dealId, terms, msg.sender);
     }
 
-    /// The picked mediator re-ran the job and disagrees with the RP's results.
+    /// The deal's mediator re-ran the job and disagrees with the RP's results.
     function mediationRejectResult(bytes32 dealId, DealTerms calldata terms) external {
-        _onlyPickedMediator(dealKeyOf(dealId, terms));
+        _onlyMediator(dealId, terms);
         IMediationSettlement(controller).mediationRejectResult(dealId, terms, msg.sender);
     }
 
-    function _onlyPickedMediator(bytes32 dealKey) private view {
-        address mediator = mediatorOf[dealKey];
-        if (mediator == address(0) || mediator != msg.sender) revert NotMediator(dealKey, msg.sender);
+    function _onlyMediator(bytes32 dealId, DealTerms calldata terms) private view {
+        if (msg.sender != terms.members.mediator) revert NotMediator(dealKeyOf(dealId, terms), msg.sender);
     }
 }

@@ -26,8 +26,10 @@ struct DealMembers {
     address solver;
     address jobCreator;
     address resourceProvider;
-    /// The mediators both parties trust; one is picked if the JC disputes.
-    address[] mediators;
+    /// Who re-runs the job if the JC disputes: drawn by the solver, at random, from the
+    /// mediators both parties trust, before either party agrees. Fixed by the terms, so
+    /// neither party can pick it by choosing when to dispute.
+    address mediator;
 }
 
 /// How long a party has for one step (seconds) and what it stakes on meeting it (token wei).
@@ -36,9 +38,10 @@ struct DealTimeout {
     uint256 collateral;
 }
 
-/// The four deadlines of a deal. Only `submitResults.collateral` (paid by the RP)
-/// and `judgeResults.collateral` (paid by the JC) are used; the other two
-/// collaterals must be zero.
+/// The four deadlines of a deal. Only `submitResults.collateral` (paid by the RP, and
+/// never zero: it stays staked until the results are judged, so results a mediator
+/// rejects always cost the RP something) and `judgeResults.collateral` (paid by the JC)
+/// are used; the other two collaterals must be zero.
 struct DealTimeouts {
     DealTimeout agree;
     DealTimeout submitResults;

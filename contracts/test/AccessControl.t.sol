@@ -48,7 +48,7 @@ contract AccessControlTest is LilypadTest {
 
     function test_mediationOutcomes_onlyThroughTheMediationContract() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
-        address picked = mediation.mediatorOf(_key(DEAL, terms));
+        address picked = terms.members.mediator;
         // Even the picked mediator cannot call the Controller directly.
         vm.prank(picked);
         vm.expectRevert(abi.encodeWithSelector(LilypadController.NotMediation.selector, picked));
@@ -58,12 +58,10 @@ contract AccessControlTest is LilypadTest {
         controller.mediationRejectResult(DEAL, terms, picked);
     }
 
-    function test_mediationOutcomes_onlyByThePickedMediator() public {
+    function test_mediationOutcomes_onlyByTheDealsMediator() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
         bytes32 key = _key(DEAL, terms);
-        address picked = mediation.mediatorOf(key);
-        address other = picked == mediator1 ? mediator2 : mediator1;
-        address[4] memory refused = [other, jc, rp, stranger];
+        address[4] memory refused = [mediator2, jc, rp, stranger];
         for (uint256 i; i < refused.length; ++i) {
             vm.prank(refused[i]);
             vm.expectRevert(abi.encodeWithSelector(LilypadMediation.NotMediator.selector, key, refused[i]));
@@ -72,61 +70,65 @@ contract AccessControlTest is LilypadTest {
             vm.expectRevert(abi.encodeWithSelector(LilypadMediation.NotMediator.selector, key, refused[i]));
             mediation.mediationRejectResult(DEAL, terms);
         }
-        vm.prank(picked);
+        vm.prank(terms.members.mediator);
         mediation.mediationAcceptResult(DEAL, terms);
         _assertState(DEAL, terms, DealState.MediationAccepted);
     }
 
-    function test_mediation_noMediatorBeforeADispute() public {
+    function test_mediation_notBeforeADispute() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsSubmitted);
         bytes32 key = _key(DEAL, terms);
         vm.prank(mediator1);
-        vm.expectRevert(abi.encodeWithSelector(LilypadMediation.NotMediator.selector, key, mediator1));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                LilypadStorage.WrongState.selector, key, DealState.ResultsSubmitted, DealState.ResultsChecked
+            )
+        );
         mediation.mediationAcceptResult(DEAL, terms);
     }
 
-    function test_timeoutAgree_onlyThePartyThatAgreed() public {
-        DealTerms memory terms = _dealIn(DEAL, DealState.DealNegotiating); // the RP agreed
-        vm.warp(block.timestamp + AGREE_TIMEOUT + 1);
-        _expectNotEntitled(jc);
-        controller.timeoutAgree(DEAL, terms);
-        _expectNotEntitled(stranger);
-        controller.timeoutAgree(DEAL, terms);
-        vm.prank(rp);
-        controller.timeoutAgree(DEAL, terms);
-    }
-
-    function test_timeoutSubmitResults_onlyTheJobCreator() public {
-        DealTerms memory terms = _dealIn(DEAL, DealState.DealAgreed);
-        vm.warp(block.timestamp + SUBMIT_TIMEOUT + 1);
-        _expectNotEntitled(rp);
-        controller.timeoutSubmitResults(DEAL, terms);
-        _expectNotEntitled(stranger);
-        controller.timeoutSubmitResults(DEAL, terms);
-    }
-
-    function test_timeoutJudgeResults_onlyTheResourceProvider() public {
-        DealTerms memory terms = _dealIn(DEAL, DealState.ResultsSubmitted);
-        vm.warp(block.timestamp + JUDGE_TIMEOUT + 1);
-        _expectNotEntitled(jc);
-        controller.timeoutJudgeResults(DEAL, terms);
-        _expectNotEntitled(stranger);
-        controller.timeoutJudgeResults(DEAL, terms);
-    }
-
-    function test_timeoutMediateResults_eitherPartyButNobodyElse() public {
-        DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
-        vm.warp(block.timestamp + MEDIATE_TIMEOUT + 1);
-        address picked = mediation.mediatorOf(_key(DEAL, terms));
-        address[3] memory outsiders = [stranger, picked, solver];
-        for (uint256 i; i < outsiders.length; ++i) {
-            vm.prank(outsiders[i]);
-            vm.expectRevert(abi.encodeWithSelector(LilypadController.NotAParty.selector, DEAL, outsiders[i]));
-            controller.timeoutMediateResults(DEAL, terms);
+    /// Anyone may end a deal whose deadline passed; the payouts go to the deal's members
+    /// whoever calls (MoneyFlows checks the amounts), so nobody gains by calling.
+    function test_timeouts_anyoneOnceDue_paysTheMembersNotTheCaller() public {
+        DealState[4] memory states =
+            [DealState.DealNegotiating, DealState.DealAgreed, DealState.ResultsSubmitted, DealState.ResultsChecked];
+        uint256[4] memory waits = [AGREE_TIMEOUT, SUBMIT_TIMEOUT, JUDGE_TIMEOUT, MEDIATE_TIMEOUT];
+        bytes4[4] memory timeouts = [
+            controller.timeoutAgree.selector,
+            controller.timeoutSubmitResults.selector,
+            controller.timeoutJudgeResults.selector,
+            controller.timeoutMediateResults.selector
+        ];
+        DealState[4] memory ends = [
+            DealState.TimeoutAgree,
+            DealState.TimeoutSubmitResults,
+            DealState.TimeoutJudgeResults,
+            DealState.TimeoutMediateResults
+        ];
+        for (uint256 i; i < states.length; ++i) {
+            bytes32 dealId = keccak256(abi.encode("anyone", i));
+            DealTerms memory terms = _dealIn(dealId, states[i]);
+            vm.warp(block.timestamp + waits[i] + 1);
+            uint256 strangerBefore = token.balanceOf(stranger);
+            vm.prank(stranger);
+            (bool ok,) = address(controller).call(abi.encodeWithSelector(timeouts[i], dealId, terms));
+            cheats.assertTrue(ok, "a stranger ends a deal whose deadline passed");
+            _assertState(dealId, terms, ends[i]);
+            cheats.assertEq(token.balanceOf(stranger), strangerBefore, "the caller gains nothing");
         }
-        vm.prank(jc);
-        controller.timeoutMediateResults(DEAL, terms);
-        _assertState(DEAL, terms, DealState.TimeoutMediateResults);
+        cheats.assertEq(token.balanceOf(address(payments)), 0, "every deal's escrow paid out");
+    }
+
+    function test_timeouts_nobodyBeforeTheDeadline() public {
+        DealTerms memory terms = _dealIn(DEAL, DealState.ResultsSubmitted);
+        uint256 deadline = block.timestamp + JUDGE_TIMEOUT;
+        vm.warp(deadline);
+        address[3] memory callers = [rp, jc, stranger];
+        for (uint256 i; i < callers.length; ++i) {
+            vm.prank(callers[i]);
+            vm.expectRevert(abi.encodeWithSelector(LilypadController.DeadlineNotReached.selector, DEAL, deadline));
+            controller.timeoutJudgeResults(DEAL, terms);
+        }
     }
 
     function _expectNotEntitled(address caller) private {
@@ -175,11 +177,9 @@ contract AccessControlTest is LilypadTest {
     }
 
     function test_mediationRequest_onlyTheController() public {
-        address[] memory mediators = new address[](1);
-        mediators[0] = stranger;
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(Controlled.NotController.selector, stranger));
-        mediation.request(DEAL, mediators);
+        mediation.request(DEAL, stranger);
     }
 
     // ---------------------------------------------------------------- On-chain job creator
@@ -187,9 +187,11 @@ contract AccessControlTest is LilypadTest {
     function test_jobCreatorOperatorAndOwnerFunctions() public {
         vm.startPrank(stranger);
         vm.expectRevert(abi.encodeWithSelector(LilypadOnChainJobCreator.NotOperator.selector, stranger));
-        jobCreator.completeJob(1, DEAL, RESULTS);
+        jobCreator.completeJob(1);
         vm.expectRevert(abi.encodeWithSelector(LilypadOnChainJobCreator.NotOperator.selector, stranger));
         jobCreator.failJob(1, "no");
+        vm.expectRevert(abi.encodeWithSelector(LilypadOnChainJobCreator.NotOperator.selector, stranger));
+        jobCreator.startJob(1, DEAL, _terms());
         bytes memory notOwner = abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger);
         vm.expectRevert(notOwner);
         jobCreator.setOperator(stranger);

@@ -100,7 +100,7 @@ contract DeadlinesTest is LilypadTest {
 
     function test_mediationAccept_untilMediateDeadline() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
-        address picked = mediation.mediatorOf(_key(DEAL, terms));
+        address picked = terms.members.mediator;
         uint256 deadline = block.timestamp + MEDIATE_TIMEOUT;
         _allowedUntil(
             deadline, picked, abi.encodeCall(mediation.mediationAcceptResult, (DEAL, terms)), address(mediation)
@@ -109,7 +109,7 @@ contract DeadlinesTest is LilypadTest {
 
     function test_mediationReject_untilMediateDeadline() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
-        address picked = mediation.mediatorOf(_key(DEAL, terms));
+        address picked = terms.members.mediator;
         uint256 deadline = block.timestamp + MEDIATE_TIMEOUT;
         _allowedUntil(
             deadline, picked, abi.encodeCall(mediation.mediationRejectResult, (DEAL, terms)), address(mediation)

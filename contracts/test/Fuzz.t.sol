@@ -47,7 +47,7 @@ contract FuzzTest is LilypadTest {
         a.paymentCollateral = a.price * a.instructions + _bound(paymentSlack, 0, 1e22);
         a.multiple = _bound(multiple, 0, 50);
         a.mediationFee = _bound(mediationFee, 0, 1e22);
-        a.submitCollateral = _bound(submitCollateral, 0, 1e22);
+        a.submitCollateral = _bound(submitCollateral, 1, 1e22);
         a.judgeCollateral = _bound(judgeCollateral, 0, 1e22);
         Outcome outcome = Outcome(outcomeSeed % 8);
         _run(a, outcome);
@@ -90,7 +90,7 @@ contract FuzzTest is LilypadTest {
         vm.prank(rp);
         // forge-lint: disable-next-line(unsafe-typecast)
         controller.addResult(DEAL, terms, RESULTS, uint64(a.instructions));
-        _escrowIs(a.paymentCollateral + a.judgeCollateral + resultsCollateral, "after addResult");
+        _escrowIs(a.paymentCollateral + a.judgeCollateral + resultsCollateral + a.submitCollateral, "after addResult");
         if (outcome == Outcome.Accept) {
             vm.prank(jc);
             controller.acceptResult(DEAL, terms);
@@ -104,8 +104,8 @@ contract FuzzTest is LilypadTest {
         }
         vm.prank(jc);
         controller.checkResult(DEAL, terms);
-        _escrowIs(a.paymentCollateral + a.mediationFee + resultsCollateral, "after checkResult");
-        address picked = mediation.mediatorOf(_key(DEAL, terms));
+        _escrowIs(a.paymentCollateral + a.mediationFee + resultsCollateral + a.submitCollateral, "after checkResult");
+        address picked = terms.members.mediator;
         if (outcome == Outcome.MediationAccept) {
             vm.prank(picked);
             mediation.mediationAcceptResult(DEAL, terms);
@@ -114,9 +114,8 @@ contract FuzzTest is LilypadTest {
         if (outcome == Outcome.MediationReject) {
             vm.prank(picked);
             mediation.mediationRejectResult(DEAL, terms);
-            return _endsWith(
-                start, -_i(a.mediationFee), -_i(resultsCollateral), _i(a.mediationFee), _i(resultsCollateral), "rejects"
-            );
+            uint256 slashed = resultsCollateral + a.submitCollateral;
+            return _endsWith(start, -_i(a.mediationFee), -_i(slashed), _i(a.mediationFee), _i(slashed), "rejects");
         }
         vm.warp(block.timestamp + MEDIATE_TIMEOUT + 1);
         vm.prank(jc);

@@ -46,30 +46,29 @@ contract MoneyFlowsTest is LilypadTest {
         );
     }
 
-    function test_addResult_resourceProviderStakesResultsCollateralAndGetsSubmitCollateralBack() public {
+    function test_addResult_resourceProviderStakesResultsCollateralAndKeepsSubmitCollateralStaked() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.DealAgreed);
         Ledger memory before = _balances();
         vm.prank(rp);
         controller.addResult(DEAL, terms, RESULTS, INSTRUCTIONS);
         _assertDeltas(
             before,
-            Ledger({jobCreator: 0, resourceProvider: -R + CS, mediator1: 0, mediator2: 0, treasury: 0, escrow: R - CS}),
+            Ledger({jobCreator: 0, resourceProvider: -R, mediator1: 0, mediator2: 0, treasury: 0, escrow: R}),
             "addResult"
         );
     }
 
-    function test_addResult_whenSubmitCollateralExceedsResultsCollateral_paysTheDifferenceOut() public {
-        // Cs 100 > R = 4 x 10 x 2 = 80: the RP receives 20 net.
-        DealTerms memory terms = _terms(PRICE, PAYMENT_COLLATERAL, MULTIPLE, MEDIATION_FEE, 100, JUDGE_COLLATERAL);
-        _agreeBoth(DEAL, terms);
+    function test_addResult_withNoInstructions_movesNothingAndLeavesSubmitCollateralStaked() public {
+        DealTerms memory terms = _dealIn(DEAL, DealState.DealAgreed);
         Ledger memory before = _balances();
         vm.prank(rp);
-        controller.addResult(DEAL, terms, RESULTS, INSTRUCTIONS);
+        controller.addResult(DEAL, terms, RESULTS, 0);
         _assertDeltas(
             before,
-            Ledger({jobCreator: 0, resourceProvider: 20, mediator1: 0, mediator2: 0, treasury: 0, escrow: -20}),
-            "addResult"
+            Ledger({jobCreator: 0, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: 0}),
+            "addResult(0 instructions)"
         );
+        cheats.assertEq(token.balanceOf(address(payments)), uint256(P + CJ + CS), "Cs still in escrow");
     }
 
     function test_acceptResult_paysResourceProviderAndReturnsCollateral() public {
@@ -81,11 +80,11 @@ contract MoneyFlowsTest is LilypadTest {
             before,
             Ledger({
                 jobCreator: P - COST + CJ,
-                resourceProvider: COST + R,
+                resourceProvider: COST + R + CS,
                 mediator1: 0,
                 mediator2: 0,
                 treasury: 0,
-                escrow: -(P - COST + CJ + COST + R)
+                escrow: -(P - COST + CJ + COST + R + CS)
             }),
             "acceptResult"
         );
@@ -114,13 +113,12 @@ contract MoneyFlowsTest is LilypadTest {
             Ledger({jobCreator: CJ - M, resourceProvider: 0, mediator1: 0, mediator2: 0, treasury: 0, escrow: M - CJ}),
             "checkResult"
         );
-        address picked = mediation.mediatorOf(_key(DEAL, terms));
-        cheats.assertTrue(picked == mediator1 || picked == mediator2, "a deal mediator is picked");
+        cheats.assertEq(token.balanceOf(address(payments)), uint256(P + M + CS + R), "escrow: P + M + Cs + R");
     }
 
     function test_mediationAccept_paysResourceProviderAndMediator() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
-        address picked = mediation.mediatorOf(_key(DEAL, terms));
+        address picked = terms.members.mediator;
         Ledger memory before = _balances();
         vm.prank(picked);
         mediation.mediationAcceptResult(DEAL, terms);
@@ -128,11 +126,11 @@ contract MoneyFlowsTest is LilypadTest {
             before,
             Ledger({
                 jobCreator: P - COST,
-                resourceProvider: COST + R,
+                resourceProvider: COST + R + CS,
                 mediator1: picked == mediator1 ? M : int256(0),
                 mediator2: picked == mediator2 ? M : int256(0),
                 treasury: 0,
-                escrow: -(P - COST + COST + R + M)
+                escrow: -(P - COST + COST + R + CS + M)
             }),
             "mediation accepts"
         );
@@ -140,9 +138,9 @@ contract MoneyFlowsTest is LilypadTest {
         _assertState(DEAL, terms, DealState.MediationAccepted);
     }
 
-    function test_mediationReject_refundsJobCreatorAndSlashesResultsCollateral() public {
+    function test_mediationReject_refundsJobCreatorAndSlashesBothResourceProviderCollaterals() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
-        address picked = mediation.mediatorOf(_key(DEAL, terms));
+        address picked = terms.members.mediator;
         Ledger memory before = _balances();
         vm.prank(picked);
         mediation.mediationRejectResult(DEAL, terms);
@@ -153,8 +151,8 @@ contract MoneyFlowsTest is LilypadTest {
                 resourceProvider: 0,
                 mediator1: picked == mediator1 ? M : int256(0),
                 mediator2: picked == mediator2 ? M : int256(0),
-                treasury: R,
-                escrow: -(P + M + R)
+                treasury: R + CS,
+                escrow: -(P + M + R + CS)
             }),
             "mediation rejects"
         );
@@ -224,11 +222,11 @@ contract MoneyFlowsTest is LilypadTest {
             before,
             Ledger({
                 jobCreator: P - COST,
-                resourceProvider: COST + R,
+                resourceProvider: COST + R + CS,
                 mediator1: 0,
                 mediator2: 0,
                 treasury: CJ,
-                escrow: -(P - COST + COST + R + CJ)
+                escrow: -(P - COST + COST + R + CS + CJ)
             }),
             "timeoutJudgeResults"
         );
@@ -244,7 +242,12 @@ contract MoneyFlowsTest is LilypadTest {
         _assertDeltas(
             before,
             Ledger({
-                jobCreator: P + M, resourceProvider: R, mediator1: 0, mediator2: 0, treasury: 0, escrow: -(P + M + R)
+                jobCreator: P + M,
+                resourceProvider: R + CS,
+                mediator1: 0,
+                mediator2: 0,
+                treasury: 0,
+                escrow: -(P + M + R + CS)
             }),
             "timeoutMediateResults"
         );

@@ -60,11 +60,11 @@ contract ReentrancyTest is LilypadTest {
             before,
             Ledger({
                 jobCreator: _i(PAYMENT_COLLATERAL - cost + JUDGE_COLLATERAL),
-                resourceProvider: _i(cost + cost * MULTIPLE),
+                resourceProvider: _i(cost + cost * MULTIPLE + SUBMIT_COLLATERAL),
                 mediator1: 0,
                 mediator2: 0,
                 treasury: 0,
-                escrow: -_i(PAYMENT_COLLATERAL + JUDGE_COLLATERAL + cost * MULTIPLE)
+                escrow: -_i(PAYMENT_COLLATERAL + JUDGE_COLLATERAL + cost * MULTIPLE + SUBMIT_COLLATERAL)
             }),
             "acceptResult under attack"
         );
@@ -81,7 +81,7 @@ contract ReentrancyTest is LilypadTest {
 
     function test_mediationPayoutCannotReenter() public {
         DealTerms memory terms = _dealIn(DEAL, DealState.ResultsChecked);
-        address picked = mediation.mediatorOf(_key(DEAL, terms));
+        address picked = terms.members.mediator;
         _hostile().arm(address(controller), abi.encodeCall(controller.mediationRejectResult, (DEAL, terms, picked)));
         vm.prank(picked);
         mediation.mediationAcceptResult(DEAL, terms);

@@ -123,7 +123,7 @@ contract StateMachineTest is LilypadTest {
         if (situation == Situation.TimeoutMediateResults) {
             return _timeout(Step.TimeoutMediateResults, dealId, terms, jc);
         }
-        address picked = mediation.mediatorOf(_key(dealId, terms));
+        address picked = terms.members.mediator;
         vm.prank(picked);
         if (situation == Situation.MediationAccepted) return mediation.mediationAcceptResult(dealId, terms);
         mediation.mediationRejectResult(dealId, terms);

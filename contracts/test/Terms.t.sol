@@ -30,15 +30,15 @@ contract TermsTest is LilypadTest {
         _agreeExpecting(terms, LilypadController.InvalidMembers.selector);
 
         terms = _terms();
-        terms.members.mediators = new address[](0);
+        terms.members.mediator = rp; // a party may not judge its own deal
         _agreeExpecting(terms, LilypadController.InvalidMembers.selector);
 
         terms = _terms();
-        terms.members.mediators[1] = rp; // a party may not judge its own deal
+        terms.members.mediator = jc;
         _agreeExpecting(terms, LilypadController.InvalidMembers.selector);
 
         terms = _terms();
-        terms.members.mediators[0] = address(0);
+        terms.members.mediator = address(0);
         _agreeExpecting(terms, LilypadController.InvalidMembers.selector);
     }
 
@@ -49,6 +49,17 @@ contract TermsTest is LilypadTest {
         terms = _terms();
         terms.timeouts.mediateResults.collateral = 1;
         _agreeExpecting(terms, LilypadController.UnsupportedCollateral.selector);
+    }
+
+    /// The submit-results collateral is what a rejected result always costs the RP, so a
+    /// deal without one is refused (by the job creator's agreement as much as the RP's).
+    function test_submitResultsCollateralMustNotBeZero() public {
+        DealTerms memory terms = _terms();
+        terms.timeouts.submitResults.collateral = 0;
+        _agreeExpecting(terms, LilypadController.UnsupportedCollateral.selector);
+        vm.prank(jc);
+        vm.expectRevert(abi.encodeWithSelector(LilypadController.UnsupportedCollateral.selector));
+        controller.agree(DEAL, terms);
     }
 
     function test_timeoutsMustBePositiveAndBounded() public {

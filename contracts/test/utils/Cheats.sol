@@ -30,4 +30,9 @@ interface Cheats {
     function recordLogs() external;
     /// Marks an account and its storage cold again, as at the start of a new transaction.
     function cool(address target) external;
+    /// Sets `block.prevrandao`.
+    function prevrandao(bytes32 value) external;
+    /// Saves the whole EVM state; `revertToState` goes back to it.
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
 }

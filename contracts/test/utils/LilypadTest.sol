@@ -118,10 +118,7 @@ abstract contract LilypadTest {
         uint256 submitCollateral,
         uint256 judgeCollateral
     ) internal view returns (DealTerms memory terms) {
-        address[] memory mediators = new address[](2);
-        mediators[0] = mediator1;
-        mediators[1] = mediator2;
-        terms.members = DealMembers({solver: solver, jobCreator: jc, resourceProvider: rp, mediators: mediators});
+        terms.members = DealMembers({solver: solver, jobCreator: jc, resourceProvider: rp, mediator: mediator1});
         terms.timeouts = DealTimeouts({
             agree: DealTimeout({timeout: AGREE_TIMEOUT, collateral: 0}),
             submitResults: DealTimeout({timeout: SUBMIT_TIMEOUT, collateral: submitCollateral}),
@@ -157,7 +154,7 @@ abstract contract LilypadTest {
         _submitted(dealId, terms, instructions);
         vm.prank(terms.members.jobCreator);
         controller.checkResult(dealId, terms);
-        picked = mediation.mediatorOf(_key(dealId, terms));
+        picked = terms.members.mediator;
     }
 
     /// Walks a fresh deal to `state` with the standard terms.
