@@ -337,6 +337,13 @@ impl Settings {
                 });
             }
         }
+        if timeouts.submit_results_collateral == 0 {
+            return Err(ConfigError::Invalid {
+                name: "TIMEOUT_SUBMIT_RESULTS_COLLATERAL",
+                flag: "submit-results-collateral",
+                message: "must be above 0: it is what results a mediator rejects cost the resource provider, and the contracts refuse deals without it".into(),
+            });
+        }
         Ok(timeouts)
     }
 
@@ -497,6 +504,17 @@ mod tests {
             2 * 10u128.pow(18)
         );
         assert_eq!(settings.mediators().unwrap().len(), 2);
+        let free = Settings::load(
+            None,
+            env(&[("TIMEOUT_SUBMIT_RESULTS_COLLATERAL", "0")]),
+            &[],
+        )
+        .unwrap();
+        let error = free.timeouts().unwrap_err().to_string();
+        assert!(
+            error.contains("TIMEOUT_SUBMIT_RESULTS_COLLATERAL") && error.contains("above 0"),
+            "{error}"
+        );
         let bad = Settings::load(None, env(&[("OFFER_CPU", "0")]), &[]).unwrap();
         assert!(bad
             .offer_spec()

@@ -148,10 +148,13 @@ async fn dishonest_results_are_rejected_and_the_collateral_slashed() {
         "{}",
         outcome.settlement
     );
-    // JC gets P and Cj back and pays only the fee; the RP loses its results collateral to
-    // the treasury (its submit-results collateral came back with addResult).
+    // JC gets P and Cj back and pays only the fee; the RP loses its results collateral and
+    // its submit-results collateral (staked until the results are judged) to the treasury.
     ledger
-        .assert_changes(&network, [-signed(M), -signed(R), signed(M), signed(R), 0])
+        .assert_changes(
+            &network,
+            [-signed(M), -signed(R + CS), signed(M), signed(R + CS), 0],
+        )
         .await;
     network.stop().await;
 }

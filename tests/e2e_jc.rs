@@ -101,6 +101,24 @@ async fn assert_completed(network: &DevNetwork, outcome: &OnchainOutcome, messag
         deal.job_offer.results_reader,
         Some(network.keys.job_creator.address())
     );
+    // The deal's job offer names the request (so the deal id commits to it), and the
+    // contract paid for exactly that deal: it was bound to the job before the operator agreed.
+    let named = deal
+        .job_offer
+        .on_chain_job
+        .as_ref()
+        .expect("the offer names the request");
+    assert_eq!(named.job_id, job_id.to_string());
+    assert_eq!(named.contract, network.deployment.job_creator);
+    let job = chain
+        .contracts
+        .job_creator
+        .get_job(*job_id)
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(job.deal_key, key_of(&deal), "the job is bound to its deal");
+    assert_eq!(job.results_id, committed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -209,7 +209,7 @@ async fn the_rp_refuses_a_deal_whose_terms_differ_from_its_offer() {
     }
     let resource_offer = offers.pop().expect("the RP posts an offer").offer;
     let job = common::job_offer_by(&network, &network.keys.job_creator, "tampered");
-    let honest = Deal::propose(&job, &resource_offer).unwrap();
+    let honest = Deal::propose(&job, &resource_offer, 0).unwrap();
     let mut tampered = honest.clone();
     tampered.pricing.instruction_price += 1;
     tampered.timeouts.submit_results_collateral *= 10;

@@ -58,8 +58,8 @@ done
 
 # price 10, payment collateral 30, multiple 4, fee 5, Cs 7, Cj 11, 2 instructions:
 # cost 20, results collateral 80.
-TERMS_TYPE='((address,address,address,address[]),((uint256,uint256),(uint256,uint256),(uint256,uint256),(uint256,uint256)),(uint256,uint256,uint256,uint256))'
-TERMS="(($SOLVER,$JC,$RP,[$MEDIATOR]),((100,0),(200,7),(300,11),(400,0)),(10,30,4,5))"
+TERMS_TYPE='((address,address,address,address),((uint256,uint256),(uint256,uint256),(uint256,uint256),(uint256,uint256)),(uint256,uint256,uint256,uint256))'
+TERMS="(($SOLVER,$JC,$RP,$MEDIATOR),((100,0),(200,7),(300,11),(400,0)),(10,30,4,5))"
 DEAL=$("$CAST" keccak "anvil-check deal")
 RESULTS=$("$CAST" keccak "results")
 

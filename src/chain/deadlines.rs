@@ -62,10 +62,11 @@ pub struct Due {
     pub deadline: u64,
 }
 
-/// The timeout `party` is entitled to in the deal's current on-chain state, if any
-/// (the contracts' rules: whoever agreed first may end a negotiation; only the JC ends a
-/// job whose results never came; only the RP ends a judgement that never came; either ends
-/// a mediation that never came).
+/// The timeout `party` calls in the deal's current on-chain state, if any. The contracts let
+/// anyone call a due timeout (its payouts go to the members whoever calls); each party calls
+/// the one that returns its own money: whoever agreed first ends a negotiation, the JC a job
+/// whose results never came, the RP a judgement that never came (it is paid and gets its
+/// collaterals back), either a mediation that never came.
 pub fn due(agreement: &Agreement, timeouts: &Timeouts, party: Party) -> Option<Due> {
     let since = agreement.state_since;
     let state = DealState::try_from(agreement.state).ok()?;
@@ -214,7 +215,7 @@ pub fn job_creator_settlement(
             display((p - cost.min(p)).saturating_add(cj))
         ),
         DealState::MediationRejected => format!(
-            "the mediator rejected the results: refunded {} (payment and judge-results collateral); paid {} mediation fee; the resource provider's results collateral went to the treasury",
+            "the mediator rejected the results: refunded {} (payment and judge-results collateral); paid {} mediation fee; the resource provider's results and submit-results collaterals went to the treasury",
             display(p.saturating_add(cj)),
             display(m)
         ),
@@ -263,13 +264,13 @@ mod tests {
             submit_results: 20,
             judge_results: 30,
             mediate_results: 40,
-            submit_results_collateral: 0,
+            submit_results_collateral: 1,
             judge_results_collateral: 0,
         }
     }
 
     #[test]
-    fn each_party_gets_exactly_the_timeouts_the_contracts_allow_it() {
+    fn each_party_calls_the_timeouts_that_return_its_money() {
         use DealState::*;
         use Party::*;
         let t = timeouts();

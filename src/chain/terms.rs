@@ -20,7 +20,7 @@ pub fn terms_of(deal: &Deal) -> DealTerms {
             solver: deal.members.solver,
             job_creator: deal.members.job_creator,
             resource_provider: deal.members.resource_provider,
-            mediators: deal.members.mediators.clone(),
+            mediator: deal.members.mediator,
         },
         timeouts: DealTimeouts {
             agree: timeout(t.agree, 0),

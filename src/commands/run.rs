@@ -54,6 +54,7 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
                 progress: !args.quiet,
                 mediation_chance,
                 results_reader: None,
+                on_chain_job: None,
             };
             let job = UnfinishedJob {
                 offer: job_offer(network.chain.address(), &request)?,

@@ -3,6 +3,11 @@
 //! [`Deal::propose`], which the solver uses to match and each party uses to check a deal
 //! before it agrees: a deal is acceptable exactly when it is what the rules give for its
 //! two offers and the party's own offer is one of them.
+//!
+//! The one thing the rules leave open is the deal's mediator: the solver draws it at random
+//! from the mediators both offers trust, and each party checks it is one of those. It is
+//! part of the terms both parties agree to, so neither party can pick it later (on chain,
+//! nothing is drawn when the job creator disputes).
 
 use ethers::types::Address;
 use serde::{Deserialize, Serialize};
@@ -16,8 +21,9 @@ pub struct Members {
     pub solver: Address,
     pub job_creator: Address,
     pub resource_provider: Address,
-    /// Mediators both offers trust, sorted.
-    pub mediators: Vec<Address>,
+    /// Who re-runs the job if the job creator disputes the results: drawn by the solver
+    /// from the mediators both offers trust.
+    pub mediator: Address,
 }
 
 /// A matched pair of offers and the terms that follow from them.
@@ -101,7 +107,9 @@ pub enum DealRefused {
 impl Deal {
     /// The deal the rules make of `job` and `resource`, or why there is none.
     /// Price: what the provider asks. Everything else must be the same in both offers.
-    pub fn propose(job: &JobOffer, resource: &ResourceOffer) -> Result<Deal, Mismatch> {
+    /// The mediator is the `draw`-th (modulo their number) of the mediators both trust: the
+    /// solver passes a random number.
+    pub fn propose(job: &JobOffer, resource: &ResourceOffer, draw: u64) -> Result<Deal, Mismatch> {
         if job.job_creator == resource.resource_provider {
             return Err(Mismatch::SameParty);
         }
@@ -127,19 +135,12 @@ impl Deal {
         if resource.timeouts != job.timeouts {
             return Err(Mismatch::Timeouts);
         }
-        let mut mediators: Vec<Address> = job
-            .services
-            .mediators
-            .iter()
-            .filter(|m| resource.services.mediators.contains(m))
-            .filter(|m| **m != job.job_creator && **m != resource.resource_provider)
-            .copied()
-            .collect();
-        mediators.sort();
-        mediators.dedup();
+        let mediators = common_mediators(job, resource);
         if mediators.is_empty() {
             return Err(Mismatch::NoCommonMediator);
         }
+        // The list is short (it came from two offers); the index fits in usize.
+        let mediator = mediators[(draw % mediators.len() as u64) as usize];
         let deal = Deal {
             id: String::new(),
             job_offer: job.clone(),
@@ -148,7 +149,7 @@ impl Deal {
                 solver: job.services.solver,
                 job_creator: job.job_creator,
                 resource_provider: resource.resource_provider,
-                mediators,
+                mediator,
             },
             pricing: Pricing {
                 instruction_price: resource.pricing.instruction_price,
@@ -216,7 +217,7 @@ impl Deal {
             return Err(DealRefused::BadId(self.id.clone()));
         }
         let expected =
-            Deal::propose(job, resource).map_err(|reason| DealRefused::Incompatible {
+            Deal::propose(job, resource, 0).map_err(|reason| DealRefused::Incompatible {
                 deal: self.id.clone(),
                 reason,
             })?;
@@ -229,7 +230,14 @@ impl Deal {
         if self.job_offer != expected.job_offer || self.resource_offer != expected.resource_offer {
             return differs("offers");
         }
-        if self.members != expected.members {
+        if !common_mediators(job, resource).contains(&self.members.mediator) {
+            return differs("mediator");
+        }
+        let members = Members {
+            mediator: self.members.mediator,
+            ..expected.members
+        };
+        if self.members != members {
             return differs("members");
         }
         if self.pricing != expected.pricing {
@@ -240,6 +248,21 @@ impl Deal {
         }
         Ok(())
     }
+}
+
+/// The mediators both offers trust, sorted, without either party.
+pub fn common_mediators(job: &JobOffer, resource: &ResourceOffer) -> Vec<Address> {
+    let mut mediators: Vec<Address> = job
+        .services
+        .mediators
+        .iter()
+        .filter(|m| resource.services.mediators.contains(m))
+        .filter(|m| **m != job.job_creator && **m != resource.resource_provider)
+        .copied()
+        .collect();
+    mediators.sort();
+    mediators.dedup();
+    mediators
 }
 
 /// What a resource provider reports after running a deal's job.
@@ -296,6 +319,7 @@ mod tests {
             services: services.clone(),
             nonce: "a".into(),
             results_reader: None,
+            on_chain_job: None,
         }
         .seal();
         let resource = ResourceOffer {
@@ -324,12 +348,9 @@ mod tests {
     #[test]
     fn a_proposed_deal_takes_the_providers_price_and_both_parties_accept_it() {
         let (job, resource) = offers();
-        let deal = Deal::propose(&job, &resource).unwrap();
+        let deal = Deal::propose(&job, &resource, 0).unwrap();
         assert_eq!(deal.pricing.instruction_price, 7);
-        assert_eq!(
-            deal.members.mediators,
-            vec![Address::repeat_byte(8), Address::repeat_byte(9)]
-        );
+        assert_eq!(deal.members.mediator, Address::repeat_byte(8));
         assert!(deal
             .check_for_resource_provider(&resource, resource.resource_provider)
             .is_ok());
@@ -338,9 +359,27 @@ mod tests {
     }
 
     #[test]
+    fn the_draw_picks_any_mediator_both_trust_and_both_parties_accept_each() {
+        let (job, resource) = offers();
+        let mut drawn = std::collections::BTreeSet::new();
+        for draw in 0..4 {
+            let deal = Deal::propose(&job, &resource, draw).unwrap();
+            assert!(deal
+                .check_for_resource_provider(&resource, resource.resource_provider)
+                .is_ok());
+            assert!(deal.check_for_job_creator(&job, job.job_creator).is_ok());
+            drawn.insert(deal.members.mediator);
+        }
+        let both: std::collections::BTreeSet<_> =
+            common_mediators(&job, &resource).into_iter().collect();
+        assert_eq!(drawn, both);
+        assert_eq!(both.len(), 2);
+    }
+
+    #[test]
     fn a_deal_whose_terms_differ_from_the_offers_is_refused() {
         let (job, resource) = offers();
-        let honest = Deal::propose(&job, &resource).unwrap();
+        let honest = Deal::propose(&job, &resource, 0).unwrap();
         let rp = resource.resource_provider;
         let tamper = |change: &dyn Fn(&mut Deal)| {
             let mut deal = honest.clone();
@@ -359,8 +398,12 @@ mod tests {
             ),
             ("timeout", tamper(&|d| d.timeouts.submit_results = 1)),
             (
-                "mediators",
-                tamper(&|d| d.members.mediators = vec![Address::repeat_byte(7)]),
+                "a mediator neither offer trusts",
+                tamper(&|d| d.members.mediator = Address::repeat_byte(7)),
+            ),
+            (
+                "a party as its own mediator",
+                tamper(&|d| d.members.mediator = d.members.resource_provider),
             ),
             (
                 "solver",
@@ -401,22 +444,25 @@ mod tests {
         let mut cheap = job.clone();
         cheap.pricing.instruction_price = 6;
         assert_eq!(
-            Deal::propose(&cheap.seal(), &resource),
+            Deal::propose(&cheap.seal(), &resource, 0),
             Err(Mismatch::Price)
         );
         let mut big = job.clone();
         big.spec.gpu = 1;
-        assert_eq!(Deal::propose(&big.seal(), &resource), Err(Mismatch::Spec));
+        assert_eq!(
+            Deal::propose(&big.seal(), &resource, 0),
+            Err(Mismatch::Spec)
+        );
         let mut other_module = job.clone();
         other_module.module = "sdxl:v1".into();
         assert_eq!(
-            Deal::propose(&other_module.seal(), &resource),
+            Deal::propose(&other_module.seal(), &resource, 0),
             Err(Mismatch::Module)
         );
         let mut lonely = job.clone();
         lonely.services.mediators = vec![Address::repeat_byte(4)];
         assert_eq!(
-            Deal::propose(&lonely.seal(), &resource),
+            Deal::propose(&lonely.seal(), &resource, 0),
             Err(Mismatch::NoCommonMediator)
         );
     }

@@ -65,6 +65,7 @@ pub fn job_offer(created_at: u64, max_price: u128, cpu: u64) -> JobOffer {
         services: services(),
         nonce: created_at.to_string(),
         results_reader: None,
+        on_chain_job: None,
     }
     .seal()
 }
@@ -93,6 +94,6 @@ pub fn resource_offer(created_at: u64, price: u128, cpu: u64) -> ResourceOffer {
 
 /// The deal of `job_offer(1, 5, 1000)` and `resource_offer(2, 3, 1000)`.
 pub fn deal() -> Deal {
-    Deal::propose(&job_offer(1, 5, 1000), &resource_offer(2, 3, 1000))
+    Deal::propose(&job_offer(1, 5, 1000), &resource_offer(2, 3, 1000), 0)
         .unwrap_or_else(|reason| unreachable!("the sample offers match: {reason}"))
 }

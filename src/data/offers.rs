@@ -93,6 +93,19 @@ pub struct JobOffer {
     /// when unset, so ids of offers without it are unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results_reader: Option<Address>,
+    /// The on-chain job request this offer serves (`lilypad jc`), so the id of any deal made
+    /// from it commits to that request. Absent from the JSON when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_chain_job: Option<OnChainJob>,
+}
+
+/// A job request made on chain (LilypadOnChainJobCreator) that a job offer serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnChainJob {
+    /// The job creator contract.
+    pub contract: Address,
+    /// The request's job id there, in decimal.
+    pub job_id: String,
 }
 
 /// What a resource provider sells: one slot of its machine.

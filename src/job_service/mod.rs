@@ -3,9 +3,11 @@
 //! party that pays for a deal: this service is such a job creator on the contracts' behalf.)
 //! It reads `JobAdded` events from its saved block (so requests made while it was down are
 //! served), records each request durably, runs it as an ordinary job creator (job offer,
-//! deal, results; the job offer lets the requester download the results through the
-//! solver), and reports back: `completeJob` once the results were accepted (the contract
-//! checks the deal on chain, pays this operator the request's deposit and calls the client),
+//! deal, results; the job offer names the request and lets the requester download the
+//! results through the solver; each deal is bound to the request on chain with `startJob`
+//! before we agree to it), and reports back: `completeJob` once the results were accepted
+//! (the contract checks the bound deal on chain, pays this operator the request's deposit
+//! and calls the client),
 //! or `failJob` when no resource provider took the job in time or its deal ended without
 //! accepted results (the requester is refunded and the client told why).
 
@@ -21,11 +23,12 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::bindings::lilypad_on_chain_job_creator::JobAddedFilter;
+use crate::chain::bindings::DealTerms;
 use crate::chain::follower::{Checkpoint, Follower, StartAt};
 use crate::chain::Chain;
 use crate::client::{ClientError, SolverClient};
 use crate::config::{ConfigError, Settings};
-use crate::data::{JobOffer, Pricing, Services, Timeouts};
+use crate::data::{JobOffer, OnChainJob, Pricing, Services, Timeouts};
 use crate::run::{follow_job, job_offer, JobOutcome, JobRequest, NoMatch};
 use crate::worker::{self, Ticks, WorkId, Worker};
 pub use ledger::Status;
@@ -262,6 +265,10 @@ impl JobService {
     fn job_request(&self, request: &Request) -> Result<JobRequest, String> {
         let inputs = crate::module::parse_inputs(&request.inputs)?;
         let reader: Option<Address> = request.refund_to.parse().ok();
+        let on_chain_job = OnChainJob {
+            contract: self.chain.contracts.job_creator.address(),
+            job_id: request.job_id.clone(),
+        };
         Ok(JobRequest {
             module: request.module.clone(),
             inputs,
@@ -274,6 +281,7 @@ impl JobService {
             progress: false,
             mediation_chance: self.settings.mediation_chance,
             results_reader: reader,
+            on_chain_job: Some(on_chain_job),
         })
     }
 
@@ -296,12 +304,11 @@ impl JobService {
     }
 
     async fn complete(&self, request: &Request, outcome: &JobOutcome) -> anyhow::Result<()> {
-        let results_id = self.chain.committed_results(outcome.deal_key).await?;
-        let call = self.chain.contracts.job_creator.complete_job(
-            parse_job_id(&request.job_id)?,
-            outcome.deal_key,
-            results_id,
-        );
+        let call = self
+            .chain
+            .contracts
+            .job_creator
+            .complete_job(parse_job_id(&request.job_id)?);
         self.chain.send("complete the job request", call).await?;
         tracing::info!(job_id = %request.job_id, deal_id = %outcome.deal_id, "job request completed on chain");
         self.ledger
@@ -335,6 +342,51 @@ impl JobService {
             .await?;
         Ok(())
     }
+}
+
+/// Binds the deal to the on-chain request `job` before the operator agrees to it
+/// (`startJob`), unless it is bound already: the contract then pays for this deal only, and
+/// the requester cannot cancel while it can still succeed. Fails, so that we do not agree,
+/// if the request is no longer pending (cancelled, say) or holds another deal that can
+/// still succeed.
+pub(crate) async fn bind_deal(
+    chain: &Chain,
+    job: &OnChainJob,
+    deal_id: [u8; 32],
+    terms: &DealTerms,
+    key: [u8; 32],
+) -> anyhow::Result<()> {
+    let contract = &chain.contracts.job_creator;
+    if contract.address() != job.contract {
+        anyhow::bail!(
+            "the job offer serves a request on {:?}, but this network's job creator contract is {:?}",
+            job.contract,
+            contract.address()
+        );
+    }
+    let job_id = parse_job_id(&job.job_id)?;
+    let on_chain = contract
+        .get_job(job_id)
+        .call()
+        .await
+        .context("cannot read the job request")?;
+    if on_chain.deal_key == key {
+        return Ok(());
+    }
+    if on_chain.status != PENDING {
+        anyhow::bail!(
+            "job request {} is no longer pending (status {}); not agreeing to a deal for it",
+            job.job_id,
+            on_chain.status
+        );
+    }
+    let call = contract.start_job(job_id, deal_id, terms.clone());
+    chain
+        .send("bind the deal to the job request", call)
+        .await
+        .with_context(|| format!("cannot bind the deal to job request {}", job.job_id))?;
+    tracing::info!(job_id = %job.job_id, deal_key = %hex::encode(key), "deal bound to the job request");
+    Ok(())
 }
 
 fn parse_job_id(text: &str) -> anyhow::Result<U256> {

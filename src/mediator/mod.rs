@@ -187,16 +187,8 @@ impl<E: Executor> Mediator<E> {
             }
             return Ok(());
         }
-        let picked = self
-            .chain
-            .contracts
-            .mediation
-            .mediator_of(key)
-            .call()
-            .await
-            .context("cannot read the picked mediator")?;
-        if picked != self.chain.address() {
-            tracing::info!(deal_id = %deal.id, ?picked, "another mediator was picked for this deal");
+        if deal.members.mediator != self.chain.address() {
+            tracing::info!(deal_id = %deal.id, mediator = ?deal.members.mediator, "this deal names another mediator");
             return self
                 .ledger
                 .finish(&deal.id, "another mediator was picked")

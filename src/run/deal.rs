@@ -172,6 +172,9 @@ async fn step(
     let controller = &chain.contracts.controller;
     match state {
         DealState::DealNegotiating if !agreement.job_creator_agreed => {
+            if let Some(job) = &request.on_chain_job {
+                crate::job_service::bind_deal(chain, job, deal_id, &terms, key).await?;
+            }
             chain.ensure_allowance(job_creator_deposit(&deal)).await?;
             let call = controller.agree(deal_id, terms);
             client

@@ -21,7 +21,7 @@ use ethers::types::Address;
 use crate::chain::Chain;
 use crate::client::SolverClient;
 use crate::data::offers::{new_nonce, now_millis};
-use crate::data::{ContentAddressed, DealState, JobOffer, Pricing, Services, Timeouts};
+use crate::data::{ContentAddressed, DealState, JobOffer, OnChainJob, Pricing, Services, Timeouts};
 use crate::results;
 use progress::Progress;
 pub use unfinished::{UnfinishedJob, UnfinishedJobs};
@@ -46,6 +46,9 @@ pub struct JobRequest {
     pub mediation_chance: u8,
     /// One more address allowed to download the results (`lilypad jc`: the requester).
     pub results_reader: Option<Address>,
+    /// The on-chain request the job serves (`lilypad jc`): the offer names it, and each deal
+    /// is bound to it on chain before we agree.
+    pub on_chain_job: Option<OnChainJob>,
 }
 
 /// Results the job creator downloaded and verified against the on-chain commitment.
@@ -109,6 +112,7 @@ pub fn job_offer(job_creator: Address, request: &JobRequest) -> anyhow::Result<J
         services: request.services.clone(),
         nonce: new_nonce(),
         results_reader: request.results_reader,
+        on_chain_job: request.on_chain_job.clone(),
     }
     .seal())
 }

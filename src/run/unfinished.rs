@@ -95,6 +95,7 @@ impl UnfinishedJob {
             progress,
             mediation_chance: self.mediation_chance,
             results_reader: offer.results_reader,
+            on_chain_job: offer.on_chain_job.clone(),
         }
     }
 }

@@ -1,14 +1,20 @@
 //! The matcher: deterministic and without double-booking. Job offers are taken in
 //! (created_at, id) order; each gets the cheapest compatible resource offer by
-//! (price, created_at, id), which then leaves the pool. Resource offers are grouped by
+//! (price, created_at, id), which then leaves the pool. Only each deal's mediator comes
+//! from `draw` (the solver passes random numbers; see [`Deal::propose`]). Resource offers are grouped by
 //! module allow-list key and kept sorted, so a pass is a walk over sorted candidates, not a
 //! database round trip per pair.
 
 use crate::data::explanation::Explanation;
 use crate::data::{Deal, JobOffer, ResourceOffer};
 
-/// Matches `jobs` against `resources`; returns the deals in job order.
-pub fn match_offers(jobs: &[JobOffer], resources: &[ResourceOffer]) -> Vec<Deal> {
+/// Matches `jobs` against `resources`; returns the deals in job order, each with the
+/// mediator `draw()` picks among those its two offers trust.
+pub fn match_offers(
+    jobs: &[JobOffer],
+    resources: &[ResourceOffer],
+    mut draw: impl FnMut() -> u64,
+) -> Vec<Deal> {
     let mut jobs: Vec<&JobOffer> = jobs.iter().collect();
     jobs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     let mut pool: Vec<&ResourceOffer> = resources.iter().collect();
@@ -30,7 +36,7 @@ pub fn match_offers(jobs: &[JobOffer], resources: &[ResourceOffer]) -> Vec<Deal>
             if resource.pricing.instruction_price > job.pricing.instruction_price {
                 break; // every later offer asks even more
             }
-            if let Ok(deal) = Deal::propose(job, resource) {
+            if let Ok(deal) = Deal::propose(job, resource, draw()) {
                 taken[index] = true;
                 deals.push(deal);
                 break;
@@ -50,7 +56,7 @@ pub fn explain(job: &JobOffer, live: &[ResourceOffer], offline: usize) -> Explan
         ..Default::default()
     };
     for resource in live {
-        match Deal::propose(job, resource) {
+        match Deal::propose(job, resource, 0) {
             Ok(_) => explanation.compatible += 1,
             Err(reason) => *explanation.rejected.entry(reason).or_default() += 1,
         }
@@ -72,7 +78,7 @@ mod tests {
             resource(2, 3, 1000),
             resource(3, 1, 10),
         ];
-        let deals = match_offers(&jobs, &resources);
+        let deals = match_offers(&jobs, &resources, || 0);
         assert_eq!(deals.len(), 2);
         // The older job (created_at 1) gets the cheapest offer that fits (price 3; price 1 is too small).
         assert_eq!(deals[0].job_offer.created_at, 1);
@@ -87,7 +93,7 @@ mod tests {
         let resources: Vec<_> = (0..20)
             .map(|n| resource(n, (n % 7) as u128 + 1, 1000))
             .collect();
-        let deals = match_offers(&jobs, &resources);
+        let deals = match_offers(&jobs, &resources, || 0);
         assert_eq!(deals.len(), 20);
         let mut used: Vec<_> = deals.iter().map(|d| d.resource_offer.id.clone()).collect();
         used.sort();
@@ -97,7 +103,47 @@ mod tests {
         reversed_jobs.reverse();
         let mut reversed_resources = resources.clone();
         reversed_resources.reverse();
-        assert_eq!(match_offers(&reversed_jobs, &reversed_resources), deals);
+        assert_eq!(
+            match_offers(&reversed_jobs, &reversed_resources, || 0),
+            deals
+        );
+    }
+
+    #[test]
+    fn each_deal_gets_a_mediator_drawn_from_those_both_offers_trust() {
+        use crate::data::ContentAddressed;
+        use ethers::types::Address;
+        let trusted = vec![Address::repeat_byte(0x4d), Address::repeat_byte(0x4e)];
+        let with_mediators = |mut services: crate::data::Services| {
+            services.mediators = trusted.clone();
+            services
+        };
+        let jobs: Vec<_> = (0..40)
+            .map(|n| {
+                let mut offer = job(n, 10, 500);
+                offer.services = with_mediators(offer.services);
+                offer.seal()
+            })
+            .collect();
+        let resources: Vec<_> = (0..40)
+            .map(|n| {
+                let mut offer = resource(n, 1, 1000);
+                offer.services = with_mediators(offer.services);
+                offer.seal()
+            })
+            .collect();
+        let deals = match_offers(&jobs, &resources, rand::random);
+        assert_eq!(deals.len(), 40);
+        let drawn: std::collections::BTreeSet<_> =
+            deals.iter().map(|deal| deal.members.mediator).collect();
+        // Each of the two is drawn with probability 1/2 per deal: both appear (all but
+        // certainly: 2 x 2^-40 otherwise).
+        assert_eq!(drawn, trusted.iter().copied().collect());
+        for deal in &deals {
+            assert!(deal
+                .check_for_job_creator(&deal.job_offer, deal.job_offer.job_creator)
+                .is_ok());
+        }
     }
 
     #[test]
@@ -169,19 +215,19 @@ mod tests {
                 resources in resources(),
                 seed in any::<u64>(),
             ) {
-                let deals = match_offers(&jobs, &resources);
+                let deals = match_offers(&jobs, &resources, || 0);
                 let mut job_ids = HashSet::new();
                 let mut resource_ids = HashSet::new();
                 for deal in &deals {
                     prop_assert!(job_ids.insert(deal.job_offer.id.clone()), "a job matched twice");
                     prop_assert!(resource_ids.insert(deal.resource_offer.id.clone()), "an offer sold twice");
-                    let proposed = Deal::propose(&deal.job_offer, &deal.resource_offer);
+                    let proposed = Deal::propose(&deal.job_offer, &deal.resource_offer, 0);
                     prop_assert_eq!(proposed.as_ref(), Ok(deal));
                 }
                 // No unmatched job could have had an unsold offer it fits.
                 for job in jobs.iter().filter(|job| !job_ids.contains(&job.id)) {
                     for resource in resources.iter().filter(|r| !resource_ids.contains(&r.id)) {
-                        prop_assert!(Deal::propose(job, resource).is_err(), "a match was missed");
+                        prop_assert!(Deal::propose(job, resource, 0).is_err(), "a match was missed");
                     }
                 }
                 // The same offers in another order give the same deals.
@@ -191,7 +237,7 @@ mod tests {
                 shuffled_jobs.reverse();
                 let mut shuffled_resources = resources.clone();
                 shuffled_resources.rotate_left(rotate(resources.len()));
-                prop_assert_eq!(match_offers(&shuffled_jobs, &shuffled_resources), deals);
+                prop_assert_eq!(match_offers(&shuffled_jobs, &shuffled_resources, || 0), deals);
             }
         }
 

@@ -255,7 +255,7 @@ impl Solver {
         }
         let alive_since = now_millis().saturating_sub(self.settings.offer_ttl_ms);
         let resources = self.store.live_resource_offers(alive_since).await?;
-        let deals = matcher::match_offers(&jobs, &resources);
+        let deals = matcher::match_offers(&jobs, &resources, rand::random);
         let mut keyed = Vec::with_capacity(deals.len());
         for deal in deals {
             let id = deal
@@ -392,20 +392,20 @@ impl Solver {
             .ok_or_else(|| SolverError::NotFound(deal_id.to_string()))
     }
 
-    /// Who may read a deal's result record: its JC, its RP, its mediators and the reader
+    /// Who may read a deal's result record: its JC, its RP, its mediator and the reader
     /// the JC named.
     fn may_read(record: &DealRecord, signer: Address) -> Result<(), SolverError> {
         let members = &record.deal.members;
         if members.job_creator == signer
             || members.resource_provider == signer
-            || members.mediators.contains(&signer)
+            || members.mediator == signer
             || record.deal.job_offer.results_reader == Some(signer)
         {
             Ok(())
         } else {
             Err(AuthError::NotTheParty {
                 signer,
-                role: "the job creator, resource provider or a mediator",
+                role: "the job creator, resource provider or mediator",
                 what: "deal",
             }
             .into())
@@ -433,10 +433,10 @@ impl Solver {
         let record = self.deal_for(deal_id).await?;
         let members = &record.deal.members;
         let reader = record.deal.job_offer.results_reader == Some(signer);
-        if members.job_creator != signer && !members.mediators.contains(&signer) && !reader {
+        if members.job_creator != signer && members.mediator != signer && !reader {
             return Err(AuthError::NotTheParty {
                 signer,
-                role: "the job creator, a mediator or the reader the job creator named",
+                role: "the job creator, the mediator or the reader the job creator named",
                 what: "deal",
             }
             .into());

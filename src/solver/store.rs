@@ -298,13 +298,6 @@ impl Store {
             if job != 1 || resource != 1 {
                 return Err(StoreError::Conflict(deal.id.clone()));
             }
-            let mediators = deal
-                .members
-                .mediators
-                .iter()
-                .map(|m| address_text(*m))
-                .collect::<Vec<_>>()
-                .join(",");
             sqlx::query(
                 "INSERT INTO deals (id, json, deal_key, job_offer, job_creator, resource_provider, mediators, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
             )
@@ -314,7 +307,7 @@ impl Store {
             .bind(&deal.job_offer.id)
             .bind(address_text(deal.members.job_creator))
             .bind(address_text(deal.members.resource_provider))
-            .bind(mediators)
+            .bind(address_text(deal.members.mediator))
             .bind(crate::data::offers::now_millis() as i64)
             .execute(&mut *tx)
             .await?;

@@ -145,6 +145,7 @@ pub fn cowsay_request(network: &DevNetwork, dir: &std::path::Path, message: &str
         progress: false,
         mediation_chance: 0,
         results_reader: None,
+        on_chain_job: None,
     }
 }
 
@@ -283,6 +284,7 @@ pub fn job_offer_by(network: &DevNetwork, job_creator: &LocalWallet, message: &s
         services: network.services.clone(),
         nonce: new_nonce(),
         results_reader: None,
+        on_chain_job: None,
     }
     .seal()
 }
