@@ -6,12 +6,15 @@
 //! `make images` builds from deploy/images/cowsay), then as a local directory holding a
 //! `lilypad_module.json.tmpl`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
 
 use crate::data::MachineSpec;
+
+mod template;
+pub use template::{go_json_string, render_text};
 
 /// Templates shipped inside the binary, by `NAME:TAG`.
 const CATALOG: &[(&str, &str)] = &[(
@@ -24,8 +27,12 @@ const CATALOG: &[(&str, &str)] = &[(
 pub enum ModuleError {
     #[error("unknown module {0:?}: the catalog has {catalog}; a local directory with lilypad_module.json.tmpl also works", catalog = catalog_names())]
     Unknown(String),
-    #[error("module {module} needs input {input:?}: pass -i {input}=VALUE")]
-    MissingInput { module: String, input: String },
+    #[error("module {module} needs input {input:?}: pass -i {input}=VALUE (a missing input renders as <no value>, which left the spec invalid: {message})")]
+    MissingInput {
+        module: String,
+        input: String,
+        message: String,
+    },
     #[error("module {module}: cannot render its template: {message}")]
     Template { module: String, message: String },
     #[error(
@@ -174,30 +181,24 @@ pub fn render(
     template: &str,
     inputs: &BTreeMap<String, String>,
 ) -> Result<JobSpec, ModuleError> {
-    let context: HashMap<String, gtmpl_value::Value> = inputs
-        .iter()
-        .map(|(key, value)| {
-            // JSON-encoding a string cannot fail.
-            let encoded = serde_json::to_string(value).expect("a string encodes");
-            (key.clone(), gtmpl_value::Value::String(encoded))
-        })
-        .collect();
-    let text = gtmpl::template(template, gtmpl_value::Value::Object(context)).map_err(|error| {
-        let message = error.to_string();
-        match missing_field(&message) {
-            Some(input) => ModuleError::MissingInput {
+    let text =
+        template::render_text(template, inputs).map_err(|message| ModuleError::Template {
+            module: module.to_string(),
+            message,
+        })?;
+    let rendered: Rendered = serde_json::from_str(&text).map_err(|e| {
+        let missing = template::missing_inputs(template, inputs);
+        match missing.first() {
+            Some(input) if text.contains("<no value>") => ModuleError::MissingInput {
                 module: module.to_string(),
-                input,
+                input: input.clone(),
+                message: e.to_string(),
             },
-            None => ModuleError::Template {
+            _ => ModuleError::Spec {
                 module: module.to_string(),
-                message,
+                message: e.to_string(),
             },
         }
-    })?;
-    let rendered: Rendered = serde_json::from_str(&text).map_err(|e| ModuleError::Spec {
-        module: module.to_string(),
-        message: e.to_string(),
     })?;
     let spec = rendered.job.spec;
     let unsupported = |message: String| ModuleError::Unsupported {
@@ -274,30 +275,6 @@ fn comparable(path: &str) -> bool {
     plain
         && (matches!(path, "stdout" | "stderr" | "exitCode" | "outputs")
             || path.starts_with("outputs/"))
-}
-
-/// The input a "no field" template error names.
-fn missing_field(message: &str) -> Option<String> {
-    // gtmpl reports a missing key of an object as "no field for key <name> ...".
-    let lower = message.to_ascii_lowercase();
-    let start = lower.find("no field")?;
-    let rest = &message[start..];
-    rest.split(|c: char| !c.is_alphanumeric() && c != '_')
-        .filter(|w| !w.is_empty())
-        .find(|w| {
-            ![
-                "no",
-                "field",
-                "for",
-                "key",
-                "in",
-                "Object",
-                "NoFiledFor",
-                "of",
-            ]
-            .contains(w)
-        })
-        .map(str::to_string)
 }
 
 /// Parses `-i K=V` arguments.

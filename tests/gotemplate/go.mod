@@ -1,0 +1,3 @@
+module lilypad.test/gotemplate
+
+go 1.22
