@@ -58,6 +58,16 @@ pub struct GlobalArgs {
         default_value = "pretty"
     )]
     pub log_format: String,
+    /// Where NAME:TAG modules live (not built in, not a local directory): the git repository
+    /// https://PREFIX + NAME, at TAG. Modules are checked out into DATA_DIR/modules.
+    #[arg(
+        long,
+        global = true,
+        env = "MODULE_SHORTCUT_PREFIX",
+        value_name = "PREFIX",
+        default_value = "github.com/Lilypad-Tech/lilypad-module-"
+    )]
+    pub module_shortcut_prefix: String,
 }
 
 /// How a node reaches the chain.

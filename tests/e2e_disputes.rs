@@ -350,7 +350,9 @@ async fn a_stopped_job_creator_resumes_its_job_and_is_refunded() {
     let request = cowsay_request(&network, dir.path(), "interrupted");
     let unfinished = UnfinishedJobs::new(dir.path());
     let job = UnfinishedJob {
-        offer: lilypad::run::job_offer(jc_chain.address(), &request).unwrap(),
+        offer: lilypad::run::job_offer(jc_chain.address(), &request)
+            .await
+            .unwrap(),
         mediation_chance: 0,
     };
     unfinished.save(&job).unwrap();
@@ -373,6 +375,7 @@ async fn a_stopped_job_creator_resumes_its_job_and_is_refunded() {
         request.results_dir.clone(),
         request.timeout,
         false,
+        request.modules.clone(),
     );
     let outcome = follow_job(jc_chain.clone(), jc.clone(), resumed, saved.offer.clone())
         .await

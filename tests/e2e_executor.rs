@@ -12,7 +12,9 @@ use lilypad::module::resolve;
 fn cowsay(message: &str) -> lilypad::module::JobSpec {
     resolve(
         "cowsay:v0.0.1",
+        None,
         &[("Message".to_string(), message.to_string())].into(),
+        &lilypad::module::GitModules::new(&std::env::temp_dir()),
     )
     .unwrap()
 }

@@ -235,6 +235,7 @@ async fn a_mediator_whose_checkpoint_is_corrupt_refuses_to_start_and_names_its_d
     let chain = network.chain_as(&network.keys.mediator).await.unwrap();
     let client = SolverClient::new(&network.solver.url, network.keys.mediator.clone());
     let settings = lilypad::mediator::MediatorSettings {
+        modules: lilypad::module::GitModules::new(&data_dir),
         data_dir,
         poll: Duration::from_millis(50),
         parallel: 1,

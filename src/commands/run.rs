@@ -27,7 +27,15 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
         (Some(_), _) => None,
         (None, Some(module)) => {
             let inputs = crate::module::parse_inputs(&args.inputs).map_err(anyhow::Error::msg)?;
-            crate::module::resolve(module, &inputs)?; // fail fast on a bad module or input
+            // Fail fast on a bad module name, or a bad input of a built-in or local module
+            // (modules kept in git are fetched and checked when the offer is made).
+            let modules = crate::module::GitModules::from_settings(&settings);
+            if !matches!(
+                crate::module::locate(module, modules.shortcut_prefix())?,
+                crate::module::Located::Git { .. }
+            ) {
+                crate::module::resolve(module, None, &inputs, &modules)?;
+            }
             Some((module.clone(), inputs))
         }
         (None, None) => bail!("name a module (e.g. cowsay:v0.0.1) or --resume JOB_OFFER_ID"),
@@ -55,9 +63,10 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
                 mediation_chance,
                 results_reader: None,
                 on_chain_job: None,
+                modules: crate::module::GitModules::from_settings(&settings),
             };
             let job = UnfinishedJob {
-                offer: job_offer(network.chain.address(), &request)?,
+                offer: job_offer(network.chain.address(), &request).await?,
                 mediation_chance,
             };
             if !network.is_embedded() {
@@ -78,7 +87,13 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
             network.chain.address()
         );
     }
-    let request = job.request(network.poll, results_dir, timeout, !args.quiet);
+    let request = job.request(
+        network.poll,
+        results_dir,
+        timeout,
+        !args.quiet,
+        crate::module::GitModules::from_settings(&settings),
+    );
     let outcome = follow_job(
         network.chain.clone(),
         network.client.clone(),

@@ -320,6 +320,7 @@ mod tests {
             nonce: "a".into(),
             results_reader: None,
             on_chain_job: None,
+            module_source: None,
         }
         .seal();
         let resource = ResourceOffer {

@@ -66,6 +66,7 @@ pub fn job_offer(created_at: u64, max_price: u128, cpu: u64) -> JobOffer {
         nonce: created_at.to_string(),
         results_reader: None,
         on_chain_job: None,
+        module_source: None,
     }
     .seal()
 }

@@ -14,6 +14,7 @@ mod state;
 
 pub use deal::{Deal, DealRefused, JobResult, Members, Mismatch};
 pub use offers::{
-    ContentAddressed, JobOffer, MachineSpec, OnChainJob, Pricing, ResourceOffer, Services, Timeouts,
+    ContentAddressed, JobOffer, MachineSpec, ModuleSource, OnChainJob, Pricing, ResourceOffer,
+    Services, Timeouts,
 };
 pub use state::{DealState, UnknownDealState};

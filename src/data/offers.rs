@@ -97,6 +97,21 @@ pub struct JobOffer {
     /// from it commits to that request. Absent from the JSON when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_chain_job: Option<OnChainJob>,
+    /// Where the module's template is, pinned to a commit, for modules kept in git: every
+    /// node reads this very file. Absent (and from the JSON) for built-in and local modules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_source: Option<ModuleSource>,
+}
+
+/// A module template in a git repository, at a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleSource {
+    /// The repository URL (`https://HOST/OWNER/REPO`, `file:///PATH`).
+    pub repo: String,
+    /// The full commit id the job creator resolved the module's ref to.
+    pub commit: String,
+    /// The template's path in the repository.
+    pub path: String,
 }
 
 /// A job request made on chain (LilypadOnChainJobCreator) that a job offer serves.

@@ -27,6 +27,7 @@ pub async fn run_deal_job<E: Executor>(
     deal: &Deal,
     limit: Option<&MachineSpec>,
     results: &Path,
+    modules: &crate::module::GitModules,
 ) -> anyhow::Result<DealJob> {
     if results.exists() {
         tokio::fs::remove_dir_all(results)
@@ -38,7 +39,7 @@ pub async fn run_deal_job<E: Executor>(
         .with_context(|| format!("cannot create {}", results.display()))?;
     let started = Instant::now();
     let mut engine_failure = None;
-    let output = match crate::module::resolve(&deal.job_offer.module, &deal.job_offer.inputs) {
+    let output = match crate::module::resolve_offer(&deal.job_offer, modules).await {
         Err(error) => Err(error.to_string()),
         Ok(spec) if limit.is_some_and(|limit| !limit.covers(&spec.machine)) => Err(format!(
             "the module needs {:?}, more than this offer's {:?}",

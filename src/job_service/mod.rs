@@ -51,6 +51,8 @@ pub struct JobServiceSettings {
     pub services: Services,
     /// Percent of results to have a mediator check.
     pub mediation_chance: u8,
+    /// The module cache (requested modules kept in git are pinned through it).
+    pub modules: crate::module::GitModules,
 }
 
 impl JobServiceSettings {
@@ -68,6 +70,7 @@ impl JobServiceSettings {
             timeouts: settings.timeouts()?,
             services,
             mediation_chance: settings.jc_mediation_chance,
+            modules: crate::module::GitModules::from_settings(settings),
         })
     }
 }
@@ -226,7 +229,7 @@ impl JobService {
         };
         let offer = match tracked.offer {
             Some(offer) => offer,
-            None => match job_offer(self.chain.address(), &job_request) {
+            None => match job_offer(self.chain.address(), &job_request).await {
                 Ok(offer) => {
                     self.ledger.set_offer(&request.job_id, &offer).await?;
                     offer
@@ -282,6 +285,7 @@ impl JobService {
             mediation_chance: self.settings.mediation_chance,
             results_reader: reader,
             on_chain_job: Some(on_chain_job),
+            modules: self.settings.modules.clone(),
         })
     }
 

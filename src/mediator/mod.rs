@@ -44,6 +44,8 @@ pub struct MediatorSettings {
     pub poll: Duration,
     /// How many re-runs may go on at once.
     pub parallel: usize,
+    /// Where modules kept in git are checked out.
+    pub modules: crate::module::GitModules,
 }
 
 impl MediatorSettings {
@@ -53,6 +55,7 @@ impl MediatorSettings {
             data_dir: settings.data_dir.join("mediator"),
             poll: settings.poll_interval(),
             parallel: settings.mediator_parallel,
+            modules: crate::module::GitModules::from_settings(settings),
         }
     }
 }
@@ -238,14 +241,15 @@ impl<E: Executor> Mediator<E> {
         let dir = self.settings.data_dir.join("jobs").join(&deal.id);
         let ours = dir.join("results");
         tracing::info!(deal_id = %deal.id, committed = %committed_cid, "re-running the job to check its results");
-        let run = run_deal_job(&self.executor, deal, None, &ours).await?;
+        let run = run_deal_job(&self.executor, deal, None, &ours, &self.settings.modules).await?;
         if let Some(failure) = run.engine_failure {
             // Our machine's problem, not the job's: no verdict; try again next tick (if it
             // never works, the parties call the mediate-results timeout and get refunds).
             anyhow::bail!("cannot re-run the job here: {failure}");
         }
         let (_, our_cid) = results::pack(&ours)?;
-        let compare = crate::module::resolve(&deal.job_offer.module, &deal.job_offer.inputs)
+        let compare = crate::module::resolve_offer(&deal.job_offer, &self.settings.modules)
+            .await
             .map(|spec| spec.compare)
             .unwrap_or_default();
         if compare.is_empty() {

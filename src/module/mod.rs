@@ -3,8 +3,13 @@
 //! Lilypad modules expect) and read the Docker job it describes, refusing what we cannot honour.
 //!
 //! Names resolve first in the catalog compiled into the binary (`cowsay:v0.0.1`, whose image
-//! `make images` builds from deploy/images/cowsay), then as a local directory holding a
-//! `lilypad_module.json.tmpl`.
+//! `make images` builds from deploy/images/cowsay; for offline demos), then as a local
+//! directory holding a `lilypad_module.json.tmpl`, then as a git repository, as Lilypad
+//! does: `NAME:TAG` is the `lilypad-module-NAME` repository of the default module org
+//! (`MODULE_SHORTCUT_PREFIX`), `HOST/OWNER/REPO:REF` is `https://HOST/OWNER/REPO`, and a URL
+//! (`https://…`, `file://…`) may be followed by `:REF`. The job creator pins the ref to a
+//! commit ([`pin`]); the job offer carries repository, commit and path, and every node
+//! renders that very file ([`resolve`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,8 +18,17 @@ use serde::Deserialize;
 
 use crate::data::MachineSpec;
 
+pub mod git;
 mod template;
 pub use template::{go_json_string, render_text};
+
+pub use crate::data::ModuleSource;
+pub use git::GitModules;
+
+/// The template file of a module repository, unless the job names another path.
+pub const TEMPLATE_FILE: &str = "lilypad_module.json.tmpl";
+/// Where `NAME:TAG` modules live: `https://` + this + `NAME`, at TAG.
+pub const DEFAULT_SHORTCUT_PREFIX: &str = "github.com/Lilypad-Tech/lilypad-module-";
 
 /// Templates shipped inside the binary, by `NAME:TAG`.
 const CATALOG: &[(&str, &str)] = &[(
@@ -25,7 +39,7 @@ const CATALOG: &[(&str, &str)] = &[(
 /// Why a module cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
-    #[error("unknown module {0:?}: the catalog has {catalog}; a local directory with lilypad_module.json.tmpl also works", catalog = catalog_names())]
+    #[error("unknown module {0:?}: name one built into this binary ({catalog}), a local directory with lilypad_module.json.tmpl, or a git repository at a ref: NAME:TAG (the default module org's lilypad-module-NAME), HOST/OWNER/REPO:REF or URL:REF", catalog = catalog_names())]
     Unknown(String),
     #[error("module {module} needs input {input:?}: pass -i {input}=VALUE (a missing input renders as <no value>, which left the spec invalid: {message})")]
     MissingInput {
@@ -41,6 +55,11 @@ pub enum ModuleError {
     Spec { module: String, message: String },
     #[error("module {module}: {message}")]
     Unsupported { module: String, message: String },
+    #[error("module {module}: {source}")]
+    Git {
+        module: String,
+        source: git::GitError,
+    },
     #[error("module {module}: cannot read {path}: {source}")]
     Read {
         module: String,
@@ -152,26 +171,166 @@ struct RenderedOutput {
 /// Default job timeout when a module names none (seconds).
 const DEFAULT_TIMEOUT_SECS: u64 = 600;
 
-/// Finds the template of `module`.
-pub fn template_of(module: &str) -> Result<String, ModuleError> {
-    if let Some((_, template)) = CATALOG.iter().find(|(name, _)| *name == module) {
-        return Ok((*template).to_string());
-    }
-    let dir = Path::new(module);
-    let path = dir.join("lilypad_module.json.tmpl");
-    if dir.is_dir() {
-        return std::fs::read_to_string(&path).map_err(|source| ModuleError::Read {
-            module: module.to_string(),
-            path: path.display().to_string(),
-            source,
-        });
-    }
-    Err(ModuleError::Unknown(module.to_string()))
+/// Where a module reference points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    /// A template compiled into the binary.
+    Catalog(&'static str),
+    /// A local directory holding the template.
+    Local(std::path::PathBuf),
+    /// A git repository at a ref (tag, branch or commit), and the template's path in it.
+    Git {
+        repo: String,
+        reference: String,
+        path: String,
+    },
 }
 
-/// Resolves and renders `module` with `inputs`.
-pub fn resolve(module: &str, inputs: &BTreeMap<String, String>) -> Result<JobSpec, ModuleError> {
-    let template = template_of(module)?;
+/// Where `module` points (see the module docs for the forms); `shortcut_prefix` is where
+/// `NAME:TAG` modules live.
+pub fn locate(module: &str, shortcut_prefix: &str) -> Result<Located, ModuleError> {
+    if let Some((_, template)) = CATALOG.iter().find(|(name, _)| *name == module) {
+        return Ok(Located::Catalog(template));
+    }
+    let dir = Path::new(module);
+    if dir.is_dir() {
+        return Ok(Located::Local(dir.to_path_buf()));
+    }
+    let unknown = || ModuleError::Unknown(module.to_string());
+    let (name, reference) = module.rsplit_once(':').ok_or_else(unknown)?;
+    if name.is_empty() || reference.is_empty() || reference.contains('/') {
+        return Err(unknown());
+    }
+    let repo = if name.contains("://") {
+        name.to_string()
+    } else if name.contains('/') {
+        format!("https://{name}")
+    } else if name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        format!("https://{shortcut_prefix}{name}")
+    } else {
+        return Err(unknown());
+    };
+    git::cache_key(&repo).map_err(|source| ModuleError::Git {
+        module: module.to_string(),
+        source,
+    })?;
+    Ok(Located::Git {
+        repo,
+        reference: reference.to_string(),
+        path: TEMPLATE_FILE.to_string(),
+    })
+}
+
+/// The job creator's pin: for a module kept in git, the commit its ref names now (fetched
+/// once, read from the cache afterwards); None for built-in and local modules.
+pub fn pin(
+    located: &Located,
+    module: &str,
+    modules: &GitModules,
+) -> Result<Option<ModuleSource>, ModuleError> {
+    let Located::Git {
+        repo,
+        reference,
+        path,
+    } = located
+    else {
+        return Ok(None);
+    };
+    let commit = modules
+        .resolve(repo, reference)
+        .map_err(|source| ModuleError::Git {
+            module: module.to_string(),
+            source,
+        })?;
+    Ok(Some(ModuleSource {
+        repo: repo.clone(),
+        commit,
+        path: path.clone(),
+    }))
+}
+
+/// The template of `module`: from its pinned source when it has one (checked out once into
+/// the cache), else the catalog or a local directory.
+pub fn template_of(
+    module: &str,
+    source: Option<&ModuleSource>,
+    modules: &GitModules,
+) -> Result<String, ModuleError> {
+    if let Some(source) = source {
+        let relative = Path::new(&source.path);
+        if !relative
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(ModuleError::Unsupported {
+                module: module.to_string(),
+                message: format!("template path {:?} must be relative and plain", source.path),
+            });
+        }
+        let dir = modules
+            .checkout(&source.repo, &source.commit)
+            .map_err(|error| ModuleError::Git {
+                module: module.to_string(),
+                source: error,
+            })?;
+        let path = dir.join(relative);
+        return std::fs::read_to_string(&path).map_err(|error| ModuleError::Read {
+            module: module.to_string(),
+            path: format!("{}@{}:{}", source.repo, source.commit, source.path),
+            source: error,
+        });
+    }
+    match locate(module, DEFAULT_SHORTCUT_PREFIX)? {
+        Located::Catalog(template) => Ok(template.to_string()),
+        Located::Local(dir) => {
+            let path = dir.join(TEMPLATE_FILE);
+            std::fs::read_to_string(&path).map_err(|source| ModuleError::Read {
+                module: module.to_string(),
+                path: path.display().to_string(),
+                source,
+            })
+        }
+        Located::Git { .. } => Err(ModuleError::Unsupported {
+            module: module.to_string(),
+            message: "a module kept in git must be pinned to a commit by the job creator".into(),
+        }),
+    }
+}
+
+/// The job `offer` asks for: its module (from its pinned source when kept in git, checked
+/// out into the cache on a blocking thread) rendered with its inputs.
+pub async fn resolve_offer(
+    offer: &crate::data::JobOffer,
+    modules: &GitModules,
+) -> Result<JobSpec, ModuleError> {
+    let (module, source, inputs, modules) = (
+        offer.module.clone(),
+        offer.module_source.clone(),
+        offer.inputs.clone(),
+        modules.clone(),
+    );
+    let module_name = module.clone();
+    tokio::task::spawn_blocking(move || resolve(&module, source.as_ref(), &inputs, &modules))
+        .await
+        .unwrap_or_else(|error| {
+            Err(ModuleError::Unsupported {
+                module: module_name,
+                message: format!("resolving the module stopped: {error}"),
+            })
+        })
+}
+
+/// Resolves and renders `module` (pinned to `source` when kept in git) with `inputs`.
+pub fn resolve(
+    module: &str,
+    source: Option<&ModuleSource>,
+    inputs: &BTreeMap<String, String>,
+    modules: &GitModules,
+) -> Result<JobSpec, ModuleError> {
+    let template = template_of(module, source, modules)?;
     render(module, &template, inputs)
 }
 
@@ -296,6 +455,10 @@ pub fn parse_inputs(pairs: &[String]) -> Result<BTreeMap<String, String>, String
 mod tests {
     use super::*;
 
+    fn cache() -> GitModules {
+        GitModules::new(&std::env::temp_dir().join("lilypad-module-tests"))
+    }
+
     fn inputs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
@@ -305,7 +468,13 @@ mod tests {
 
     #[test]
     fn cowsay_renders_with_its_input_json_encoded() {
-        let spec = resolve("cowsay:v0.0.1", &inputs(&[("Message", "moo \"quoted\"")])).unwrap();
+        let spec = resolve(
+            "cowsay:v0.0.1",
+            None,
+            &inputs(&[("Message", "moo \"quoted\"")]),
+            &cache(),
+        )
+        .unwrap();
         assert_eq!(spec.image, "lilypad/cowsay:v0.0.1");
         assert_eq!(
             spec.entrypoint,
@@ -326,13 +495,13 @@ mod tests {
 
     #[test]
     fn a_missing_input_names_the_input() {
-        let error = resolve("cowsay:v0.0.1", &inputs(&[])).unwrap_err();
+        let error = resolve("cowsay:v0.0.1", None, &inputs(&[]), &cache()).unwrap_err();
         assert!(error.to_string().contains("-i Message=VALUE"), "{error}");
     }
 
     #[test]
     fn unknown_modules_and_bad_specs_are_clear_errors() {
-        let error = resolve("nope:v1", &inputs(&[])).unwrap_err();
+        let error = resolve("nope", None, &inputs(&[]), &cache()).unwrap_err();
         assert!(error.to_string().contains("cowsay:v0.0.1"), "{error}");
         let wasm = r#"{"machine":{},"job":{"Spec":{"Engine":"Wasm","Docker":{"Image":"x"}}}}"#;
         assert!(matches!(
@@ -374,10 +543,15 @@ mod tests {
             );
         }
         // Without the section, mediation compares the whole results.
-        assert!(resolve("cowsay:v0.0.1", &inputs(&[("Message", "m")]))
-            .unwrap()
-            .compare
-            .is_empty());
+        assert!(resolve(
+            "cowsay:v0.0.1",
+            None,
+            &inputs(&[("Message", "m")]),
+            &cache()
+        )
+        .unwrap()
+        .compare
+        .is_empty());
     }
 
     #[test]

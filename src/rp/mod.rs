@@ -47,6 +47,8 @@ pub struct RpSettings {
     pub pricing: Pricing,
     pub timeouts: Timeouts,
     pub modules: Vec<String>,
+    /// Where modules kept in git are checked out.
+    pub module_cache: crate::module::GitModules,
     pub services: Services,
     /// How often offers are refreshed (the solver drops offers not refreshed within its TTL).
     pub refresh_every: Duration,
@@ -73,6 +75,7 @@ impl RpSettings {
             pricing: settings.pricing()?,
             timeouts: settings.timeouts()?,
             modules: settings.modules(),
+            module_cache: crate::module::GitModules::from_settings(settings),
             services,
             refresh_every: Duration::from_secs((settings.offer_ttl / 3).max(1)),
             agree_window: Duration::from_secs(settings.offer_agree_window),
@@ -364,6 +367,7 @@ impl<E: Executor> Rp<E> {
             deal,
             Some(&deal.resource_offer.spec),
             &results,
+            &self.settings.module_cache,
         )
         .await?;
         if self.settings.dishonest {

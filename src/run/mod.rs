@@ -49,6 +49,8 @@ pub struct JobRequest {
     /// The on-chain request the job serves (`lilypad jc`): the offer names it, and each deal
     /// is bound to it on chain before we agree.
     pub on_chain_job: Option<OnChainJob>,
+    /// The module cache (modules kept in git are pinned to a commit through it).
+    pub modules: crate::module::GitModules,
 }
 
 /// Results the job creator downloaded and verified against the on-chain commitment.
@@ -92,14 +94,26 @@ pub async fn run_job(
     client: SolverClient,
     request: JobRequest,
 ) -> anyhow::Result<JobOutcome> {
-    let offer = job_offer(chain.address(), &request)?;
+    let offer = job_offer(chain.address(), &request).await?;
     follow_job(chain, client, request, offer).await
 }
 
-/// The signed-to-be job offer for `request` (the module is resolved here, so a bad module
-/// or input fails before anything is paid).
-pub fn job_offer(job_creator: Address, request: &JobRequest) -> anyhow::Result<JobOffer> {
-    let spec = crate::module::resolve(&request.module, &request.inputs)?;
+/// The signed-to-be job offer for `request`. The module is resolved here, so a bad module
+/// or input fails before anything is paid; a module kept in git is pinned to the commit its
+/// ref names now, and the offer carries that pin.
+pub async fn job_offer(job_creator: Address, request: &JobRequest) -> anyhow::Result<JobOffer> {
+    let (module, inputs, modules) = (
+        request.module.clone(),
+        request.inputs.clone(),
+        request.modules.clone(),
+    );
+    let (spec, module_source) = tokio::task::spawn_blocking(move || {
+        let located = crate::module::locate(&module, modules.shortcut_prefix())?;
+        let source = crate::module::pin(&located, &module, &modules)?;
+        let spec = crate::module::resolve(&module, source.as_ref(), &inputs, &modules)?;
+        Ok::<_, crate::module::ModuleError>((spec, source))
+    })
+    .await??;
     Ok(JobOffer {
         id: String::new(),
         created_at: now_millis(),
@@ -113,6 +127,7 @@ pub fn job_offer(job_creator: Address, request: &JobRequest) -> anyhow::Result<J
         nonce: new_nonce(),
         results_reader: request.results_reader,
         on_chain_job: request.on_chain_job.clone(),
+        module_source,
     }
     .seal())
 }

@@ -81,6 +81,7 @@ impl UnfinishedJob {
         results_dir: PathBuf,
         timeout: Duration,
         progress: bool,
+        modules: crate::module::GitModules,
     ) -> JobRequest {
         let offer = &self.offer;
         JobRequest {
@@ -96,6 +97,7 @@ impl UnfinishedJob {
             mediation_chance: self.mediation_chance,
             results_reader: offer.results_reader,
             on_chain_job: offer.on_chain_job.clone(),
+            modules,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! resource provider on the real Docker engine) in a temporary directory.
 #![allow(dead_code)]
 
+pub mod gitrepo;
+
 use std::time::Duration;
 
 use ethers::signers::{LocalWallet, Signer};
@@ -146,6 +148,7 @@ pub fn cowsay_request(network: &DevNetwork, dir: &std::path::Path, message: &str
         mediation_chance: 0,
         results_reader: None,
         on_chain_job: None,
+        modules: lilypad::module::GitModules::new(dir),
     }
 }
 
@@ -271,7 +274,8 @@ pub fn job_offer(network: &DevNetwork, message: &str) -> JobOffer {
 /// The same, for any job creator key.
 pub fn job_offer_by(network: &DevNetwork, job_creator: &LocalWallet, message: &str) -> JobOffer {
     let inputs = [("Message".to_string(), message.to_string())].into();
-    let spec = lilypad::module::resolve("cowsay:v0.0.1", &inputs).unwrap();
+    let modules = lilypad::module::GitModules::new(&std::env::temp_dir());
+    let spec = lilypad::module::resolve("cowsay:v0.0.1", None, &inputs, &modules).unwrap();
     JobOffer {
         id: String::new(),
         created_at: now_millis(),
@@ -285,6 +289,7 @@ pub fn job_offer_by(network: &DevNetwork, job_creator: &LocalWallet, message: &s
         nonce: new_nonce(),
         results_reader: None,
         on_chain_job: None,
+        module_source: None,
     }
     .seal()
 }
