@@ -159,6 +159,9 @@ pub enum Command {
     /// Manage key files
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Render, fetch and list modules: check a module before paying for a job
+    #[command(subcommand)]
+    Module(ModuleCommand),
 }
 
 /// Flags of `lilypad solver`.
@@ -555,6 +558,29 @@ pub enum ChainCommand {
         #[command(flatten)]
         controller: ControllerArgs,
     },
+}
+
+/// `lilypad module ...`. MODULE is what `run` takes: a built-in NAME:TAG (cowsay:v0.0.1), a
+/// directory with lilypad_module.json.tmpl, or a git repository at a ref (NAME:TAG from the
+/// default module org, HOST/OWNER/REPO:REF, https://…:REF, file:///…:REF).
+#[derive(Debug, Subcommand)]
+pub enum ModuleCommand {
+    /// Print the module's template rendered with the inputs (as Go's Lilypad renders it),
+    /// then the job that would run, or why it cannot
+    Render {
+        /// The module
+        module: String,
+        /// A module input, KEY=VALUE (repeatable; the value may contain = and ,)
+        #[arg(short = 'i', long = "input", value_name = "KEY=VALUE")]
+        inputs: Vec<String>,
+    },
+    /// Fetch a module kept in git into DATA_DIR/modules and print the commit its ref names
+    Pull {
+        /// The module
+        module: String,
+    },
+    /// List the module checkouts under DATA_DIR/modules (repository and commit)
+    Ls,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,10 +1,11 @@
 //! What each subcommand does: builds the role's parts from the settings (each role's own
 //! `from_settings`, the same ones `lilypad dev` uses) and runs it under one shutdown signal
 //! (Ctrl-C or SIGTERM). The job creator's commands are in `run.rs`, `lilypad dev` in
-//! `dev.rs`, `lilypad chain` in `chain.rs`.
+//! `dev.rs`, `lilypad chain` in `chain.rs`, `lilypad module` in `module.rs`.
 
 mod chain;
 mod dev;
+mod module;
 mod run;
 
 use std::sync::Arc;
@@ -77,6 +78,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()
         Command::RunCowsayOnchain(args) => run::run_cowsay_onchain(args, settings).await,
         Command::Dev(args) => dev::dev(args, settings).await,
         Command::Chain(command) => chain::chain(command, settings).await,
+        Command::Module(command) => module::module(command, settings).await,
         Command::Keys(KeysCommand::Generate { out }) => {
             let wallet = crate::keys::generate();
             let path = out.unwrap_or_else(|| {

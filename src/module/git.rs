@@ -147,6 +147,38 @@ impl GitModules {
         result.map(|()| target)
     }
 
+    /// Every checkout in the cache, as (repository key, commit), sorted.
+    pub fn checkouts(&self) -> Result<Vec<(String, String)>, GitError> {
+        let mut found = Vec::new();
+        let mut pending = vec![self.root.clone()];
+        while let Some(dir) = pending.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(io(&dir, source)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|source| io(&dir, source))?;
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.starts_with('.') || !entry.path().is_dir() {
+                    continue;
+                }
+                let is_commit = name.len() == 40 && name.chars().all(|c| c.is_ascii_hexdigit());
+                if is_commit {
+                    let repo = dir
+                        .strip_prefix(&self.root)
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
+                    found.push((repo, name));
+                } else {
+                    pending.push(entry.path());
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
     /// Runs `f` on `repo`: opened in place when local, else a scratch bare clone.
     fn with_repo<T>(
         &self,

@@ -14,11 +14,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
-
 use crate::data::MachineSpec;
 
 pub mod git;
+mod spec;
 mod template;
 pub use template::{go_json_string, render_text};
 
@@ -81,15 +80,23 @@ fn catalog_names() -> String {
 pub struct JobSpec {
     pub module: String,
     pub machine: MachineSpec,
+    /// The engine the spec names (only Docker runs here).
+    pub engine: String,
     pub image: String,
     pub entrypoint: Vec<String>,
     pub env: Vec<String>,
     pub working_dir: Option<String>,
     /// Whether the job asks for network access (the RP may refuse it).
     pub network: bool,
+    /// A network type we do not know (refused by the check).
+    pub unsupported_network: Option<String>,
     pub timeout_secs: u64,
     /// Container paths whose contents become `outputs/`.
     pub outputs: Vec<String>,
+    /// How many `Inputs` (IPFS/URL data) the job names (refused by the check: not fetched).
+    pub inputs: usize,
+    /// The spec's `Resources`, as written.
+    pub resources: Resources,
     /// What a mediator compares: empty means the whole results (their CID); otherwise these
     /// paths of the results directory (`stdout`, `stderr`, `exitCode`, `outputs/...`), for
     /// modules whose other output is not byte-reproducible. From the template's
@@ -97,79 +104,14 @@ pub struct JobSpec {
     pub compare: Vec<String>,
 }
 
-/// The rendered `lilypad_module.json.tmpl`.
-#[derive(Deserialize)]
-struct Rendered {
-    machine: RenderedMachine,
-    job: RenderedJob,
-    #[serde(default)]
-    mediation: Option<RenderedMediation>,
+/// The `Resources` a job spec names (Bacalhau's strings, e.g. `"GPU": "1"`, `"Memory": "8gb"`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub disk: Option<String>,
+    pub gpu: Option<String>,
 }
-
-#[derive(Deserialize)]
-struct RenderedMediation {
-    #[serde(default)]
-    compare: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct RenderedMachine {
-    #[serde(default)]
-    gpu: u64,
-    #[serde(default)]
-    cpu: u64,
-    #[serde(default)]
-    ram: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RenderedJob {
-    spec: RenderedSpec,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RenderedSpec {
-    #[serde(default)]
-    engine: String,
-    docker: RenderedDocker,
-    #[serde(default)]
-    network: Option<RenderedNetwork>,
-    #[serde(default)]
-    timeout: Option<u64>,
-    #[serde(default)]
-    outputs: Vec<RenderedOutput>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RenderedDocker {
-    image: String,
-    #[serde(default)]
-    entrypoint: Vec<String>,
-    #[serde(default)]
-    environment_variables: Vec<String>,
-    #[serde(default)]
-    working_directory: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RenderedNetwork {
-    #[serde(rename = "Type", default)]
-    kind: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RenderedOutput {
-    #[serde(default)]
-    path: String,
-}
-
-/// Default job timeout when a module names none (seconds).
-const DEFAULT_TIMEOUT_SECS: u64 = 600;
 
 /// Where a module reference points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,7 +287,7 @@ pub fn render(
             module: module.to_string(),
             message,
         })?;
-    let rendered: Rendered = serde_json::from_str(&text).map_err(|e| {
+    let spec = spec::read(module, &text).map_err(|e| {
         let missing = template::missing_inputs(template, inputs);
         match missing.first() {
             Some(input) if text.contains("<no value>") => ModuleError::MissingInput {
@@ -359,81 +301,8 @@ pub fn render(
             },
         }
     })?;
-    let spec = rendered.job.spec;
-    let unsupported = |message: String| ModuleError::Unsupported {
-        module: module.to_string(),
-        message,
-    };
-    if !spec.engine.is_empty() && spec.engine != "Docker" {
-        return Err(unsupported(format!(
-            "engine {:?} is not supported; only Docker",
-            spec.engine
-        )));
-    }
-    if spec.docker.image.trim().is_empty() {
-        return Err(unsupported("the spec names no Docker image".into()));
-    }
-    let network = match spec.network.map(|n| n.kind).unwrap_or_default().as_str() {
-        "" | "None" => false,
-        "Full" | "HTTP" => true,
-        other => {
-            return Err(unsupported(format!(
-                "network type {other:?} is not supported (None, HTTP or Full)"
-            )))
-        }
-    };
-    let mut outputs: Vec<String> = spec
-        .outputs
-        .into_iter()
-        .map(|o| o.path)
-        .filter(|p| !p.is_empty())
-        .collect();
-    if outputs.is_empty() {
-        outputs.push("/outputs".into());
-    }
-    if let Some(bad) = outputs
-        .iter()
-        .find(|p| !p.starts_with('/') || p.contains(".."))
-    {
-        return Err(unsupported(format!(
-            "output path {bad:?} must be absolute and plain"
-        )));
-    }
-    let compare = rendered.mediation.map(|m| m.compare).unwrap_or_default();
-    if let Some(bad) = compare.iter().find(|p| !comparable(p)) {
-        return Err(unsupported(format!(
-            "mediation compares {bad:?}: name stdout, stderr, exitCode or a path under outputs/"
-        )));
-    }
-    Ok(JobSpec {
-        module: module.to_string(),
-        machine: MachineSpec {
-            cpu: rendered.machine.cpu,
-            ram: rendered.machine.ram,
-            gpu: rendered.machine.gpu,
-            vram: 0,
-        },
-        image: spec.docker.image,
-        entrypoint: spec.docker.entrypoint,
-        env: spec.docker.environment_variables,
-        working_dir: spec.docker.working_directory.filter(|d| !d.is_empty()),
-        network,
-        timeout_secs: spec
-            .timeout
-            .filter(|t| *t > 0)
-            .unwrap_or(DEFAULT_TIMEOUT_SECS),
-        outputs,
-        compare,
-    })
-}
-
-/// Whether a mediation `compare` entry names a part of the results directory.
-fn comparable(path: &str) -> bool {
-    let plain =
-        !path.starts_with('/') && path.split('/').all(|part| !matches!(part, "" | "." | ".."));
-    plain
-        && (matches!(path, "stdout" | "stderr" | "exitCode" | "outputs")
-            || path.starts_with("outputs/"))
+    spec::check(&spec)?;
+    Ok(spec)
 }
 
 /// Parses `-i K=V` arguments.
