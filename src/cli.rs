@@ -367,9 +367,21 @@ pub struct RpArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The module: NAME:TAG from the built-in catalog (cowsay:v0.0.1) or a directory with lilypad_module.json.tmpl
-    #[arg(required_unless_present = "resume")]
+    /// The module: cowsay:v0.0.1 (built into this binary, for offline demos), a directory
+    /// with lilypad_module.json.tmpl, or a git repository at a ref: NAME:TAG (the default
+    /// module org's lilypad-module-NAME, see MODULE_SHORTCUT_PREFIX), HOST/OWNER/REPO:REF,
+    /// https://…:REF or file:///…:REF. A ref is pinned to its commit before the offer is posted
+    #[arg(required_unless_present_any = ["resume", "module_repo"])]
     pub module: Option<String>,
+    /// A module in any git repository, by URL (https://…, file:///…); with --module-ref
+    #[arg(long, value_name = "URL", conflicts_with_all = ["module", "resume"], requires = "module_ref")]
+    pub module_repo: Option<String>,
+    /// The tag, branch or commit of --module-repo (pinned to its commit before the offer is posted)
+    #[arg(long, value_name = "REF", requires = "module_repo")]
+    pub module_ref: Option<String>,
+    /// The template's path in --module-repo [default: lilypad_module.json.tmpl]
+    #[arg(long, value_name = "PATH", requires = "module_repo")]
+    pub module_path: Option<String>,
     /// Continue a job this machine started and did not see to the end (its job offer id, as
     /// `run` printed it; saved under DATA_DIR/jobs): follows the same deal, calls the
     /// timeouts the job creator is entitled to, downloads and judges the results

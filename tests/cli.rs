@@ -1,5 +1,7 @@
 //! The real `lilypad` binary answers `--help` and `--version`.
 
+mod common;
+
 use std::process::Command;
 
 fn lilypad(args: &[&str]) -> std::process::Output {
@@ -334,4 +336,47 @@ fn run_cowsay_onchain_prints_the_cow_a_contract_asked_for() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("< moo from a contract >"), "{stdout}");
     assert!(stderr.contains("job 1: results bafk"), "{stderr}");
+}
+
+/// `lilypad module`: render (as Go renders), pull (pins and checks out), ls (the cache),
+/// on a real git repository made by the test; and clear errors, with nothing paid.
+#[test]
+fn module_commands_render_pull_and_list_real_git_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, v1, _) = common::gitrepo::module_repo(dir.path());
+    let module = format!("file://{}:v1", repo.display());
+
+    let rendered = lilypad_in(
+        dir.path(),
+        &["module", "render", &module, "-i", "Message=a <b>"],
+    );
+    let stdout = String::from_utf8_lossy(&rendered.stdout);
+    let stderr = String::from_utf8_lossy(&rendered.stderr);
+    assert!(rendered.status.success(), "{stderr}");
+    assert!(stdout.contains(r#""v1 a <b>""#), "{stdout}");
+    assert!(stdout.contains(r#"NOTE=\"a \\u003cb\\u003e\""#), "{stdout}");
+    assert!(stderr.contains(&format!("at commit {v1}")), "{stderr}");
+    assert!(
+        stderr.contains("image        lilypad/cowsay:v0.0.1"),
+        "{stderr}"
+    );
+
+    let pulled = lilypad_in(dir.path(), &["module", "pull", &module]);
+    let stdout = String::from_utf8_lossy(&pulled.stdout);
+    assert!(pulled.status.success());
+    assert!(stdout.contains(&v1), "{stdout}");
+    let listed = lilypad_in(dir.path(), &["module", "ls"]);
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(stdout.lines().any(|line| line.ends_with(&v1)), "{stdout}");
+
+    let missing = lilypad_in(dir.path(), &["module", "render", "cowsay:v0.0.1"]);
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert!(stderr.contains("pass -i Message=VALUE"), "{stderr}");
+    let half = lilypad_in(dir.path(), &["run", "--module-repo", "file:///x"]);
+    assert!(!half.status.success());
+    assert!(String::from_utf8_lossy(&half.stderr).contains("--module-ref"));
+    let unknown = lilypad_in(dir.path(), &["module", "render", "no such module"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown module"));
 }

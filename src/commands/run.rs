@@ -23,8 +23,28 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
         Some(id) => Some(unfinished.load(id)?),
         None => None,
     };
-    let new_job = match (&resumed, &args.module) {
+    let explicit = args.module_repo.as_ref().map(|repo| {
+        let reference = args.module_ref.clone().unwrap_or_default();
+        let located = crate::module::Located::Git {
+            repo: repo.clone(),
+            reference: reference.clone(),
+            path: args
+                .module_path
+                .clone()
+                .unwrap_or_else(|| crate::module::TEMPLATE_FILE.to_string()),
+        };
+        (format!("{repo}:{reference}"), located)
+    });
+    let module_name = explicit
+        .as_ref()
+        .map(|(name, _)| name.clone())
+        .or(args.module.clone());
+    let new_job = match (&resumed, &module_name) {
         (Some(_), _) => None,
+        (None, Some(module)) if explicit.is_some() => {
+            let inputs = crate::module::parse_inputs(&args.inputs).map_err(anyhow::Error::msg)?;
+            Some((module.clone(), inputs))
+        }
         (None, Some(module)) => {
             let inputs = crate::module::parse_inputs(&args.inputs).map_err(anyhow::Error::msg)?;
             // Fail fast on a bad module name, or a bad input of a built-in or local module
@@ -64,6 +84,7 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
                 results_reader: None,
                 on_chain_job: None,
                 modules: crate::module::GitModules::from_settings(&settings),
+                location: explicit.map(|(_, located)| located),
             };
             let job = UnfinishedJob {
                 offer: job_offer(network.chain.address(), &request).await?,

@@ -286,6 +286,7 @@ impl JobService {
             results_reader: reader,
             on_chain_job: Some(on_chain_job),
             modules: self.settings.modules.clone(),
+            location: None,
         })
     }
 

@@ -160,10 +160,17 @@ impl GitModules {
             for entry in entries {
                 let entry = entry.map_err(|source| io(&dir, source))?;
                 let name = entry.file_name().to_string_lossy().to_string();
-                if name.starts_with('.') || !entry.path().is_dir() {
+                let is_commit_id =
+                    |text: &str| text.len() == 40 && text.chars().all(|c| c.is_ascii_hexdigit());
+                // Skip the scratch area, locks and half-written checkouts (`.COMMIT.RANDOM`).
+                let scratch = name == ".fetch"
+                    || name
+                        .strip_prefix('.')
+                        .is_some_and(|rest| rest.split('.').next().is_some_and(is_commit_id));
+                if scratch || !entry.path().is_dir() {
                     continue;
                 }
-                let is_commit = name.len() == 40 && name.chars().all(|c| c.is_ascii_hexdigit());
+                let is_commit = is_commit_id(&name);
                 if is_commit {
                     let repo = dir
                         .strip_prefix(&self.root)

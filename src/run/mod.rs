@@ -51,6 +51,8 @@ pub struct JobRequest {
     pub on_chain_job: Option<OnChainJob>,
     /// The module cache (modules kept in git are pinned to a commit through it).
     pub modules: crate::module::GitModules,
+    /// Where the module is, when given explicitly (`--module-repo`); else `module` is located.
+    pub location: Option<crate::module::Located>,
 }
 
 /// Results the job creator downloaded and verified against the on-chain commitment.
@@ -102,13 +104,17 @@ pub async fn run_job(
 /// or input fails before anything is paid; a module kept in git is pinned to the commit its
 /// ref names now, and the offer carries that pin.
 pub async fn job_offer(job_creator: Address, request: &JobRequest) -> anyhow::Result<JobOffer> {
-    let (module, inputs, modules) = (
+    let (module, inputs, modules, location) = (
         request.module.clone(),
         request.inputs.clone(),
         request.modules.clone(),
+        request.location.clone(),
     );
     let (spec, module_source) = tokio::task::spawn_blocking(move || {
-        let located = crate::module::locate(&module, modules.shortcut_prefix())?;
+        let located = match location {
+            Some(located) => located,
+            None => crate::module::locate(&module, modules.shortcut_prefix())?,
+        };
         let source = crate::module::pin(&located, &module, &modules)?;
         let spec = crate::module::resolve(&module, source.as_ref(), &inputs, &modules)?;
         Ok::<_, crate::module::ModuleError>((spec, source))

@@ -98,6 +98,7 @@ impl UnfinishedJob {
             results_reader: offer.results_reader,
             on_chain_job: offer.on_chain_job.clone(),
             modules,
+            location: None,
         }
     }
 }

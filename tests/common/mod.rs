@@ -149,6 +149,7 @@ pub fn cowsay_request(network: &DevNetwork, dir: &std::path::Path, message: &str
         results_reader: None,
         on_chain_job: None,
         modules: lilypad::module::GitModules::new(dir),
+        location: None,
     }
 }
 
