@@ -322,7 +322,10 @@ pub struct OfferArgs {
     /// Slots: jobs that may run at once, one offer each
     #[arg(long, env = "OFFER_COUNT", value_name = "N", default_value = "1")]
     pub offer_count: u32,
-    /// Comma-separated modules to run (NAME or NAME:TAG); empty: any
+    /// Comma-separated modules to run: NAME or NAME:TAG (built-in or local modules), a repository
+    /// pattern for modules kept in git (github.com/Lilypad-Tech/*; * matches anything), or
+    /// REPO@COMMIT (that repository at that commit); empty: any. Deals for other modules are
+    /// never matched to this RP (explain counts them under "module")
     #[arg(long, env = "OFFER_MODULES", value_name = "LIST", default_value = "")]
     pub offer_modules: String,
     /// Let jobs that ask for network access have it

@@ -69,3 +69,46 @@ async fn gpu_jobs_ask_the_engine_for_nvidia_devices() {
         .unwrap_err();
     assert!(error.to_string().contains("nvidia"), "{error}");
 }
+
+/// The container gets the slot the RP sold, not the module's `machine`: a module declaring
+/// 1 MiB of RAM (less than any container needs; the engine refuses limits under 6 MiB) still
+/// runs, within the slot's 100 MiB.
+#[tokio::test]
+async fn a_job_runs_with_the_slot_it_was_sold_not_the_modules_declared_machine() {
+    use lilypad::data::{examples, ContentAddressed, Deal};
+    let executor = DockerExecutor::connect(false).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let module_dir = dir.path().join("tiny-module");
+    std::fs::create_dir_all(&module_dir).unwrap();
+    let template = lilypad::module::template_of(
+        "cowsay:v0.0.1",
+        None,
+        &lilypad::module::GitModules::new(dir.path()),
+    )
+    .unwrap()
+    .replace(r#""ram": 64"#, r#""ram": 1"#);
+    assert!(template.contains(r#""ram": 1"#));
+    std::fs::write(module_dir.join("lilypad_module.json.tmpl"), template).unwrap();
+
+    let mut job = examples::job_offer(1, 5, 500);
+    job.module = module_dir.display().to_string();
+    job.spec.ram = 1;
+    let deal = Deal::propose(&job.seal(), &examples::resource_offer(2, 3, 1000), 0).unwrap();
+    assert_eq!(deal.resource_offer.spec.ram, 100);
+    let results = dir.path().join("results");
+    let modules = lilypad::module::GitModules::new(dir.path());
+    let run = lilypad::executor::deal_job::run_deal_job(
+        &executor,
+        &deal,
+        Some(&deal.resource_offer.spec),
+        &results,
+        &modules,
+    )
+    .await
+    .unwrap();
+    let stderr = std::fs::read_to_string(results.join("stderr")).unwrap();
+    assert_eq!(run.exit_code, 0, "{stderr}");
+    assert_eq!(run.engine_failure, None);
+    let stdout = std::fs::read_to_string(results.join("stdout")).unwrap();
+    assert!(stdout.contains("< moo >"), "{stdout}");
+}

@@ -119,7 +119,7 @@ impl Deal {
         if !resource.spec.covers(&job.spec) {
             return Err(Mismatch::Spec);
         }
-        if !resource.allows_module(&job.module) {
+        if !resource.allows_module(job) {
             return Err(Mismatch::Module);
         }
         if resource.pricing.instruction_price > job.pricing.instruction_price {

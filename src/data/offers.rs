@@ -185,15 +185,63 @@ impl ContentAddressed for ResourceOffer {
 }
 
 impl ResourceOffer {
-    /// Whether this offer allows `module` (`NAME:TAG`).
-    pub fn allows_module(&self, module: &str) -> bool {
-        let name = module.split(':').next().unwrap_or(module);
+    /// Whether this offer allows `job`'s module. Each allow-list entry is `NAME` or
+    /// `NAME:TAG` (a built-in or local module as the job names it), a repository pattern such as
+    /// `github.com/Lilypad-Tech/*` (the pinned repository, `*` matching any run of
+    /// characters), or `REPO@COMMIT` (that repository at that commit, or a commit starting
+    /// with it). An empty list allows every module.
+    pub fn allows_module(&self, job: &JobOffer) -> bool {
         self.modules.is_empty()
             || self
                 .modules
                 .iter()
-                .any(|allowed| allowed == module || allowed == name)
+                .any(|pattern| module_matches(pattern, &job.module, job.module_source.as_ref()))
     }
+}
+
+/// Whether allow-list entry `pattern` admits `module` (pinned to `source` when kept in git).
+pub fn module_matches(pattern: &str, module: &str, source: Option<&ModuleSource>) -> bool {
+    let repo_of = |source: &ModuleSource| {
+        let repo = source
+            .repo
+            .split_once("://")
+            .map_or(source.repo.as_str(), |(_, rest)| rest);
+        repo.trim_end_matches('/')
+            .trim_end_matches(".git")
+            .to_string()
+    };
+    if let Some((repo, commit)) = pattern.split_once('@') {
+        return source.is_some_and(|source| {
+            glob(repo, &repo_of(source)) && !commit.is_empty() && source.commit.starts_with(commit)
+        });
+    }
+    if pattern.contains('/') {
+        return source.is_some_and(|source| glob(pattern, &repo_of(source)));
+    }
+    // A name says nothing about which repository a pinned module comes from (a job could
+    // name "cowsay" and pin any repository), so names admit only built-in and local modules.
+    let name = module.split(':').next().unwrap_or(module);
+    source.is_none() && (pattern == module || pattern == name)
+}
+
+/// `pattern` with `*` matching any run of characters, against all of `text`.
+fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (index, part) in parts.iter().enumerate() {
+        if index == parts.len() - 1 {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 /// A random hex nonce.
@@ -207,4 +255,78 @@ pub fn now_millis() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::examples::{job_offer, resource_offer};
+    use crate::data::{Deal, Mismatch};
+
+    fn pinned(repo: &str, commit: &str) -> JobOffer {
+        let mut job = job_offer(1, 5, 1000);
+        job.module = format!("{repo}:v1");
+        job.module_source = Some(ModuleSource {
+            repo: repo.to_string(),
+            commit: commit.to_string(),
+            path: "lilypad_module.json.tmpl".into(),
+        });
+        job.seal()
+    }
+
+    #[test]
+    fn allow_lists_take_names_repository_patterns_and_pinned_commits() {
+        let commit = "0a250683e786af624b66dd38ad8dff97ef78a543";
+        let lilypad = pinned(
+            "https://github.com/Lilypad-Tech/lilypad-module-sdxl",
+            commit,
+        );
+        let other = pinned("https://github.com/someone/lilypad-module-sdxl.git", commit);
+        let allowing = |patterns: &[&str]| {
+            let mut offer = resource_offer(2, 3, 1000);
+            offer.modules = patterns.iter().map(|p| p.to_string()).collect();
+            offer.seal()
+        };
+        let cases: &[(&[&str], &JobOffer, bool)] = &[
+            (&["github.com/Lilypad-Tech/*"], &lilypad, true),
+            (&["github.com/Lilypad-Tech/*"], &other, false),
+            (&["github.com/*/lilypad-module-sdxl"], &other, true),
+            (
+                &["github.com/someone/lilypad-module-sdxl@0a2506"],
+                &other,
+                true,
+            ),
+            (
+                &["github.com/someone/lilypad-module-sdxl@ffff"],
+                &other,
+                false,
+            ),
+            (&["github.com/someone/lilypad-module-sdxl@"], &other, false),
+            (&["cowsay"], &other, false),
+            // A pinned module is admitted by its repository, never by the name it claims.
+            (
+                &["lilypad-module-sdxl", "lilypad-module-sdxl:v1"],
+                &other,
+                false,
+            ),
+            (&[], &other, true),
+        ];
+        for (patterns, job, allowed) in cases {
+            let result = Deal::propose(job, &allowing(patterns), 0);
+            assert_eq!(
+                result.is_ok(),
+                *allowed,
+                "{patterns:?} for {:?}: {result:?}",
+                job.module_source
+            );
+            if !allowed {
+                assert_eq!(result.unwrap_err(), Mismatch::Module);
+            }
+        }
+        // Names still work for built-in modules, with or without the tag.
+        let cowsay = job_offer(1, 5, 1000);
+        assert!(Deal::propose(&cowsay, &allowing(&["cowsay"]), 0).is_ok());
+        assert!(Deal::propose(&cowsay, &allowing(&["cowsay:v0.0.1"]), 0).is_ok());
+        assert!(Deal::propose(&cowsay, &allowing(&["cowsay:v9"]), 0).is_err());
+    }
 }

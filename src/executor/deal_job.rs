@@ -22,6 +22,11 @@ pub struct DealJob {
 /// Runs `deal`'s job with `executor` into `results` (cleared first). A job that cannot run
 /// (unknown module, too large for `limit`, engine error) still leaves a results directory:
 /// empty stdout, the reason in stderr and exit code -1, so the deal can be settled.
+///
+/// The container gets what the resource provider sold for the slot (the deal's resource
+/// offer), never less: the module's `machine` is what matching needs, not a hard limit (a
+/// module declaring 100 MB of RAM whose job uses more must not be killed for it). The
+/// mediator's re-run gets the same slot, so both run under the same limits.
 pub async fn run_deal_job<E: Executor>(
     executor: &E,
     deal: &Deal,
@@ -45,8 +50,9 @@ pub async fn run_deal_job<E: Executor>(
             "the module needs {:?}, more than this offer's {:?}",
             spec.machine, limit
         )),
-        Ok(spec) => {
-            tracing::info!(deal_id = %deal.id, image = %spec.image, "running the job");
+        Ok(mut spec) => {
+            spec.machine = deal.resource_offer.spec;
+            tracing::info!(deal_id = %deal.id, image = %spec.image, cpu = spec.machine.cpu, ram_mb = spec.machine.ram, gpus = spec.machine.gpu, "running the job in the slot sold");
             let run = executor
                 .run(&spec, &results.join("outputs"), spec.machine.gpu)
                 .await;

@@ -28,6 +28,8 @@ struct Machine {
     #[serde(default)]
     gpu: u64,
     #[serde(default)]
+    vram: u64,
+    #[serde(default)]
     cpu: u64,
     #[serde(default)]
     ram: u64,
@@ -216,7 +218,7 @@ fn to_job(module: &str, rendered: Rendered) -> JobSpec {
             cpu: rendered.machine.cpu,
             ram: rendered.machine.ram,
             gpu: rendered.machine.gpu,
-            vram: 0,
+            vram: rendered.machine.vram,
         },
         engine,
         image: docker.image.unwrap_or_default(),
@@ -286,11 +288,14 @@ mod tests {
 
     #[test]
     fn keys_match_whatever_their_case() {
-        let spec = job(r#"{"MACHINE": {"CPU": 500}, "Job": {"spec": {"docker": {
+        let spec = job(
+            r#"{"MACHINE": {"CPU": 500, "Gpu": 1, "VRAM": 24000}, "Job": {"spec": {"docker": {
             "image": "x", "ENTRYPOINT": ["a"], "environmentVariables": ["B=2"]},
-            "network": {"type": "full"}, "TIMEOUT": 5}}}"#)
+            "network": {"type": "full"}, "TIMEOUT": 5}}}"#,
+        )
         .unwrap();
         assert_eq!(spec.machine.cpu, 500);
+        assert_eq!((spec.machine.gpu, spec.machine.vram), (1, 24000));
         assert_eq!(spec.image, "x");
         assert_eq!(spec.entrypoint, vec!["a"]);
         assert_eq!(spec.env, vec!["B=2"]);
