@@ -30,6 +30,9 @@ pub struct Explanation {
         with = "amount::optional"
     )]
     pub cheapest_price: Option<u128>,
+    /// The resource providers whose allow-list (`OFFER_MODULES`) refuses the job's module.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub module_refused_by: Vec<ethers::types::Address>,
 }
 
 impl Explanation {
@@ -87,7 +90,18 @@ impl Explanation {
                 "{is} too small (the job needs {} millicores, {} MiB, {} GPU(s))",
                 job.spec.cpu, job.spec.ram, job.spec.gpu
             ),
-            Mismatch::Module => format!("{does} not run {}", job.module),
+            Mismatch::Module => {
+                let who: Vec<String> = self
+                    .module_refused_by
+                    .iter()
+                    .map(|rp| format!("{rp:?}"))
+                    .collect();
+                format!(
+                    "{does} not run {} (their allow-lists refuse it: {})",
+                    job.module,
+                    who.join(", ")
+                )
+            }
             Mismatch::Collateral => {
                 format!("{asks} for other collaterals or another mediation fee")
             }

@@ -6,7 +6,7 @@
 //! database round trip per pair.
 
 use crate::data::explanation::Explanation;
-use crate::data::{Deal, JobOffer, ResourceOffer};
+use crate::data::{Deal, JobOffer, Mismatch, ResourceOffer};
 
 /// Matches `jobs` against `resources`; returns the deals in job order, each with the
 /// mediator `draw()` picks among those its two offers trust.
@@ -58,7 +58,18 @@ pub fn explain(job: &JobOffer, live: &[ResourceOffer], offline: usize) -> Explan
     for resource in live {
         match Deal::propose(job, resource, 0) {
             Ok(_) => explanation.compatible += 1,
-            Err(reason) => *explanation.rejected.entry(reason).or_default() += 1,
+            Err(reason) => {
+                *explanation.rejected.entry(reason).or_default() += 1;
+                if reason == Mismatch::Module
+                    && !explanation
+                        .module_refused_by
+                        .contains(&resource.resource_provider)
+                {
+                    explanation
+                        .module_refused_by
+                        .push(resource.resource_provider);
+                }
+            }
         }
     }
     explanation
@@ -68,7 +79,6 @@ pub fn explain(job: &JobOffer, live: &[ResourceOffer], offline: usize) -> Explan
 mod tests {
     use super::*;
     use crate::data::examples::{job_offer as job, resource_offer as resource};
-    use crate::data::Mismatch;
 
     #[test]
     fn cheapest_compatible_offer_wins_and_is_used_once() {
@@ -276,6 +286,19 @@ mod tests {
                 assert_eq!(explanation.rejected.get(&reason), Some(&1), "{reason:?}");
             }
             assert_eq!(explanation.compatible, 0);
+            // The offer whose allow-list refused the module is named, and said so.
+            assert_eq!(
+                explanation.module_refused_by,
+                vec![base().resource_provider]
+            );
+            let text = explanation.describe(&job);
+            assert!(
+                text.contains(&format!(
+                    "1 does not run cowsay:v0.0.1 (their allow-lists refuse it: {:?})",
+                    base().resource_provider
+                )),
+                "{text}"
+            );
         }
     }
 }
