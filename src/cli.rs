@@ -319,6 +319,10 @@ pub struct OfferArgs {
     /// Memory per GPU, MiB (0: unknown)
     #[arg(long, env = "OFFER_VRAM", value_name = "MIB", default_value = "0")]
     pub offer_vram: u64,
+    /// Disk space per slot, MiB; jobs whose module declares more (machine.disk) are not
+    /// matched to it (0: not limited)
+    #[arg(long, env = "OFFER_DISK", value_name = "MIB", default_value = "0")]
+    pub offer_disk: u64,
     /// Slots: jobs that may run at once, one offer each
     #[arg(long, env = "OFFER_COUNT", value_name = "N", default_value = "1")]
     pub offer_count: u32,

@@ -58,6 +58,7 @@ pub struct Settings {
     pub offer_ram: u64,
     pub offer_gpu: u64,
     pub offer_vram: u64,
+    pub offer_disk: u64,
     pub offer_count: u32,
     pub offer_modules: String,
     pub offer_ttl: u64,
@@ -376,6 +377,7 @@ impl Settings {
             ram: self.offer_ram,
             gpu: self.offer_gpu,
             vram: self.offer_vram,
+            disk: self.offer_disk,
         })
     }
 

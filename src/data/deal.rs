@@ -313,6 +313,7 @@ mod tests {
                 ram: 64,
                 gpu: 0,
                 vram: 0,
+                disk: 0,
             },
             pricing,
             timeouts,
@@ -332,6 +333,7 @@ mod tests {
                 ram: 1024,
                 gpu: 0,
                 vram: 0,
+                disk: 0,
             },
             pricing: Pricing {
                 instruction_price: 7,

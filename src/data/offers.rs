@@ -22,6 +22,14 @@ pub struct MachineSpec {
     /// Memory per GPU in MiB (0: any).
     #[serde(default)]
     pub vram: u64,
+    /// Disk space in MiB (a job: what it needs, 0: nothing declared; a resource offer: what
+    /// the slot has, 0: not limited). Absent from the JSON when 0, so older ids are unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub disk: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl MachineSpec {
@@ -31,6 +39,7 @@ impl MachineSpec {
             && self.ram >= need.ram
             && self.gpu >= need.gpu
             && (need.gpu == 0 || need.vram == 0 || self.vram >= need.vram)
+            && (self.disk == 0 || self.disk >= need.disk)
     }
 }
 
@@ -323,6 +332,17 @@ mod tests {
                 assert_eq!(result.unwrap_err(), Mismatch::Module);
             }
         }
+        // Disk: a slot with less than the job declares is refused; 0 on the slot: not limited.
+        let mut big = job_offer(1, 5, 1000);
+        big.spec.disk = 50_000;
+        let big = big.seal();
+        let mut small_disk = resource_offer(2, 3, 1000);
+        small_disk.spec.disk = 10_000;
+        assert_eq!(
+            Deal::propose(&big, &small_disk.seal(), 0).unwrap_err(),
+            Mismatch::Spec
+        );
+        assert!(Deal::propose(&big, &resource_offer(2, 3, 1000), 0).is_ok());
         // Names still work for built-in modules, with or without the tag.
         let cowsay = job_offer(1, 5, 1000);
         assert!(Deal::propose(&cowsay, &allowing(&["cowsay"]), 0).is_ok());

@@ -357,7 +357,8 @@ mod tests {
                 cpu: 500,
                 ram: 64,
                 gpu: 0,
-                vram: 0
+                vram: 0,
+                disk: 0,
             }
         );
     }

@@ -30,6 +30,8 @@ struct Machine {
     #[serde(default)]
     vram: u64,
     #[serde(default)]
+    disk: u64,
+    #[serde(default)]
     cpu: u64,
     #[serde(default)]
     ram: u64,
@@ -219,6 +221,7 @@ fn to_job(module: &str, rendered: Rendered) -> JobSpec {
             ram: rendered.machine.ram,
             gpu: rendered.machine.gpu,
             vram: rendered.machine.vram,
+            disk: rendered.machine.disk,
         },
         engine,
         image: docker.image.unwrap_or_default(),

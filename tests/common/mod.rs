@@ -257,6 +257,7 @@ pub fn resource_offer(network: &DevNetwork) -> ResourceOffer {
             ram: 2048,
             gpu: 0,
             vram: 0,
+            disk: 0,
         },
         pricing: pricing(),
         timeouts: timeouts(),
