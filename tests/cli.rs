@@ -166,13 +166,20 @@ fn a_subcommand_lists_only_the_options_it_uses_each_variable_once() {
 #[test]
 fn bad_modules_and_inputs_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let output = lilypad_in(dir.path(), &["run", "nope:v1"]);
+    let output = lilypad_in(dir.path(), &["run", "nope"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("unknown module \"nope:v1\"") && stderr.contains("cowsay:v0.0.1"),
+        stderr.contains("unknown module \"nope\"") && stderr.contains("cowsay:v0.0.1"),
         "{stderr}"
     );
+    // A module kept in git that cannot be fetched fails before any network starts.
+    let missing = format!("file://{}/no-repo:v1", dir.path().display());
+    let output = lilypad_in(dir.path(), &["run", &missing]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot fetch"), "{stderr}");
+    assert!(!stderr.contains("embedded"), "{stderr}");
     let output = lilypad_in(dir.path(), &["run", "cowsay:v0.0.1"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

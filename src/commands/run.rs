@@ -39,6 +39,7 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
         .as_ref()
         .map(|(name, _)| name.clone())
         .or(args.module.clone());
+    let mut pinned = None;
     let new_job = match (&resumed, &module_name) {
         (Some(_), _) => None,
         (None, Some(module)) if explicit.is_some() => {
@@ -47,15 +48,17 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
         }
         (None, Some(module)) => {
             let inputs = crate::module::parse_inputs(&args.inputs).map_err(anyhow::Error::msg)?;
-            // Fail fast on a bad module name, or a bad input of a built-in or local module
-            // (modules kept in git are fetched and checked when the offer is made).
+            // Fail fast (before any network starts) on a bad module or input: a module kept
+            // in git is fetched and pinned here, and the offer later uses this pin.
             let modules = crate::module::GitModules::from_settings(&settings);
-            if !matches!(
-                crate::module::locate(module, modules.shortcut_prefix())?,
-                crate::module::Located::Git { .. }
-            ) {
-                crate::module::resolve(module, None, &inputs, &modules)?;
-            }
+            let located = crate::module::locate(module, modules.shortcut_prefix())?;
+            let (name, given) = (module.clone(), inputs.clone());
+            pinned = tokio::task::spawn_blocking(move || {
+                let source = crate::module::pin(&located, &name, &modules)?;
+                crate::module::resolve(&name, source.as_ref(), &given, &modules)?;
+                Ok::<_, crate::module::ModuleError>(source)
+            })
+            .await??;
             Some((module.clone(), inputs))
         }
         (None, None) => bail!("name a module (e.g. cowsay:v0.0.1) or --resume JOB_OFFER_ID"),
@@ -84,7 +87,16 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
                 results_reader: None,
                 on_chain_job: None,
                 modules: crate::module::GitModules::from_settings(&settings),
-                location: explicit.map(|(_, located)| located),
+                // A module pinned above is located at its commit (read from the cache).
+                location: match (explicit, pinned) {
+                    (Some((_, located)), _) => Some(located),
+                    (None, Some(source)) => Some(crate::module::Located::Git {
+                        repo: source.repo,
+                        reference: source.commit,
+                        path: source.path,
+                    }),
+                    (None, None) => None,
+                },
             };
             let job = UnfinishedJob {
                 offer: job_offer(network.chain.address(), &request).await?,

@@ -92,8 +92,13 @@ impl GitModules {
         &self.shortcut_prefix
     }
 
-    /// The full commit id `reference` (a tag, a branch or a commit id) names in `repo`.
+    /// The full commit id `reference` (a tag, a branch or a commit id) names in `repo`. A full
+    /// commit id already checked out is answered from the cache, without fetching.
     pub fn resolve(&self, repo: &str, reference: &str) -> Result<String, GitError> {
+        let full_id = reference.len() == 40 && reference.chars().all(|c| c.is_ascii_hexdigit());
+        if full_id && self.root.join(cache_key(repo)?).join(reference).is_dir() {
+            return Ok(reference.to_string());
+        }
         self.with_repo(repo, |git| {
             let id = git
                 .rev_parse_single(reference)
