@@ -225,7 +225,10 @@ pub fn module_matches(pattern: &str, module: &str, source: Option<&ModuleSource>
         });
     }
     if pattern.contains('/') {
-        return source.is_some_and(|source| glob(pattern, &repo_of(source)));
+        return match source {
+            Some(source) => glob(pattern, &repo_of(source)),
+            None => pattern == module, // a local module directory
+        };
     }
     // A name says nothing about which repository a pinned module comes from (a job could
     // name "cowsay" and pin any repository), so names admit only built-in and local modules.
