@@ -391,3 +391,57 @@ async fn a_job_creator_that_goes_silent_does_not_keep_the_resource_providers_slo
     wait_for_state(&jc_chain, &stalled, DealState::ResultsSubmitted).await;
     network.stop().await;
 }
+
+/// Twenty senders with one key and a nonce manager each, as twenty `lilypad run` processes
+/// would have, sending at once: every transaction lands (a sender whose nonce another took
+/// reads the count again and resends), none is lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_senders_with_one_key_all_get_their_transactions_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = DevRoles {
+        resource_provider: false,
+        dishonest: false,
+        mediator: false,
+        job_service: false,
+    };
+    let network = network_with(dir.path(), roles).await;
+    let key = network.keys.job_creator.clone();
+    let recipient = ethers::types::Address::repeat_byte(0x7e);
+    let mut senders = Vec::new();
+    for _ in 0..20 {
+        senders.push(network.chain_as(&key).await.unwrap());
+    }
+    let first = &senders[0];
+    let nonce_before = ethers::providers::Middleware::get_transaction_count(
+        first.client.as_ref(),
+        key.address(),
+        None,
+    )
+    .await
+    .unwrap();
+    let sends = senders.iter().enumerate().map(|(n, chain)| async move {
+        let call = chain
+            .contracts
+            .token
+            .transfer(recipient, ethers::types::U256::from(n + 1));
+        chain.send(&format!("transfer {n}"), call).await
+    });
+    let results = futures::future::join_all(sends).await;
+    for (n, result) in results.iter().enumerate() {
+        assert!(result.is_ok(), "sender {n}: {result:?}");
+    }
+    // 1 + 2 + … + 20 wei arrived, in exactly 20 transactions.
+    assert_eq!(
+        first.token_balance(recipient).await.unwrap(),
+        ethers::types::U256::from(210)
+    );
+    let nonce_after = ethers::providers::Middleware::get_transaction_count(
+        first.client.as_ref(),
+        key.address(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(nonce_after - nonce_before, ethers::types::U256::from(20));
+    network.stop().await;
+}

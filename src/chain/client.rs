@@ -1,6 +1,8 @@
 //! `Chain`: one key's view of the deployed contracts. It sends transactions through one
 //! nonce manager per key (estimate first, so a reverting call consumes no nonce), checks
-//! every receipt's status, and turns revert data into the contracts' named errors.
+//! every receipt's status, and turns revert data into the contracts' named errors. Several
+//! processes may send with the same key (many `lilypad run` at once): when the node says a
+//! nonce was taken, the sender reads the key's count again and resends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +96,24 @@ pub async fn signing_client(
     let (provider, chain_id) = provider(rpc_url, poll).await?;
     let wallet = wallet.with_chain_id(chain_id);
     Ok((Arc::new(SignerMiddleware::new(provider, wallet)), chain_id))
+}
+
+/// How many times a send is retried when another sender took its nonce.
+const NONCE_RETRIES: u32 = 25;
+
+/// Whether a node's refusal means the nonce was already used (by another process sending
+/// with the same key, or a transaction of ours the node already has).
+fn nonce_taken(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "nonce too low",
+        "already known",
+        "replacement transaction underpriced",
+        "nonce has already been used",
+        "transaction already imported",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }
 
 impl Chain {
@@ -200,30 +220,44 @@ impl Chain {
         tx.set_gas(gas * 6 / 5 + 10_000);
         let hash = {
             let mut next = self.nonce.lock().await;
-            let nonce = match *next {
-                Some(nonce) => nonce,
-                None => self
-                    .client
-                    .get_transaction_count(self.address(), Some(BlockNumber::Pending.into()))
-                    .await
-                    .map_err(|e| ChainError::Rpc {
-                        what: format!("{what}: read the nonce"),
-                        message: e.to_string(),
-                    })?,
-            };
-            tx.set_nonce(nonce);
-            match self.client.send_transaction(tx, None).await {
-                Ok(pending) => {
-                    *next = Some(nonce + 1);
-                    pending.tx_hash()
-                }
-                Err(e) => {
-                    // Ask the node next time: we do not know whether the nonce was used.
-                    *next = None;
-                    return Err(ChainError::Rpc {
-                        what: what.to_string(),
-                        message: e.to_string(),
-                    });
+            let mut attempt = 0;
+            loop {
+                let nonce = match *next {
+                    Some(nonce) => nonce,
+                    None => self
+                        .client
+                        .get_transaction_count(self.address(), Some(BlockNumber::Pending.into()))
+                        .await
+                        .map_err(|e| ChainError::Rpc {
+                            what: format!("{what}: read the nonce"),
+                            message: e.to_string(),
+                        })?,
+                };
+                tx.set_nonce(nonce);
+                match self.client.send_transaction(tx.clone(), None).await {
+                    Ok(pending) => {
+                        *next = Some(nonce + 1);
+                        break pending.tx_hash();
+                    }
+                    Err(e) => {
+                        // Ask the node next time: we do not know whether the nonce was used.
+                        *next = None;
+                        let message = e.to_string();
+                        attempt += 1;
+                        if nonce_taken(&message) && attempt < NONCE_RETRIES {
+                            // Another process sent with this key and took the nonce: read
+                            // the node's count again (after a short random pause, so
+                            // processes racing for the same nonce spread out) and resend.
+                            tracing::debug!(%message, nonce = %nonce, attempt, "nonce taken by another sender; retrying");
+                            let pause = rand::random::<u64>() % (20 * attempt as u64 + 1);
+                            tokio::time::sleep(Duration::from_millis(pause)).await;
+                            continue;
+                        }
+                        return Err(ChainError::Rpc {
+                            what: what.to_string(),
+                            message,
+                        });
+                    }
                 }
             }
         };
