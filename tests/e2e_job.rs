@@ -150,3 +150,42 @@ async fn a_resource_provider_restarted_after_a_crash_finishes_the_job() {
     assert_eq!(after[2], before[2]);
     network.stop().await;
 }
+
+/// Twenty `lilypad run` processes with one key (the dev network's job creator) at once, on a
+/// running `lilypad dev` network: each has its own nonce manager, and every one gets its job
+/// done and its own cow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_lilypad_run_processes_with_one_key_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = common::options(&dir.path().join("dev"), lilypad::dev::DevRoles::default());
+    options.publish = true;
+    let network = common::start(options).await;
+    let runs: Vec<_> = (0..20)
+        .map(|n| {
+            let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lilypad"));
+            command
+                .args(["run", "cowsay:v0.0.1", "-i", &format!("Message=job {n}")])
+                .args(["--quiet", "--timeout", "600"])
+                .args(common::terms_flags())
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", dir.path())
+                .env("DATA_DIR", dir.path())
+                .env("LOG_LEVEL", "warn")
+                .kill_on_drop(true);
+            command.output()
+        })
+        .collect();
+    let outputs = futures::future::join_all(runs).await;
+    for (n, output) in outputs.into_iter().enumerate() {
+        let output = output.expect("lilypad run starts");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "run {n}: {stderr}");
+        assert!(
+            stdout.contains(&format!("< job {n} >")),
+            "run {n}: {stdout}"
+        );
+    }
+    network.stop().await;
+}

@@ -54,7 +54,6 @@ pub async fn network_with(dir: &std::path::Path, roles: DevRoles) -> DevNetwork 
 /// The settings of these tests' dev networks, as `lilypad dev` takes them from its command
 /// line (`extra` adds flags): the RP sells 2 CPUs and 2 GiB, both sides use these tests' terms.
 pub fn settings(dir: &std::path::Path, extra: &[&str]) -> Settings {
-    let (pricing, timeouts) = (pricing(), timeouts());
     let mut args: Vec<String> = [
         "lilypad",
         "dev",
@@ -72,6 +71,17 @@ pub fn settings(dir: &std::path::Path, extra: &[&str]) -> Settings {
     .iter()
     .map(|arg| arg.to_string())
     .collect();
+    args.extend(terms_flags());
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    args.push("--data-dir".into());
+    args.push(dir.display().to_string());
+    Settings::from_args(args).expect("the test settings load")
+}
+
+/// These tests' terms as command-line flags (`lilypad dev` and `lilypad run` take them).
+pub fn terms_flags() -> Vec<String> {
+    let (pricing, timeouts) = (pricing(), timeouts());
+    let mut args = Vec::new();
     for (flag, value) in [
         ("--instruction-price", pricing.instruction_price.to_string()),
         (
@@ -108,10 +118,7 @@ pub fn settings(dir: &std::path::Path, extra: &[&str]) -> Settings {
         args.push(flag.to_string());
         args.push(value);
     }
-    args.extend(extra.iter().map(|arg| arg.to_string()));
-    args.push("--data-dir".into());
-    args.push(dir.display().to_string());
-    Settings::from_args(args).expect("the test settings load")
+    args
 }
 
 /// The options of these tests' dev networks.
