@@ -68,6 +68,13 @@ pub struct GlobalArgs {
         default_value = "github.com/Lilypad-Tech/lilypad-module-"
     )]
     pub module_shortcut_prefix: String,
+    /// Read modules from local git repositories (file:// URLs, paths) when another party
+    /// names them: a job offer's pinned module (rp, mediator) or a contract's request (jc).
+    /// Off by default, so a stranger cannot make this node open repositories on its disk;
+    /// `lilypad dev` turns it on (its roles share one host), and `lilypad run` and
+    /// `lilypad module` always read your own local modules
+    #[arg(long, global = true, env = "ALLOW_LOCAL_MODULES")]
+    pub allow_local_modules: bool,
 }
 
 /// How a node reaches the chain.

@@ -78,6 +78,7 @@ pub struct Settings {
     pub log_level: String,
     pub log_format: String,
     pub module_shortcut_prefix: String,
+    pub allow_local_modules: bool,
     pub poll_interval_ms: u64,
     pub max_upload_bytes: u64,
     /// The example client contract `run-cowsay-onchain` calls (WEB3_EXAMPLE_CLIENT_ADDRESS).

@@ -201,3 +201,21 @@ fn bad_modules_fail_with_a_clear_error_before_any_offer() {
         "nothing half-written is left in the cache"
     );
 }
+
+/// A node that reads modules other parties name refuses local repositories unless told
+/// (ALLOW_LOCAL_MODULES): a stranger's job offer cannot make it open repositories on its disk.
+#[test]
+fn local_repositories_named_by_others_are_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, v1, _) = module_repo(dir.path());
+    let url = format!("file://{}", repo.display());
+    let guarded = GitModules::new(&dir.path().join("rp")).with_local_repositories(false);
+    assert!(guarded.refuses(&url));
+    assert!(!guarded.refuses("https://github.com/Lilypad-Tech/lilypad-module-sdxl"));
+    let error = guarded.checkout(&url, &v1).unwrap_err().to_string();
+    assert!(error.contains("ALLOW_LOCAL_MODULES"), "{error}");
+    assert!(guarded.resolve(&url, "v1").is_err());
+    let open = GitModules::new(&dir.path().join("dev"));
+    assert!(!open.refuses(&url));
+    assert!(open.checkout(&url, &v1).is_ok());
+}

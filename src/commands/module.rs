@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::module::{self, GitModules, Located};
 
 pub(super) async fn module(command: ModuleCommand, settings: Settings) -> anyhow::Result<()> {
-    let modules = GitModules::from_settings(&settings);
+    let modules = GitModules::from_settings(&settings).with_local_repositories(true);
     tokio::task::spawn_blocking(move || match command {
         ModuleCommand::Render { module, inputs } => render(&module, &inputs, &modules),
         ModuleCommand::Pull { module } => pull(&module, &modules),

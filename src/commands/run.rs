@@ -50,7 +50,8 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
             let inputs = crate::module::parse_inputs(&args.inputs).map_err(anyhow::Error::msg)?;
             // Fail fast (before any network starts) on a bad module or input: a module kept
             // in git is fetched and pinned here, and the offer later uses this pin.
-            let modules = crate::module::GitModules::from_settings(&settings);
+            let modules =
+                crate::module::GitModules::from_settings(&settings).with_local_repositories(true);
             let located = crate::module::locate(module, modules.shortcut_prefix())?;
             let (name, given) = (module.clone(), inputs.clone());
             pinned = tokio::task::spawn_blocking(move || {
@@ -86,7 +87,8 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
                 mediation_chance,
                 results_reader: None,
                 on_chain_job: None,
-                modules: crate::module::GitModules::from_settings(&settings),
+                modules: crate::module::GitModules::from_settings(&settings)
+                    .with_local_repositories(true),
                 // A module pinned above is located at its commit (read from the cache).
                 location: match (explicit, pinned) {
                     (Some((_, located)), _) => Some(located),
@@ -125,7 +127,7 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
         results_dir,
         timeout,
         !args.quiet,
-        crate::module::GitModules::from_settings(&settings),
+        crate::module::GitModules::from_settings(&settings).with_local_repositories(true),
     );
     let outcome = follow_job(
         network.chain.clone(),

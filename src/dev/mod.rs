@@ -70,6 +70,8 @@ impl DevOptions {
         let mut settings = settings.clone();
         settings.data_dir = data_dir;
         settings.poll_interval_ms = LOCAL_POLL.as_millis() as u64;
+        // Every role of a dev network runs on this host: local modules are everyone's own.
+        settings.allow_local_modules = true;
         DevOptions {
             anvil_path: None,
             settings,

@@ -43,6 +43,8 @@ pub enum GitError {
         commit: String,
         message: String,
     },
+    #[error("{repo}: a local repository named by another party; this node reads those only with ALLOW_LOCAL_MODULES (lilypad dev sets it)")]
+    LocalRefused { repo: String },
     #[error("module cache {path}: {source}")]
     Io {
         path: String,
@@ -56,6 +58,8 @@ pub struct GitModules {
     root: PathBuf,
     shortcut_prefix: String,
     max_bytes: u64,
+    /// Whether local repositories (`file://`, paths) may be read.
+    allow_local: bool,
 }
 
 impl GitModules {
@@ -65,7 +69,20 @@ impl GitModules {
             root: data_dir.join("modules"),
             shortcut_prefix: super::DEFAULT_SHORTCUT_PREFIX.to_string(),
             max_bytes: MAX_CHECKOUT_BYTES,
+            allow_local: true,
         }
+    }
+
+    /// The same cache, reading local repositories only if `allow` (for modules other
+    /// parties name: see `ALLOW_LOCAL_MODULES`).
+    pub fn with_local_repositories(mut self, allow: bool) -> GitModules {
+        self.allow_local = allow;
+        self
+    }
+
+    /// Whether `repo` is local and this cache refuses local repositories.
+    pub fn refuses(&self, repo: &str) -> bool {
+        !self.allow_local && local_path(repo).is_some()
     }
 
     /// The same cache with another size cap for checkouts.
@@ -79,10 +96,12 @@ impl GitModules {
         &self.root
     }
 
-    /// The cache and shortcut prefix the settings name.
+    /// The cache, shortcut prefix and local-repository policy the settings name (for modules
+    /// other parties name; a user's own commands allow local repositories).
     pub fn from_settings(settings: &crate::config::Settings) -> GitModules {
         GitModules {
             shortcut_prefix: settings.module_shortcut_prefix.clone(),
+            allow_local: settings.allow_local_modules,
             ..GitModules::new(&settings.data_dir)
         }
     }
@@ -198,6 +217,11 @@ impl GitModules {
         f: impl FnOnce(&gix::Repository) -> Result<T, GitError>,
     ) -> Result<T, GitError> {
         if let Some(path) = local_path(repo) {
+            if !self.allow_local {
+                return Err(GitError::LocalRefused {
+                    repo: repo.to_string(),
+                });
+            }
             let git = gix::open(&path).map_err(|e| GitError::Fetch {
                 repo: repo.to_string(),
                 message: e.to_string(),

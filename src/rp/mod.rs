@@ -242,7 +242,14 @@ impl<E: Executor> Rp<E> {
             )),
             Some(ours) => deal
                 .check_for_resource_provider(&ours, self.chain.address())
-                .map_err(|e| e.to_string()),
+                .map_err(|e| e.to_string())
+                .and_then(|()| match &deal.job_offer.module_source {
+                    Some(source) if self.settings.module_cache.refuses(&source.repo) => Err(format!(
+                        "deal {}: its module is in the local repository {}, which this node does not read for others (ALLOW_LOCAL_MODULES)",
+                        deal.id, source.repo
+                    )),
+                    _ => Ok(()),
+                }),
         };
         let stage = match &decision {
             Ok(()) => {
