@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 
 use crate::cli::{OnchainArgs, RunArgs};
 use crate::config::Settings;
+use crate::module::{GitModules, Located};
 use crate::network::ClientNetwork;
 use crate::onchain::OnchainOutcome;
 use crate::run::{follow_job, job_offer, JobOutcome, JobRequest, UnfinishedJob, UnfinishedJobs};
@@ -23,52 +24,59 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
         Some(id) => Some(unfinished.load(id)?),
         None => None,
     };
-    let explicit = args.module_repo.as_ref().map(|repo| {
-        let reference = args.module_ref.clone().unwrap_or_default();
-        let located = crate::module::Located::Git {
-            repo: repo.clone(),
-            reference: reference.clone(),
-            path: args
-                .module_path
-                .clone()
-                .unwrap_or_else(|| crate::module::TEMPLATE_FILE.to_string()),
-        };
-        (format!("{repo}:{reference}"), located)
-    });
-    let module_name = explicit
-        .as_ref()
-        .map(|(name, _)| name.clone())
-        .or(args.module.clone());
-    let mut pinned = None;
-    let new_job = match (&resumed, &module_name) {
-        (Some(_), _) => None,
-        (None, Some(module)) if explicit.is_some() => {
-            let inputs = crate::module::parse_inputs(&args.inputs).map_err(anyhow::Error::msg)?;
-            Some((module.clone(), inputs))
-        }
-        (None, Some(module)) => {
+    // The user's own command: local module repositories are theirs to read.
+    let modules = GitModules::from_settings(&settings).with_local_repositories(true);
+    let new_job = match &resumed {
+        Some(_) => None,
+        None => {
+            let (module, located) = match (&args.module_repo, &args.module) {
+                (Some(repo), _) => {
+                    let reference = args.module_ref.clone().unwrap_or_default();
+                    let located = Located::Git {
+                        repo: repo.clone(),
+                        reference: reference.clone(),
+                        path: args
+                            .module_path
+                            .clone()
+                            .unwrap_or_else(|| crate::module::TEMPLATE_FILE.to_string()),
+                    };
+                    (format!("{repo}:{reference}"), located)
+                }
+                (None, Some(module)) => (
+                    module.clone(),
+                    crate::module::locate(module, modules.shortcut_prefix())?,
+                ),
+                (None, None) => {
+                    bail!("name a module (e.g. cowsay:v0.0.1) or --resume JOB_OFFER_ID")
+                }
+            };
             let inputs = crate::module::parse_inputs(&args.inputs).map_err(anyhow::Error::msg)?;
             // Fail fast (before any network starts) on a bad module or input: a module kept
-            // in git is fetched and pinned here, and the offer later uses this pin.
-            let modules =
-                crate::module::GitModules::from_settings(&settings).with_local_repositories(true);
-            let located = crate::module::locate(module, modules.shortcut_prefix())?;
-            let (name, given) = (module.clone(), inputs.clone());
-            pinned = tokio::task::spawn_blocking(move || {
-                let source = crate::module::pin(&located, &name, &modules)?;
-                crate::module::resolve(&name, source.as_ref(), &given, &modules)?;
-                Ok::<_, crate::module::ModuleError>(source)
+            // in git is fetched and pinned here, and the offer is made from this pin (its
+            // commit is then read from the cache, not fetched again).
+            let (name, given, cache) = (module.clone(), inputs.clone(), modules.clone());
+            let located = tokio::task::spawn_blocking(move || {
+                let source = crate::module::pin(&located, &name, &cache)?;
+                crate::module::resolve(&name, source.as_ref(), &given, &cache)?;
+                Ok::<_, crate::module::ModuleError>(match source {
+                    Some(source) => Located::Git {
+                        repo: source.repo,
+                        reference: source.commit,
+                        path: source.path,
+                    },
+                    None => located,
+                })
             })
             .await??;
-            Some((module.clone(), inputs))
+            Some((module, inputs, located))
         }
-        (None, None) => bail!("name a module (e.g. cowsay:v0.0.1) or --resume JOB_OFFER_ID"),
     };
     let network = ClientNetwork::open(&settings, resumed.is_none()).await?;
     let job = match resumed {
         Some(job) => job,
         None => {
-            let (module, inputs) = new_job.context("name a module or --resume JOB_OFFER_ID")?;
+            let (module, inputs, located) =
+                new_job.context("name a module or --resume JOB_OFFER_ID")?;
             let mediation_chance = if args.check {
                 100
             } else {
@@ -87,18 +95,8 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
                 mediation_chance,
                 results_reader: None,
                 on_chain_job: None,
-                modules: crate::module::GitModules::from_settings(&settings)
-                    .with_local_repositories(true),
-                // A module pinned above is located at its commit (read from the cache).
-                location: match (explicit, pinned) {
-                    (Some((_, located)), _) => Some(located),
-                    (None, Some(source)) => Some(crate::module::Located::Git {
-                        repo: source.repo,
-                        reference: source.commit,
-                        path: source.path,
-                    }),
-                    (None, None) => None,
-                },
+                modules: modules.clone(),
+                location: Some(located),
             };
             let job = UnfinishedJob {
                 offer: job_offer(network.chain.address(), &request).await?,
@@ -122,13 +120,7 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
             network.chain.address()
         );
     }
-    let request = job.request(
-        network.poll,
-        results_dir,
-        timeout,
-        !args.quiet,
-        crate::module::GitModules::from_settings(&settings).with_local_repositories(true),
-    );
+    let request = job.request(network.poll, results_dir, timeout, !args.quiet, modules);
     let outcome = follow_job(
         network.chain.clone(),
         network.client.clone(),
