@@ -8,7 +8,9 @@ CARGO ?= cargo
 # forge from the npm package, run from contracts/ (where foundry.toml lives).
 FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 
-.PHONY: help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench
+TOOLS ?= geth kubo bacalhau
+
+.PHONY: tools tools-for-tests help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -30,6 +32,9 @@ check-artifacts: contracts ## Fail if contracts/out differs from a fresh build
 	fi
 	@echo "contracts/out matches a fresh build"
 
+tools: ## Build the pinned engines (deploy/tools/versions.env: geth, kubo, Bacalhau) with Go into LILYPAD_TOOLS_DIR; TOOLS="geth" builds some
+	deploy/tools/install.sh $(TOOLS)
+
 test: test-contracts test-anvil test-rust ## Run every test: forge (unit, fuzz, invariant), the anvil deployment check, cargo
 
 test-unit: ## Rust tests that need neither Docker nor anvil (unit, property, ledger and store tests on SQLite in a temp dir, artifacts, deploy files)
@@ -41,8 +46,12 @@ test-contracts: deps ## Forge tests; FOUNDRY_PROFILE=ci runs CI's larger fuzz/in
 test-anvil: deps ## Deploy to a real anvil node and settle one deal over JSON-RPC
 	contracts/tools/anvil-check.sh
 
-test-rust: deps images ## Cargo tests (unit and tests/: end to end on anvil + Docker)
+test-rust: deps images tools-for-tests ## Cargo tests (unit and tests/: end to end on anvil, geth + Docker)
 	$(CARGO) test --locked --all-targets
+
+# The engines the tests start (geth for tests/e2e_geth.rs).
+tools-for-tests:
+	deploy/tools/install.sh geth
 
 gas: deps ## Print the execution gas of a happy-path job
 	@set -o pipefail; cd contracts && $(FORGE) test --match-test test_gas_happyPath -vv \

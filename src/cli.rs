@@ -358,6 +358,11 @@ pub struct OfferArgs {
 
 #[derive(Debug, Args)]
 pub struct RpArgs {
+    /// Check everything this resource provider needs (engine, GPUs against the offer, disk,
+    /// chain and contracts, clocks, solver, funds for gas and collateral), print a table
+    /// of what passed, and exit: 0 when all passed, 1 otherwise. Sends nothing
+    #[arg(long)]
+    pub preflight: bool,
     /// Alter every job's output before submitting it, to demonstrate that a mediator
     /// rejects it and the results collateral is slashed. Refused unless the chain is a
     /// local dev chain (chain id 31337)
@@ -517,9 +522,19 @@ pub struct OnchainArgs {
 /// resource provider sells what the offer flags say, on the terms the terms flags say.
 #[derive(Debug, Args)]
 pub struct DevArgs {
+    /// The chain to run: anvil (a block per transaction, instant) or geth (`geth --dev`: real
+    /// block times and a real transaction pool, like a public chain; `make tools` builds it)
+    #[arg(long, env = "DEV_CHAIN", value_name = "NODE", default_value = "anvil", value_parser = ["anvil", "geth"])]
+    pub chain: String,
+    /// Seconds between blocks; 0: anvil mines each transaction at once, geth uses 1
+    #[arg(long, env = "DEV_BLOCK_TIME", value_name = "SECS", default_value_t = 0)]
+    pub block_time: u64,
     /// anvil binary [default: contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil, then PATH]
     #[arg(long, value_name = "FILE")]
     pub anvil_path: Option<PathBuf>,
+    /// geth binary [default: LILYPAD_TOOLS_DIR/bin/geth (`make tools`), then PATH]
+    #[arg(long, value_name = "FILE")]
+    pub geth_path: Option<PathBuf>,
     #[command(flatten)]
     pub port: PortArgs,
     /// Start the resource provider in dishonest mode (it alters every job's results), to

@@ -1,7 +1,8 @@
 //! The Docker executor against the real engine: a job's output and exit code, its timeout,
 //! and GPU jobs carrying NVIDIA device requests. (No NVIDIA GPU or runtime exists on these
-//! machines, so the engine refuses the request with the same error `docker run --gpus 1`
-//! gives; that it gets that far shows the request was made.)
+//! machines: a STAND-IN card stands for what `nvidia-smi` would report, and the engine
+//! refuses the request with the same error `docker run --gpus 1` gives; that it gets that
+//! far shows the request was made.)
 
 use std::time::Instant;
 
@@ -61,13 +62,36 @@ async fn a_failing_job_reports_its_exit_code_and_a_slow_one_is_killed() {
 
 #[tokio::test]
 async fn gpu_jobs_ask_the_engine_for_nvidia_devices() {
-    let executor = DockerExecutor::connect(false).await.unwrap();
+    let stand_in = lilypad::executor::gpus::Gpu {
+        index: 0,
+        uuid: "GPU-00000000-1111-2222-3333-444444444444".into(),
+        name: "STAND-IN for an NVIDIA card".into(),
+        memory_mib: 81559,
+    };
+    let executor = DockerExecutor::connect(false)
+        .await
+        .unwrap()
+        .with_gpus(vec![stand_in]);
     let dir = tempfile::tempdir().unwrap();
     let error = executor
         .run(&cowsay("gpu"), &dir.path().join("outputs"), 1)
         .await
-        .unwrap_err();
-    assert!(error.to_string().contains("nvidia"), "{error}");
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("could not select device driver") && error.contains("nvidia"),
+        "{error}"
+    );
+    // More GPUs than the host has: refused before the engine is asked.
+    let error = executor
+        .run(&cowsay("gpu"), &dir.path().join("outputs"), 2)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("the job needs 2 GPU(s); this host has 1"),
+        "{error}"
+    );
 }
 
 /// The container gets the slot the RP sold, not the module's `machine`: a module declaring

@@ -19,6 +19,12 @@ pub(super) async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()>
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut options = DevOptions::new(&settings, dir.clone());
     options.anvil_path = args.anvil_path;
+    options.geth_path = args.geth_path;
+    options.block_time = args.block_time;
+    options.chain = match args.chain.as_str() {
+        "geth" => crate::dev::DevChain::Geth,
+        _ => crate::dev::DevChain::Anvil,
+    };
     options.publish = true;
     options.roles.dishonest = args.dishonest;
     if args.dishonest {

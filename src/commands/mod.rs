@@ -108,6 +108,16 @@ async fn solver(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn rp(args: RpArgs, settings: Settings) -> anyhow::Result<()> {
+    if args.preflight {
+        let checks = crate::rp::preflight::run(&settings).await;
+        print!("{}", crate::rp::preflight::table(&checks));
+        let failed = checks.iter().filter(|c| !c.passed).count();
+        if failed > 0 {
+            bail!("{failed} of {} preflight checks failed", checks.len());
+        }
+        println!("all {} preflight checks passed", checks.len());
+        return Ok(());
+    }
     if args.dishonest {
         let url = settings.rpc_url()?;
         let (_, chain_id) = crate::chain::client::provider(&url, settings.poll_interval()).await?;

@@ -1,4 +1,5 @@
-//! `lilypad dev`: a whole local network in one process. Starts anvil, deploys the contracts,
+//! `lilypad dev`: a whole local network in one process. Starts a chain (anvil, or geth with
+//! real block times: `--chain geth`), deploys the contracts,
 //! funds a key per role with ETH and LP, starts the solver, a resource provider, a mediator
 //! and the on-chain job service (`lilypad jc`), and
 //! writes `DATA_DIR/dev/network.json` so `lilypad run` in another terminal finds it.
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 mod anvil;
+pub mod geth;
 
 pub use anvil::{find_anvil, start_anvil};
 
@@ -47,10 +49,25 @@ pub fn is_dev_chain(chain_id: u64) -> bool {
 const FUND_ETH: u128 = 100 * 10u128.pow(18);
 const FUND_LP: u128 = 10_000 * 10u128.pow(18);
 
+/// The chain a dev network runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DevChain {
+    /// anvil: a block per transaction (or every `block_time` seconds when set).
+    #[default]
+    Anvil,
+    /// `geth --dev`: a block every `block_time` seconds (1 when unset), a real txpool.
+    Geth,
+}
+
 /// How to start the network.
 #[derive(Debug, Clone)]
 pub struct DevOptions {
+    pub chain: DevChain,
+    /// Seconds between blocks (0: anvil mines on each transaction; geth's default is 1).
+    pub block_time: u64,
     pub anvil_path: Option<PathBuf>,
+    /// The geth binary [default: the one `make tools` installed, then PATH].
+    pub geth_path: Option<PathBuf>,
     /// The settings every role of the network is built from, as `lilypad rp` and the other
     /// commands build theirs (what the resource provider sells, the terms, the engine);
     /// `data_dir` is the network's directory and the solver listens on `server_port`
@@ -73,7 +90,10 @@ impl DevOptions {
         // Every role of a dev network runs on this host: local modules are everyone's own.
         settings.allow_local_modules = true;
         DevOptions {
+            chain: DevChain::Anvil,
+            block_time: 0,
             anvil_path: None,
+            geth_path: None,
             settings,
             publish: false,
             roles: DevRoles::default(),
@@ -141,7 +161,8 @@ pub struct DevNetwork {
     pub data_dir: PathBuf,
     pub shutdown: CancellationToken,
     pub poll: Duration,
-    anvil: tokio::process::Child,
+    /// The chain's node (anvil or geth).
+    node: tokio::process::Child,
     roles: Vec<Role>,
     options: DevOptions,
     solver_chain: Arc<Chain>,
@@ -152,10 +173,27 @@ pub struct DevNetwork {
 impl DevNetwork {
     /// Starts everything; returns once the solver listens and the RP has started.
     pub async fn start(options: DevOptions) -> anyhow::Result<DevNetwork> {
-        let anvil_path = find_anvil(options.anvil_path.as_deref())?;
-        tracing::info!(anvil = %anvil_path.display(), "starting anvil");
-        let (anvil, rpc_url) = start_anvil(&anvil_path, &[]).await?;
         let deployer = crate::config::parse_key(ANVIL_DEPLOYER_KEY).map_err(anyhow::Error::msg)?;
+        let (node, rpc_url) = match options.chain {
+            DevChain::Anvil => {
+                let anvil_path = find_anvil(options.anvil_path.as_deref())?;
+                tracing::info!(anvil = %anvil_path.display(), "starting anvil");
+                let block_time = options.block_time.to_string();
+                let extra: &[&str] = if options.block_time > 0 {
+                    &["--block-time", &block_time]
+                } else {
+                    &[]
+                };
+                start_anvil(&anvil_path, extra).await?
+            }
+            DevChain::Geth => {
+                let geth_path = geth::find_tool("geth", options.geth_path.as_deref())?;
+                let period = options.block_time.max(1);
+                tracing::info!(geth = %geth_path.display(), period, "starting geth --dev");
+                let dir = options.settings.data_dir.join("geth");
+                geth::start_geth(&geth_path, &dir, &deployer, period).await?
+            }
+        };
         let keys = RoleKeys {
             deployer: deployer.clone(),
             solver: crate::keys::generate(),
@@ -205,7 +243,7 @@ impl DevNetwork {
             Chain::connect(&rpc_url, wallet.clone(), deployment.controller, poll)
         };
         let mut solver_chain = connect(&keys.solver).await?;
-        solver_chain.ws_url = Some(anvil_ws_url(&rpc_url));
+        solver_chain.ws_url = Some(ws_url_of(&rpc_url));
         let solver_chain = Arc::new(solver_chain);
         let solver_settings = SolverSettings::from_settings(&options.settings)?;
         let solver_shutdown = shutdown.child_token();
@@ -226,7 +264,7 @@ impl DevNetwork {
             data_dir: options.settings.data_dir.clone(),
             shutdown,
             poll,
-            anvil,
+            node,
             roles: Vec::new(),
             options: options.clone(),
             solver_chain,
@@ -338,7 +376,7 @@ impl DevNetwork {
     }
 
     /// A chain client on this network signing with `wallet`.
-    /// anvil serves WebSocket subscriptions on its HTTP port, so roles are woken by each block.
+    /// The node serves WebSocket subscriptions on its HTTP port, so roles are woken by each block.
     pub async fn chain_as(&self, wallet: &LocalWallet) -> anyhow::Result<Arc<Chain>> {
         let mut chain = Chain::connect(
             &self.rpc_url,
@@ -347,7 +385,7 @@ impl DevNetwork {
             self.poll,
         )
         .await?;
-        chain.ws_url = Some(anvil_ws_url(&self.rpc_url));
+        chain.ws_url = Some(ws_url_of(&self.rpc_url));
         Ok(Arc::new(chain))
     }
 
@@ -368,7 +406,7 @@ impl DevNetwork {
         Ok(())
     }
 
-    /// Stops the roles, then the solver, then anvil.
+    /// Stops the roles, then the solver, then the chain's node.
     pub async fn stop(mut self) {
         for (token, mut role) in self.roles.drain(..) {
             token.cancel();
@@ -377,7 +415,7 @@ impl DevNetwork {
         self.shutdown.cancel();
         stop_within(&mut self.solver.task, "the solver").await;
         let _ = std::fs::remove_file(Self::network_file(&self.data_dir));
-        let _ = self.anvil.kill().await;
+        let _ = self.node.kill().await;
     }
 }
 
@@ -414,8 +452,9 @@ where
     (stop, task)
 }
 
-/// anvil's WebSocket endpoint: its HTTP address with the ws scheme.
-fn anvil_ws_url(rpc_url: &str) -> String {
+/// The node's WebSocket endpoint: its HTTP address with the ws scheme (anvil and geth, as
+/// started here, serve both on one port).
+fn ws_url_of(rpc_url: &str) -> String {
     rpc_url.replacen("http", "ws", 1)
 }
 

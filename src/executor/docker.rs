@@ -2,10 +2,12 @@
 //! allows it, every capability dropped, no-new-privileges, read-only root filesystem with
 //! a private /tmp, CPU/memory/pids limits from the deal, the outputs directory bind-mounted,
 //! a wall-clock timeout that kills the container, capped stdout/stderr. GPUs are passed as
-//! NVIDIA device requests.
+//! NVIDIA device requests naming the cards a job was given (see `super::gpus`), so jobs
+//! running side by side never share one.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
@@ -16,6 +18,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures::StreamExt;
 
+use super::gpus::{self, Gpu, GpuError, GpuPool};
 use super::{Executor, ExecutorError, RunOutput};
 use crate::module::JobSpec;
 
@@ -27,6 +30,9 @@ pub const MAX_LOG_BYTES: usize = 1024 * 1024;
 pub struct DockerExecutor {
     docker: Docker,
     allow_network: bool,
+    /// This host's NVIDIA GPUs, or why they could not be read (a host without a driver
+    /// runs CPU jobs all the same).
+    gpus: Arc<Result<GpuPool, GpuError>>,
 }
 
 impl DockerExecutor {
@@ -41,10 +47,39 @@ impl DockerExecutor {
             .ping()
             .await
             .map_err(|e| ExecutorError::EngineUnavailable(e.to_string()))?;
+        let gpus = gpus::discover().await.map(GpuPool::new);
+        match &gpus {
+            Ok(pool) => tracing::info!(
+                gpus = pool.gpus().len(),
+                "{} GPU(s){}",
+                pool.gpus().len(),
+                gpus::describe(pool.gpus())
+            ),
+            Err(error) => tracing::debug!(%error, "no GPUs for jobs"),
+        }
         Ok(DockerExecutor {
             docker,
             allow_network,
+            gpus: Arc::new(gpus),
         })
+    }
+
+    /// Places GPU jobs on `gpus` instead of the cards `nvidia-smi` reported.
+    pub fn with_gpus(mut self, gpus: Vec<Gpu>) -> DockerExecutor {
+        self.gpus = Arc::new(Ok(GpuPool::new(gpus)));
+        self
+    }
+
+    /// "Docker 26.1.5 (API 1.45)", or as much of it as the engine says.
+    pub async fn describe(&self) -> String {
+        match self.docker.version().await {
+            Ok(v) => format!(
+                "Docker {} (API {})",
+                v.version.as_deref().unwrap_or("?"),
+                v.api_version.as_deref().unwrap_or("?")
+            ),
+            Err(error) => format!("Docker (version unknown: {error})"),
+        }
     }
 
     /// Whether jobs that ask for network access get it.
@@ -74,52 +109,6 @@ impl DockerExecutor {
             })?;
         }
         Ok(())
-    }
-
-    fn host_config(&self, job: &JobSpec, outputs_dir: &Path, gpus: u64) -> HostConfig {
-        let outputs = outputs_dir.display().to_string();
-        let binds = job
-            .outputs
-            .iter()
-            .enumerate()
-            .map(|(index, path)| {
-                if index == 0 {
-                    format!("{outputs}:{path}:rw")
-                } else {
-                    let name = path
-                        .trim_end_matches('/')
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or("output");
-                    format!("{outputs}/{name}:{path}:rw")
-                }
-            })
-            .collect();
-        let network = self.network_allowed(job);
-        HostConfig {
-            binds: Some(binds),
-            network_mode: Some(if network {
-                "bridge".into()
-            } else {
-                "none".into()
-            }),
-            cap_drop: Some(vec!["ALL".into()]),
-            security_opt: Some(vec!["no-new-privileges".into()]),
-            readonly_rootfs: Some(true),
-            tmpfs: Some([("/tmp".to_string(), "rw,size=268435456".to_string())].into()),
-            pids_limit: Some(512),
-            memory: (job.machine.ram > 0).then(|| (job.machine.ram as i64) * 1024 * 1024),
-            nano_cpus: (job.machine.cpu > 0).then(|| (job.machine.cpu as i64) * 1_000_000),
-            device_requests: (gpus > 0).then(|| {
-                vec![DeviceRequest {
-                    driver: Some("nvidia".into()),
-                    count: Some(gpus as i64),
-                    capabilities: Some(vec![vec!["gpu".into()]]),
-                    ..Default::default()
-                }]
-            }),
-            ..Default::default()
-        }
     }
 
     async fn remove(docker: &Docker, id: &str) {
@@ -183,6 +172,27 @@ impl Executor for DockerExecutor {
         gpus: u64,
     ) -> Result<RunOutput, ExecutorError> {
         self.ensure_image(&job.image).await?;
+        // Held until the container is gone: these cards are this job's alone.
+        let lease = match (gpus, self.gpus.as_ref()) {
+            (0, _) => None,
+            (_, Ok(pool)) => {
+                Some(
+                    pool.take(gpus)
+                        .await
+                        .map_err(|message| ExecutorError::Engine {
+                            what: "give the job its GPUs".into(),
+                            message,
+                        })?,
+                )
+            }
+            (_, Err(error)) => {
+                return Err(ExecutorError::Engine {
+                    what: format!("give the job {gpus} GPU(s)"),
+                    message: error.to_string(),
+                })
+            }
+        };
+        let gpu_ids = lease.as_ref().map(|l| l.uuids()).unwrap_or_default();
         std::fs::create_dir_all(outputs_dir).map_err(|source| ExecutorError::Io {
             path: outputs_dir.display().to_string(),
             source,
@@ -213,7 +223,12 @@ impl Executor for DockerExecutor {
                 ]
                 .into(),
             ),
-            host_config: Some(self.host_config(job, &outputs_dir, gpus)),
+            host_config: Some(host_config(
+                job,
+                &outputs_dir,
+                self.network_allowed(job),
+                gpu_ids,
+            )),
             ..Default::default()
         };
         let created = self
@@ -259,7 +274,62 @@ impl Executor for DockerExecutor {
         .await;
         guard.run = None;
         Self::remove(&self.docker, &id).await;
+        drop(lease);
         outcome
+    }
+
+    fn gpus(&self) -> Option<Result<Vec<Gpu>, GpuError>> {
+        Some(match self.gpus.as_ref() {
+            Ok(pool) => Ok(pool.gpus().to_vec()),
+            Err(error) => Err(error.clone()),
+        })
+    }
+}
+
+/// The container's sandbox and resources: `network` whether it gets one, `gpus` the UUIDs of
+/// the cards it was given.
+fn host_config(job: &JobSpec, outputs_dir: &Path, network: bool, gpus: Vec<String>) -> HostConfig {
+    let outputs = outputs_dir.display().to_string();
+    let binds = job
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(index, path)| {
+            if index == 0 {
+                format!("{outputs}:{path}:rw")
+            } else {
+                let name = path
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("output");
+                format!("{outputs}/{name}:{path}:rw")
+            }
+        })
+        .collect();
+    HostConfig {
+        binds: Some(binds),
+        network_mode: Some(if network {
+            "bridge".into()
+        } else {
+            "none".into()
+        }),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        readonly_rootfs: Some(true),
+        tmpfs: Some([("/tmp".to_string(), "rw,size=268435456".to_string())].into()),
+        pids_limit: Some(512),
+        memory: (job.machine.ram > 0).then(|| (job.machine.ram as i64) * 1024 * 1024),
+        nano_cpus: (job.machine.cpu > 0).then(|| (job.machine.cpu as i64) * 1_000_000),
+        device_requests: (!gpus.is_empty()).then(|| {
+            vec![DeviceRequest {
+                driver: Some("nvidia".into()),
+                device_ids: Some(gpus),
+                capabilities: Some(vec![vec!["gpu".into()]]),
+                ..Default::default()
+            }]
+        }),
+        ..Default::default()
     }
 }
 
@@ -300,5 +370,32 @@ impl Drop for ContainerGuard {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gpu_job_is_given_the_cards_it_holds_by_uuid_not_any_n() {
+        let job = JobSpec {
+            image: "gpu-job:latest".into(),
+            outputs: vec!["/outputs".into()],
+            ..JobSpec::default()
+        };
+        let uuid = "GPU-3b1f0c2e-9a4d-11ee-8c90-0242ac120002".to_string();
+        let config = host_config(&job, Path::new("/tmp/out"), false, vec![uuid.clone()]);
+        let requests = config.device_requests.expect("a device request");
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].device_ids, Some(vec![uuid]));
+        assert_eq!(
+            requests[0].count, None,
+            "a count would hand out the first N cards to every job"
+        );
+        assert_eq!(requests[0].driver.as_deref(), Some("nvidia"));
+        let cpu_only = host_config(&job, Path::new("/tmp/out"), false, Vec::new());
+        assert!(cpu_only.device_requests.is_none());
+        assert_eq!(cpu_only.network_mode.as_deref(), Some("none"));
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod deal_job;
 pub mod docker;
+pub mod gpus;
 pub mod noop;
 
 use std::future::Future;
@@ -13,6 +14,7 @@ use std::path::Path;
 use crate::config::Settings;
 use crate::module::JobSpec;
 use docker::DockerExecutor;
+use gpus::{Gpu, GpuError};
 use noop::NoopExecutor;
 
 /// What a finished job left behind (stdout/stderr are capped; `outputs/` is on disk).
@@ -52,6 +54,12 @@ pub trait Executor: Send + Sync + 'static {
         outputs_dir: &Path,
         gpus: u64,
     ) -> impl Future<Output = Result<RunOutput, ExecutorError>> + Send;
+
+    /// The GPUs this engine places jobs on, or why it cannot read them; `None` when the
+    /// engine runs nothing on GPUs (so an offer of GPUs cannot be checked against it).
+    fn gpus(&self) -> Option<Result<Vec<Gpu>, GpuError>> {
+        None
+    }
 }
 
 /// The engine a role runs jobs on, chosen by name (`EXECUTOR`, `--executor`).
@@ -85,6 +93,14 @@ impl AnyExecutor {
         AnyExecutor::connect(&settings.executor, false).await
     }
 
+    /// The engine in a few words (its name and version), for operators.
+    pub async fn describe(&self) -> String {
+        match self {
+            AnyExecutor::Docker(docker) => docker.describe().await,
+            AnyExecutor::Noop(_) => "noop (runs no containers)".into(),
+        }
+    }
+
     /// Whether jobs that ask for network access get it.
     pub fn allows_network(&self) -> bool {
         match self {
@@ -104,6 +120,13 @@ impl Executor for AnyExecutor {
         match self {
             AnyExecutor::Docker(docker) => docker.run(job, outputs_dir, gpus).await,
             AnyExecutor::Noop(noop) => noop.run(job, outputs_dir, gpus).await,
+        }
+    }
+
+    fn gpus(&self) -> Option<Result<Vec<Gpu>, GpuError>> {
+        match self {
+            AnyExecutor::Docker(docker) => docker.gpus(),
+            AnyExecutor::Noop(noop) => noop.gpus(),
         }
     }
 }

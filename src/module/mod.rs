@@ -76,7 +76,7 @@ fn catalog_names() -> String {
 }
 
 /// What the executor runs: the Docker part of a rendered module.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobSpec {
     pub module: String,
     pub machine: MachineSpec,

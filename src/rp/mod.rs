@@ -7,6 +7,7 @@
 //! runtime (`crate::worker`): the RP only says what it looks at and what one step does.
 
 mod ledger;
+pub mod preflight;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -103,6 +104,8 @@ pub async fn run<E: Executor>(
     settings: RpSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut settings = settings;
+    settings.spec = offer_on_this_host(&executor, &settings)?;
     let ledger = Ledger::open(&settings.data_dir.join("rp.db")).await?;
     let rp = Arc::new(Rp {
         slots: Semaphore::new(settings.slots as usize),
@@ -122,6 +125,30 @@ pub async fn run<E: Executor>(
     worker::run(rp.clone(), ticks, shutdown).await;
     rp.ledger.close().await;
     Ok(())
+}
+
+/// What each slot offers, checked against the GPUs the engine has: the slots' GPUs must be
+/// distinct cards, and the memory per GPU is read from them when not configured.
+pub fn offer_on_this_host<E: Executor>(
+    executor: &E,
+    settings: &RpSettings,
+) -> anyhow::Result<MachineSpec> {
+    let spec = settings.spec;
+    if spec.gpu == 0 {
+        return Ok(spec);
+    }
+    match executor.gpus() {
+        None => Ok(spec),
+        Some(Err(error)) => anyhow::bail!(
+            "cannot offer {} GPU(s) per slot (OFFER_GPU): {error}",
+            spec.gpu
+        ),
+        Some(Ok(gpus)) => {
+            crate::executor::gpus::fit_offer(&spec, settings.slots, &gpus).map_err(|error| {
+                anyhow::anyhow!("cannot offer GPUs (OFFER_GPU, OFFER_COUNT): {error}")
+            })
+        }
+    }
 }
 
 /// The RP looks at its offers (one open per free slot) and at the deals the solver made
