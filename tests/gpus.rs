@@ -108,14 +108,19 @@ fn row<'a>(table: &'a str, check: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {check} row in\n{table}"))
 }
 
-#[tokio::test]
-async fn preflight_checks_the_gpus_offered_against_the_host_and_everything_else() {
-    let dir = tempfile::tempdir().unwrap();
+/// A dev network without its own resource provider: the test runs `lilypad rp` processes.
+async fn network_for_an_rp_process(dir: &Path) -> DevNetwork {
     let roles = DevRoles {
         resource_provider: false,
         ..DevRoles::default()
     };
-    let network = common::network_with(&dir.path().join("dev"), roles).await;
+    common::network_with(&dir.join("dev"), roles).await
+}
+
+#[tokio::test]
+async fn preflight_checks_the_gpus_offered_against_the_host_and_everything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network_for_an_rp_process(dir.path()).await;
     let two_cards = stand_in_nvidia_smi(
         dir.path(),
         &[("NVIDIA H200", 143771), ("NVIDIA A100-SXM4-80GB", 81559)],
@@ -226,11 +231,7 @@ async fn preflight_checks_the_gpus_offered_against_the_host_and_everything_else(
 #[tokio::test]
 async fn an_rp_offers_only_the_gpus_it_has_with_their_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let roles = DevRoles {
-        resource_provider: false,
-        ..DevRoles::default()
-    };
-    let network = common::network_with(&dir.path().join("dev"), roles).await;
+    let network = network_for_an_rp_process(dir.path()).await;
     let two_cards = stand_in_nvidia_smi(
         dir.path(),
         &[("NVIDIA H200", 143771), ("NVIDIA H200", 143771)],
