@@ -93,6 +93,10 @@ pub struct Settings {
     pub mediator_parallel: usize,
     /// The engine jobs run on: docker or noop.
     pub executor: String,
+    /// `dev`: the chain to run, anvil or geth.
+    pub dev_chain: String,
+    /// `dev`: seconds between blocks (0: anvil mines each transaction; geth: 1).
+    pub dev_block_time: u64,
 }
 
 /// A setting that is missing or wrong; the message names the flag and the variable.

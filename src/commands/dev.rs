@@ -20,10 +20,11 @@ pub(super) async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()>
     let mut options = DevOptions::new(&settings, dir.clone());
     options.anvil_path = args.anvil_path;
     options.geth_path = args.geth_path;
-    options.block_time = args.block_time;
-    options.chain = match args.chain.as_str() {
+    options.block_time = settings.dev_block_time;
+    options.chain = match settings.dev_chain.as_str() {
         "geth" => crate::dev::DevChain::Geth,
-        _ => crate::dev::DevChain::Anvil,
+        "anvil" => crate::dev::DevChain::Anvil,
+        other => bail!("DEV_CHAIN is {other:?}: choose anvil or geth"),
     };
     options.publish = true;
     options.roles.dishonest = args.dishonest;
