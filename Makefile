@@ -49,9 +49,9 @@ test-anvil: deps ## Deploy to a real anvil node and settle one deal over JSON-RP
 test-rust: deps images tools-for-tests ## Cargo tests (unit and tests/: end to end on anvil, geth + Docker)
 	$(CARGO) test --locked --all-targets
 
-# The engines the tests start (geth for tests/e2e_geth.rs).
+# The engines the tests start (geth for tests/e2e_geth.rs, kubo for tests/ipfs.rs).
 tools-for-tests:
-	deploy/tools/install.sh geth
+	deploy/tools/install.sh geth kubo
 
 gas: deps ## Print the execution gas of a happy-path job
 	@set -o pipefail; cd contracts && $(FORGE) test --match-test test_gas_happyPath -vv \

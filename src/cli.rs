@@ -122,6 +122,17 @@ pub struct SolverRefArgs {
     pub solver_url: Option<String>,
 }
 
+/// Where results travel besides the solver's relay.
+#[derive(Debug, Args)]
+pub struct IpfsArgs {
+    /// A kubo (IPFS) daemon's RPC API, as a multiaddr (/ip4/127.0.0.1/tcp/5001) or URL: the
+    /// resource provider adds and pins its results there (their CID is the results id on
+    /// chain); job creators and mediators fetch results from it by CID, and fall back to the
+    /// solver's relay when it fails [default: none; the solver relay only]
+    #[arg(long, env = "IPFS_CONNECT", value_name = "ADDRESS")]
+    pub ipfs_connect: Option<String>,
+}
+
 /// Which mediators a party trusts.
 #[derive(Debug, Args)]
 pub struct MediatorsArgs {
@@ -382,6 +393,8 @@ pub struct RpArgs {
     pub offer_ttl: OfferTtlArgs,
     #[command(flatten)]
     pub terms: TermsArgs,
+    #[command(flatten)]
+    pub ipfs: IpfsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -437,6 +450,8 @@ pub struct RunArgs {
     pub mediators: MediatorsArgs,
     #[command(flatten)]
     pub terms: TermsArgs,
+    #[command(flatten)]
+    pub ipfs: IpfsArgs,
 }
 
 /// Flags of `lilypad mediator`. The mediator's key must be one of the mediators that job
@@ -454,6 +469,8 @@ pub struct MediatorArgs {
     pub solver: SolverRefArgs,
     #[command(flatten)]
     pub executor: ExecutorArgs,
+    #[command(flatten)]
+    pub ipfs: IpfsArgs,
 }
 
 /// Flags of `lilypad jc`. Its key must be the job creator contract's operator; it pays
@@ -472,6 +489,8 @@ pub struct JcArgs {
     pub mediators: MediatorsArgs,
     #[command(flatten)]
     pub terms: TermsArgs,
+    #[command(flatten)]
+    pub ipfs: IpfsArgs,
 }
 
 /// How the on-chain job service serves requests.
@@ -516,6 +535,8 @@ pub struct OnchainArgs {
     pub solver: SolverRefArgs,
     #[command(flatten)]
     pub mediators: MediatorsArgs,
+    #[command(flatten)]
+    pub ipfs: IpfsArgs,
 }
 
 /// Flags of `lilypad dev`. The network's own keys, chain and solver are made here; the
@@ -547,6 +568,8 @@ pub struct DevArgs {
     pub terms: TermsArgs,
     #[command(flatten)]
     pub jc: JcServiceArgs,
+    #[command(flatten)]
+    pub ipfs: IpfsArgs,
 }
 
 #[derive(Debug, Subcommand)]

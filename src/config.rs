@@ -93,6 +93,8 @@ pub struct Settings {
     pub mediator_parallel: usize,
     /// The engine jobs run on: docker or noop.
     pub executor: String,
+    /// A kubo daemon's RPC API for results (IPFS_CONNECT).
+    pub ipfs_connect: Option<String>,
     /// `dev`: the chain to run, anvil or geth.
     pub dev_chain: String,
     /// `dev`: seconds between blocks (0: anvil mines each transaction; geth: 1).
@@ -178,6 +180,22 @@ impl Settings {
         let overrides = crate::cli::overrides(&definition, &matches);
         let file = matches.get_one::<PathBuf>("config").cloned();
         Settings::load(file.as_deref(), None, &overrides)
+    }
+
+    /// The IPFS daemon results go through (IPFS_CONNECT), if one is configured.
+    pub fn ipfs(&self) -> Result<Option<crate::results::ipfs::Ipfs>, ConfigError> {
+        match self.ipfs_connect.as_deref().filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(api) => {
+                crate::results::ipfs::Ipfs::new(api)
+                    .map(Some)
+                    .map_err(|e| ConfigError::Invalid {
+                        name: "IPFS_CONNECT",
+                        flag: "ipfs-connect",
+                        message: e.to_string(),
+                    })
+            }
+        }
     }
 
     /// This node's key: WEB3_PRIVATE_KEY, or the file WEB3_PRIVATE_KEY_FILE names.

@@ -26,4 +26,5 @@ pub mod results;
 pub mod rp;
 pub mod run;
 pub mod solver;
+pub mod tools;
 pub mod worker;

@@ -12,8 +12,7 @@ use ethers::types::{Address, U256};
 
 use crate::chain::bindings::example_client::{ExampleClient, JobCreatedFilter};
 use crate::chain::Chain;
-use crate::client::SolverClient;
-use crate::data::ids::raw_cid_from_digest;
+use crate::data::ids::results_cid_from_digest;
 use crate::results;
 
 /// How an on-chain request ended.
@@ -34,13 +33,14 @@ pub enum OnchainOutcome {
 /// Sends the request and waits (at most `timeout`) for its outcome.
 pub async fn run_cowsay(
     chain: &Chain,
-    client: &SolverClient,
+    results: results::Sources<'_>,
     example_client: Address,
     message: &str,
     results_dir: &std::path::Path,
     timeout: Duration,
     poll: Duration,
 ) -> anyhow::Result<OnchainOutcome> {
+    let client = results.solver;
     let example = ExampleClient::new(example_client, chain.client.clone());
     let deposit = chain
         .contracts
@@ -97,7 +97,7 @@ pub async fn run_cowsay(
         }
         tokio::time::sleep(poll).await;
     };
-    let results_cid = raw_cid_from_digest(results_id);
+    let results_cid = results_cid_from_digest(results_id);
     let deal_key = example
         .job_deals(job_id)
         .call()
@@ -110,7 +110,7 @@ pub async fn run_cowsay(
         .pop()
         .with_context(|| format!("the solver has no deal with key {key}"))?;
     let dir = results_dir.join(&deal.deal.id);
-    let verified = results::fetch_verified(client, &deal.deal.id, results_id, &dir)
+    let verified = results::fetch_verified(results, &deal.deal.id, results_id, &dir)
         .await?
         .map_err(anyhow::Error::msg)
         .context("refusing the downloaded results")?;

@@ -342,7 +342,7 @@ fn run_cowsay_onchain_prints_the_cow_a_contract_asked_for() {
     assert!(output.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("< moo from a contract >"), "{stdout}");
-    assert!(stderr.contains("job 1: results bafk"), "{stderr}");
+    assert!(stderr.contains("job 1: results Qm"), "{stderr}");
 }
 
 /// `lilypad module`: render (as Go renders), pull (pins and checks out), ls (the cache),

@@ -376,6 +376,7 @@ async fn a_stopped_job_creator_resumes_its_job_and_is_refunded() {
         request.timeout,
         false,
         request.modules.clone(),
+        None,
     );
     let outcome = follow_job(jc_chain.clone(), jc.clone(), resumed, saved.offer.clone())
         .await

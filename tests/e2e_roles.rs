@@ -239,6 +239,7 @@ async fn a_mediator_whose_checkpoint_is_corrupt_refuses_to_start_and_names_its_d
         data_dir,
         poll: Duration::from_millis(50),
         parallel: 1,
+        ipfs: None,
     };
     let executor = lilypad::executor::noop::NoopExecutor::default();
     let stop = tokio_util::sync::CancellationToken::new();

@@ -148,7 +148,7 @@ async fn mediator(settings: Settings) -> anyhow::Result<()> {
         None => solver_url(&chain, settings.solver()?, None).await?,
     };
     let executor = AnyExecutor::for_mediator(&settings).await?;
-    let mediator_settings = MediatorSettings::from_settings(&settings);
+    let mediator_settings = MediatorSettings::from_settings(&settings)?;
     let client = SolverClient::new(&url, chain.client.signer().clone());
     crate::mediator::run(
         chain,

@@ -97,6 +97,7 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
                 on_chain_job: None,
                 modules: modules.clone(),
                 location: Some(located),
+                ipfs: settings.ipfs()?,
             };
             let job = UnfinishedJob {
                 offer: job_offer(network.chain.address(), &request).await?,
@@ -120,7 +121,14 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
             network.chain.address()
         );
     }
-    let request = job.request(network.poll, results_dir, timeout, !args.quiet, modules);
+    let request = job.request(
+        network.poll,
+        results_dir,
+        timeout,
+        !args.quiet,
+        modules,
+        settings.ipfs()?,
+    );
     let outcome = follow_job(
         network.chain.clone(),
         network.client.clone(),
@@ -159,7 +167,12 @@ fn report(outcome: &JobOutcome) -> anyhow::Result<()> {
             outcome.state.name()
         );
     };
-    eprintln!("results {} in {}", results.cid, results.dir.display());
+    eprintln!(
+        "results {} (from {}) in {}",
+        results.cid,
+        results.source,
+        results.dir.display()
+    );
     if !outcome.paid_for_results() {
         bail!(
             "the results were not accepted (deal ended in {}); they are kept in {} for inspection",
@@ -188,9 +201,14 @@ pub(super) async fn run_cowsay_onchain(
     let network = ClientNetwork::open(&settings, true).await?;
     let outcome = match network.example_client {
         Some(example_client) => {
+            let ipfs = settings.ipfs()?;
+            let sources = crate::results::Sources {
+                solver: &network.client,
+                ipfs: ipfs.as_ref(),
+            };
             crate::onchain::run_cowsay(
                 &network.chain,
-                &network.client,
+                sources,
                 example_client,
                 &args.message,
                 &results_dir,

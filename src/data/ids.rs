@@ -1,5 +1,7 @@
-//! Content identifiers: every offer, deal and result tarball is named by a CIDv1 over the
-//! sha2-256 of its bytes. On chain a deal or a result is the bare 32-byte digest.
+//! Content identifiers: every offer and deal is named by a CIDv1 over the sha2-256 of its
+//! bytes; a results tarball by the CID `ipfs add` gives for it (the root of its UnixFS DAG:
+//! 256 KiB chunks, a balanced tree, CIDv0), so the id committed on chain is also where IPFS
+//! finds the results. On chain a deal or a result is the bare 32-byte digest.
 
 use cid::Cid;
 use multihash::Multihash;
@@ -41,10 +43,39 @@ pub fn digest_of(cid_text: &str) -> Result<[u8; 32], IdError> {
     Ok(digest)
 }
 
-/// The raw-codec CID whose digest is `digest` (how a results id read from chain is shown).
-pub fn raw_cid_from_digest(digest: [u8; 32]) -> String {
+/// The CID `ipfs add` (kubo's defaults) gives for a file holding `bytes`: the root of its
+/// UnixFS DAG (256 KiB chunks, balanced, up to 174 links a node, dag-pb nodes, CIDv0).
+pub fn file_cid_of(bytes: &[u8]) -> String {
+    file_blocks(bytes)
+        .last()
+        .map(|(cid, _)| cid.to_string())
+        .expect("a file always has a root block")
+}
+
+/// Every block of that DAG, the root last.
+pub fn file_blocks(bytes: &[u8]) -> Vec<(Cid, Vec<u8>)> {
+    let mut adder = rust_unixfs::file::adder::FileAdder::builder()
+        .with_cid_version(cid::Version::V0)
+        .with_raw_leaves(false)
+        .build();
+    let mut blocks = Vec::new();
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let (made, consumed) = adder.push(&bytes[offset..]);
+        blocks.extend(made);
+        offset += consumed;
+    }
+    blocks.extend(adder.finish());
+    blocks
+}
+
+/// The results CID whose digest is `digest` (how a results id read from chain is shown and
+/// fetched): a UnixFS root, so dag-pb, in the CIDv0 form `ipfs add` prints.
+pub fn results_cid_from_digest(digest: [u8; 32]) -> String {
     let hash = Multihash::<64>::wrap(SHA2_256, &digest).expect("32 bytes fit in 64");
-    Cid::new_v1(RAW_CODEC, hash).to_string()
+    Cid::new_v0(hash)
+        .expect("a sha2-256 multihash makes a CIDv0")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -57,7 +88,12 @@ mod tests {
         assert!(cid.starts_with('b'), "CIDv1 in base32: {cid}");
         let digest = digest_of(&cid).unwrap();
         assert_eq!(digest.as_slice(), Sha256::digest(b"hello").as_slice());
-        assert_eq!(raw_cid_from_digest(digest), cid);
+        let results = file_cid_of(b"hello");
+        assert!(results.starts_with("Qm"), "CIDv0: {results}");
+        assert_eq!(
+            results_cid_from_digest(digest_of(&results).unwrap()),
+            results
+        );
     }
 
     #[test]
@@ -81,7 +117,7 @@ mod tests {
         proptest! {
             #[test]
             fn a_digest_and_its_cid_round_trip(digest in any::<[u8; 32]>()) {
-                let cid = raw_cid_from_digest(digest);
+                let cid = results_cid_from_digest(digest);
                 prop_assert_eq!(digest_of(&cid).unwrap(), digest);
             }
 

@@ -327,7 +327,7 @@ impl DevNetwork {
     pub async fn start_mediator(&mut self) -> anyhow::Result<()> {
         let chain = self.chain_as(&self.keys.mediator).await?;
         let executor = AnyExecutor::for_mediator(&self.options.settings).await?;
-        let settings = MediatorSettings::from_settings(&self.options.settings);
+        let settings = MediatorSettings::from_settings(&self.options.settings)?;
         let client = SolverClient::new(&self.solver.url, self.keys.mediator.clone());
         let role = spawn_role("mediator", &self.shutdown, |stop| {
             crate::mediator::run(chain, client, executor, settings, stop)

@@ -53,6 +53,8 @@ pub struct JobServiceSettings {
     pub mediation_chance: u8,
     /// The module cache (requested modules kept in git are pinned through it).
     pub modules: crate::module::GitModules,
+    /// Fetch results from this IPFS daemon first (IPFS_CONNECT).
+    pub ipfs: Option<crate::results::ipfs::Ipfs>,
 }
 
 impl JobServiceSettings {
@@ -71,6 +73,7 @@ impl JobServiceSettings {
             services,
             mediation_chance: settings.jc_mediation_chance,
             modules: crate::module::GitModules::from_settings(settings),
+            ipfs: settings.ipfs()?,
         })
     }
 }
@@ -287,6 +290,7 @@ impl JobService {
             on_chain_job: Some(on_chain_job),
             modules: self.settings.modules.clone(),
             location: None,
+            ipfs: self.settings.ipfs.clone(),
         })
     }
 

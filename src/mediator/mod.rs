@@ -27,8 +27,8 @@ use crate::chain::follower::{Checkpoint, Follower, StartAt};
 use crate::chain::terms::{deal_key, terms_of};
 use crate::chain::Chain;
 use crate::client::SolverClient;
-use crate::config::Settings;
-use crate::data::ids::{digest_of, raw_cid_from_digest};
+use crate::config::{ConfigError, Settings};
+use crate::data::ids::{digest_of, results_cid_from_digest};
 use crate::data::{Deal, DealState};
 use crate::executor::deal_job::run_deal_job;
 use crate::executor::Executor;
@@ -46,17 +46,20 @@ pub struct MediatorSettings {
     pub parallel: usize,
     /// Where modules kept in git are checked out.
     pub modules: crate::module::GitModules,
+    /// Fetch the disputed results from this IPFS daemon first (IPFS_CONNECT).
+    pub ipfs: Option<crate::results::ipfs::Ipfs>,
 }
 
 impl MediatorSettings {
     /// The mediator's settings from the node's settings.
-    pub fn from_settings(settings: &Settings) -> MediatorSettings {
-        MediatorSettings {
+    pub fn from_settings(settings: &Settings) -> Result<MediatorSettings, ConfigError> {
+        Ok(MediatorSettings {
             data_dir: settings.data_dir.join("mediator"),
             poll: settings.poll_interval(),
             parallel: settings.mediator_parallel,
             modules: crate::module::GitModules::from_settings(settings),
-        }
+            ipfs: settings.ipfs()?,
+        })
     }
 }
 
@@ -237,7 +240,7 @@ impl<E: Executor> Mediator<E> {
     /// Re-runs the job and compares with the committed results.
     async fn judge(&self, deal: &Deal, key: [u8; 32]) -> anyhow::Result<Verdict> {
         let committed = self.chain.committed_results(key).await?;
-        let committed_cid = raw_cid_from_digest(committed);
+        let committed_cid = results_cid_from_digest(committed);
         let dir = self.settings.data_dir.join("jobs").join(&deal.id);
         let ours = dir.join("results");
         tracing::info!(deal_id = %deal.id, committed = %committed_cid, "re-running the job to check its results");
@@ -268,17 +271,26 @@ impl<E: Executor> Mediator<E> {
         // Only the named parts must match: fetch the RP's results (checked against the
         // commitment) and compare those parts.
         let theirs = dir.join("theirs");
-        let theirs =
-            match results::fetch_verified(&self.client, &deal.id, committed, &theirs).await? {
-                Ok(theirs) => theirs.dir,
-                Err(reason) => {
-                    return Ok(Verdict {
-                        accept: false,
-                        our_cid,
-                        reason,
-                    })
-                }
-            };
+        let theirs = match results::fetch_verified(
+            results::Sources {
+                solver: &self.client,
+                ipfs: self.settings.ipfs.as_ref(),
+            },
+            &deal.id,
+            committed,
+            &theirs,
+        )
+        .await?
+        {
+            Ok(theirs) => theirs.dir,
+            Err(reason) => {
+                return Ok(Verdict {
+                    accept: false,
+                    our_cid,
+                    reason,
+                })
+            }
+        };
         let difference = results::first_difference(&ours, &theirs, &compare)?;
         let reason = match &difference {
             None => format!("the compared parts {compare:?} match our re-run"),

@@ -8,10 +8,11 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 mod fetch;
+pub mod ipfs;
 
-pub use fetch::{fetch_verified, Verified};
+pub use fetch::{fetch_verified, Sources, Verified};
 
-use crate::data::ids::{cid_of, RAW_CODEC};
+use crate::data::ids::file_cid_of;
 
 /// Why a results tarball is refused.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +76,7 @@ pub fn pack(dir: &Path) -> std::io::Result<(Vec<u8>, String)> {
         // Links and special files a job left behind are not part of its results.
     }
     let bytes = builder.into_inner()?;
-    let cid = cid_of(RAW_CODEC, &bytes);
+    let cid = file_cid_of(&bytes);
     Ok((bytes, cid))
 }
 

@@ -57,6 +57,8 @@ pub struct RpSettings {
     /// slot is offered again (`--agree-window`).
     pub agree_window: Duration,
     pub poll: Duration,
+    /// Add and pin results on this IPFS daemon as well as uploading them to the solver.
+    pub ipfs: Option<crate::results::ipfs::Ipfs>,
     /// Alter every job's stdout before packing it (`--dishonest`, dev networks only), so a
     /// mediator's rejection can be shown for real.
     pub dishonest: bool,
@@ -81,6 +83,7 @@ impl RpSettings {
             refresh_every: Duration::from_secs((settings.offer_ttl / 3).max(1)),
             agree_window: Duration::from_secs(settings.offer_agree_window),
             poll: settings.poll_interval(),
+            ipfs: settings.ipfs()?,
             dishonest: false,
         })
     }
@@ -419,6 +422,17 @@ impl<E: Executor> Rp<E> {
         let tar = tokio::fs::read(self.job_dir(deal).join("results.tar"))
             .await
             .context("the packed results are missing")?;
+        if let Some(ipfs) = &self.settings.ipfs {
+            // The solver's copy is enough for the deal; IPFS is where anyone can get them.
+            match ipfs.add(tar.clone(), cid).await {
+                Ok(()) => {
+                    tracing::info!(deal_id = %deal.id, results_cid = %cid, ipfs = ipfs.api(), "results added to IPFS and pinned")
+                }
+                Err(error) => {
+                    tracing::warn!(deal_id = %deal.id, %error, "results not on IPFS; the solver relay has them")
+                }
+            }
+        }
         let uploaded = self.client.upload_files(&deal.id, tar).await?;
         anyhow::ensure!(
             uploaded == cid,

@@ -318,7 +318,11 @@ async fn download(
 ) -> anyhow::Result<Result<Downloaded, String>> {
     let committed = chain.committed_results(key).await?;
     let dir = request.results_dir.join(&deal.id);
-    results::fetch_verified(client, &deal.id, committed, &dir).await
+    let sources = results::Sources {
+        solver: client,
+        ipfs: request.ipfs.as_ref(),
+    };
+    results::fetch_verified(sources, &deal.id, committed, &dir).await
 }
 
 /// The outcome of a deal in a terminal state.

@@ -53,6 +53,8 @@ pub struct JobRequest {
     pub modules: crate::module::GitModules,
     /// Where the module is, when given explicitly (`--module-repo`); else `module` is located.
     pub location: Option<crate::module::Located>,
+    /// Fetch the results from this IPFS daemon first (IPFS_CONNECT).
+    pub ipfs: Option<results::ipfs::Ipfs>,
 }
 
 /// Results the job creator downloaded and verified against the on-chain commitment.

@@ -82,6 +82,7 @@ impl UnfinishedJob {
         timeout: Duration,
         progress: bool,
         modules: crate::module::GitModules,
+        ipfs: Option<crate::results::ipfs::Ipfs>,
     ) -> JobRequest {
         let offer = &self.offer;
         JobRequest {
@@ -98,6 +99,7 @@ impl UnfinishedJob {
             results_reader: offer.results_reader,
             on_chain_job: offer.on_chain_job.clone(),
             modules,
+            ipfs,
             location: None,
         }
     }

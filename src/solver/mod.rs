@@ -339,7 +339,7 @@ impl Solver {
         };
         results::validate(tar, limits)
             .map_err(|e| SolverError::Invalid(format!("results of deal {deal_id} refused: {e}")))?;
-        let cid = crate::data::ids::cid_of(crate::data::ids::RAW_CODEC, tar);
+        let cid = crate::data::ids::file_cid_of(tar);
         let dir = self.files_dir();
         let path = dir.join(format!("{cid}.tar"));
         let write = async {

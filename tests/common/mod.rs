@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod gitrepo;
+pub mod kubo;
 
 use std::time::Duration;
 
@@ -157,6 +158,7 @@ pub fn cowsay_request(network: &DevNetwork, dir: &std::path::Path, message: &str
         on_chain_job: None,
         modules: lilypad::module::GitModules::new(dir),
         location: None,
+        ipfs: None,
     }
 }
 
@@ -332,7 +334,10 @@ pub async fn spawn_onchain_request(
     tokio::spawn(async move {
         lilypad::onchain::run_cowsay(
             &chain,
-            &client,
+            lilypad::results::Sources {
+                solver: &client,
+                ipfs: None,
+            },
             example_client,
             &message,
             &results,
