@@ -94,6 +94,39 @@ async fn signed_requests_uploads_downloads_and_events_are_checked() {
     let replay = post(&url, path, &body, &good).await;
     assert_eq!(replay.status(), 401);
     assert!(error_text(replay).await.contains("already used"));
+    // Re-encoded, it is still the same signature: hex case, no 0x, v as 0/1, and the
+    // malleable twin (s -> n - s, v's parity flipped) are all refused as replays.
+    let bytes = hex::decode(good.signature.trim_start_matches("0x")).unwrap();
+    let parity = (bytes[64] - 27) % 2;
+    let n = ethers::types::U256::from_str_radix(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141",
+        16,
+    )
+    .unwrap();
+    let twin_s = n - ethers::types::U256::from_big_endian(&bytes[32..64]);
+    let twin = format!(
+        "{}{}",
+        hex::encode(&bytes[..32]),
+        hex::encode(<[u8; 32]>::from(twin_s))
+    );
+    for encoded in [
+        good.signature.to_uppercase().replacen("0X", "0x", 1),
+        good.signature.trim_start_matches("0x").to_string(),
+        format!("0x{}{:02x}", hex::encode(&bytes[..64]), parity),
+        format!("0x{twin}{:02x}", 28 - parity),
+        format!("{twin}{:02x}", 1 - parity),
+    ] {
+        let again = signing::SignedHeaders {
+            signature: encoded.clone(),
+            ..good.clone()
+        };
+        let replay = post(&url, path, &body, &again).await;
+        assert_eq!(replay.status(), 401, "{encoded}");
+        assert!(
+            error_text(replay).await.contains("already used"),
+            "{encoded}"
+        );
+    }
 
     // The offer is matched with the dev RP; wait for its deal.
     let client = SolverClient::new(&url, jc.clone());

@@ -80,15 +80,15 @@ impl RequestInfo {
             self.header(signing::SIGNATURE_HEADER),
         )?;
         let now = signing::now_secs();
-        let signer = signing::verify(&headers, &self.method, &self.path_and_query, body, now)?;
+        let verified = signing::verify(&headers, &self.method, &self.path_and_query, body, now)?;
         if !solver
             .store
-            .remember_signature(&headers.signature, now)
+            .remember_signature(&verified.canonical, now)
             .await?
         {
             return Err(AuthError::Replayed.into());
         }
-        Ok(signer)
+        Ok(verified.signer)
     }
 }
 
