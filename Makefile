@@ -10,7 +10,7 @@ FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 
 TOOLS ?= geth kubo bacalhau
 
-.PHONY: tools tools-for-tests help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench
+.PHONY: tools tools-for-tests help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench bench-blocktime
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -88,3 +88,6 @@ demo: deps build images ## Build, then run the cowsay job end to end on an embed
 
 bench: deps build images ## lilypad run vs a bare docker run of the same image, alternated; prints the ratio
 	tests/bench/run_vs_docker.sh
+
+bench-blocktime: deps build images tools-for-tests ## lilypad run on chains with a block every 1 and 2 s (anvil, geth) against its floor: 3 blocks + docker run
+	tests/bench/block_time.sh

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# make bench-blocktime: `lilypad run cowsay:v0.0.1` on a `lilypad dev` whose chain makes a
+# block every B seconds (anvil --block-time B, and geth --dev with period B), against its
+# floor: three blocks (both agreements in one, the results the next, the acceptance the
+# next) plus a bare `docker run` of the same image, measured in the same run.
+# Prints each setting's median and its ratio to the floor. Not a test: nothing asserts.
+set -euo pipefail
+LILYPAD=${LILYPAD:-target/release/lilypad}
+ROUNDS=${ROUNDS:-5}
+CHAINS=${CHAINS:-anvil geth}
+PERIODS=${PERIODS:-1 2}
+IMAGE=lilypad/cowsay:v0.0.1
+now() { date +%s%N; }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+docker run --rm --network none "$IMAGE" warmup >/dev/null
+docker_times=()
+for round in $(seq 1 "$ROUNDS"); do
+    start=$(now); docker run --rm --network none "$IMAGE" "moo $round" >/dev/null; end=$(now)
+    docker_times+=($(( (end - start) / 1000000 )))
+done
+dm=$(median "${docker_times[@]}")
+echo "median docker run --rm: ${dm} ms"
+printf '%-6s %3s %10s %10s %7s\n' chain B "median ms" "floor ms" ratio
+
+for chain in $CHAINS; do
+    for period in $PERIODS; do
+        data=$(mktemp -d)
+        DATA_DIR="$data" LOG_LEVEL=warn "$LILYPAD" dev --server-port 0 --chain "$chain" --block-time "$period" >"$data/dev.log" 2>&1 &
+        dev_pid=$!
+        for _ in $(seq 1 1200); do
+            [ -f "$data/dev/network.json" ] && break
+            kill -0 "$dev_pid" 2>/dev/null || { cat "$data/dev.log"; echo "lilypad dev exited" >&2; exit 1; }
+            sleep 0.1
+        done
+        DATA_DIR="$data" "$LILYPAD" run -q cowsay:v0.0.1 -i Message=warmup >/dev/null 2>>"$data/dev.log"
+        times=()
+        for round in $(seq 1 "$ROUNDS"); do
+            start=$(now); DATA_DIR="$data" "$LILYPAD" run -q cowsay:v0.0.1 -i Message="moo $round" >/dev/null 2>>"$data/dev.log"; end=$(now)
+            times+=($(( (end - start) / 1000000 )))
+        done
+        kill "$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/null || true; rm -rf "$data"
+        m=$(median "${times[@]}")
+        floor=$(( 3 * period * 1000 + ${dm%.*} ))
+        awk -v c="$chain" -v b="$period" -v m="$m" -v f="$floor" 'BEGIN { printf "%-6s %3s %10s %10s %6.2fx\n", c, b, m, f, m / f }'
+    done
+done
