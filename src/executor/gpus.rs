@@ -152,6 +152,25 @@ pub fn fit_offer(spec: &MachineSpec, slots: u32, gpus: &[Gpu]) -> Result<Machine
     Ok(spec)
 }
 
+/// What each slot can offer on this host, given the GPUs the engine reported (`None`: it
+/// places nothing on GPUs, so there is nothing to check): a CPU-only offer always can; a GPU
+/// offer needs the driver's answer and must fit it ([`fit_offer`]).
+pub fn offer_on_host(
+    spec: &MachineSpec,
+    slots: u32,
+    found: Option<&Result<Vec<Gpu>, GpuError>>,
+) -> Result<MachineSpec, String> {
+    match found {
+        _ if spec.gpu == 0 => Ok(*spec),
+        None => Ok(*spec),
+        Some(Err(error)) => Err(format!(
+            "{} per slot offered (OFFER_GPU), but {error}",
+            spec.gpu
+        )),
+        Some(Ok(gpus)) => fit_offer(spec, slots, gpus),
+    }
+}
+
 /// `: 0 NVIDIA H200 (143771 MiB), 1 …` or nothing when there are none.
 pub fn describe(gpus: &[Gpu]) -> String {
     if gpus.is_empty() {

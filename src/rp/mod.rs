@@ -104,10 +104,9 @@ pub async fn run<E: Executor>(
     chain: Arc<Chain>,
     client: SolverClient,
     executor: E,
-    settings: RpSettings,
+    mut settings: RpSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut settings = settings;
     settings.spec = offer_on_this_host(&executor, &settings)?;
     let ledger = Ledger::open(&settings.data_dir.join("rp.db")).await?;
     let rp = Arc::new(Rp {
@@ -136,22 +135,9 @@ pub fn offer_on_this_host<E: Executor>(
     executor: &E,
     settings: &RpSettings,
 ) -> anyhow::Result<MachineSpec> {
-    let spec = settings.spec;
-    if spec.gpu == 0 {
-        return Ok(spec);
-    }
-    match executor.gpus() {
-        None => Ok(spec),
-        Some(Err(error)) => anyhow::bail!(
-            "cannot offer {} GPU(s) per slot (OFFER_GPU): {error}",
-            spec.gpu
-        ),
-        Some(Ok(gpus)) => {
-            crate::executor::gpus::fit_offer(&spec, settings.slots, &gpus).map_err(|error| {
-                anyhow::anyhow!("cannot offer GPUs (OFFER_GPU, OFFER_COUNT): {error}")
-            })
-        }
-    }
+    let found = executor.gpus();
+    crate::executor::gpus::offer_on_host(&settings.spec, settings.slots, found.as_ref())
+        .map_err(|error| anyhow::anyhow!("cannot offer GPUs (OFFER_GPU, OFFER_COUNT): {error}"))
 }
 
 /// The RP looks at its offers (one open per free slot) and at the deals the solver made

@@ -77,31 +77,28 @@ fn gpu_check(
     slots: u32,
     found: Option<Result<Vec<gpus::Gpu>, gpus::GpuError>>,
 ) -> Check {
-    match (found, spec.gpu) {
-        (None, 0) => pass("gpus", "none offered (this engine runs nothing on GPUs)"),
-        (None, _) => pass("gpus", "offered, but this engine runs nothing on GPUs"),
-        (Some(Err(error)), 0) => pass("gpus", format!("none offered ({error})")),
-        (Some(Err(error)), n) => fail("gpus", format!("{n} per slot offered, but {error}")),
-        (Some(Ok(found)), 0) => pass(
-            "gpus",
-            format!(
-                "none offered; {} here{}",
-                found.len(),
-                gpus::describe(&found)
-            ),
+    // The same check the RP makes at start; here it also says what it saw.
+    let fitted = match gpus::offer_on_host(spec, slots, found.as_ref()) {
+        Ok(fitted) => fitted,
+        Err(error) => return fail("gpus", error),
+    };
+    let detail = match (&found, spec.gpu) {
+        (None, 0) => "none offered (this engine runs nothing on GPUs)".to_string(),
+        (None, _) => "offered, but this engine runs nothing on GPUs".to_string(),
+        // An unreadable driver passes only when no GPU is offered.
+        (Some(Err(error)), _) => format!("none offered ({error})"),
+        (Some(Ok(found)), 0) => format!(
+            "none offered; {} here{}",
+            found.len(),
+            gpus::describe(found)
         ),
-        (Some(Ok(found)), n) => match gpus::fit_offer(spec, slots, &found) {
-            Ok(fitted) => pass(
-                "gpus",
-                format!(
-                    "{n} per slot x {slots} slot(s), {} MiB each{}",
-                    fitted.vram,
-                    gpus::describe(&found)
-                ),
-            ),
-            Err(error) => fail("gpus", error),
-        },
-    }
+        (Some(Ok(found)), n) => format!(
+            "{n} per slot x {slots} slot(s), {} MiB each{}",
+            fitted.vram,
+            gpus::describe(found)
+        ),
+    };
+    pass("gpus", detail)
 }
 
 /// Free space where jobs' files go, against `disk_mib` per slot (0: none promised).
