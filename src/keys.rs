@@ -8,6 +8,17 @@ use ethers::signers::{LocalWallet, Signer};
 
 /// Writes `wallet`'s key to `path` (mode 0600), refusing to overwrite an existing file.
 pub fn write_key(path: &Path, wallet: &LocalWallet) -> std::io::Result<()> {
+    write_secret(path, &format!("0x{}\n", hex_key(wallet)))
+}
+
+/// `wallet`'s private key as bare hex (no 0x), as some tools (geth) read it.
+pub fn hex_key(wallet: &LocalWallet) -> String {
+    hex::encode(wallet.signer().to_bytes())
+}
+
+/// Writes `contents` to a new file at `path` that only its owner can read (mode 0600),
+/// refusing to overwrite an existing file.
+pub fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
@@ -17,7 +28,7 @@ pub fn write_key(path: &Path, wallet: &LocalWallet) -> std::io::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)?;
-    writeln!(file, "0x{}", hex::encode(wallet.signer().to_bytes()))
+    file.write_all(contents.as_bytes())
 }
 
 /// A new random key.

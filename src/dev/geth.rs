@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-pub use crate::tools::find_tool;
-
 /// Starts `geth --dev` with a block every `period` seconds, its data in `data_dir` (made
 /// fresh), `deployer` as the funded developer account. Returns it (killed on drop)
 /// and its URL once it answers JSON-RPC; its log goes to `data_dir/geth.log`.
@@ -30,18 +28,9 @@ pub async fn start_geth(
     let password = data_dir.join("password");
     std::fs::write(&password, "").context("cannot write geth's password file")?;
     let key_file = data_dir.join("deployer.key");
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        // geth reads bare hex, without 0x.
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key_file)
-            .context("cannot write the deployer key for geth")?;
-        file.write_all(hex::encode(deployer.signer().to_bytes()).as_bytes())?;
-    }
+    // geth reads bare hex, without 0x.
+    crate::keys::write_secret(&key_file, &crate::keys::hex_key(deployer))
+        .context("cannot write the deployer key for geth")?;
     let chain_dir = data_dir.join("chain");
     let import = tokio::process::Command::new(path)
         .args(["account", "import", "--datadir"])
@@ -63,7 +52,7 @@ pub async fn start_geth(
     let log_path = data_dir.join("geth.log");
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("cannot create {}", log_path.display()))?;
-    let child = tokio::process::Command::new(path)
+    let mut child = tokio::process::Command::new(path)
         .args(["--dev", "--dev.period", &period.to_string(), "--datadir"])
         .arg(&chain_dir)
         .arg("--password")
@@ -89,7 +78,6 @@ pub async fn start_geth(
         .spawn()
         .with_context(|| format!("cannot start geth at {}", path.display()))?;
     let started = Instant::now();
-    let mut child = child;
     while started.elapsed() < Duration::from_secs(60) {
         if let Some(status) = child.try_wait()? {
             bail!(

@@ -187,7 +187,7 @@ impl DevNetwork {
                 start_anvil(&anvil_path, extra).await?
             }
             DevChain::Geth => {
-                let geth_path = geth::find_tool("geth", options.geth_path.as_deref())?;
+                let geth_path = crate::tools::find_tool("geth", options.geth_path.as_deref())?;
                 let period = options.block_time.max(1);
                 tracing::info!(geth = %geth_path.display(), period, "starting geth --dev");
                 let dir = options.settings.data_dir.join("geth");
