@@ -46,27 +46,27 @@ pub fn digest_of(cid_text: &str) -> Result<[u8; 32], IdError> {
 /// The CID `ipfs add` (kubo's defaults) gives for a file holding `bytes`: the root of its
 /// UnixFS DAG (256 KiB chunks, balanced, up to 174 links a node, dag-pb nodes, CIDv0).
 pub fn file_cid_of(bytes: &[u8]) -> String {
-    file_blocks(bytes)
-        .last()
-        .map(|(cid, _)| cid.to_string())
-        .expect("a file always has a root block")
-}
-
-/// Every block of that DAG, the root last.
-pub fn file_blocks(bytes: &[u8]) -> Vec<(Cid, Vec<u8>)> {
     let mut adder = rust_unixfs::file::adder::FileAdder::builder()
         .with_cid_version(cid::Version::V0)
         .with_raw_leaves(false)
         .build();
-    let mut blocks = Vec::new();
+    // Only the root's CID is wanted: blocks are dropped as they are made, so the DAG of a
+    // large tar is never held in memory beside the tar itself. The root is the last block
+    // made, by `finish` or (a file of exactly one chunk) by the last `push`.
+    let mut last = None;
     let mut offset = 0;
     while offset < bytes.len() {
         let (made, consumed) = adder.push(&bytes[offset..]);
-        blocks.extend(made);
+        last = made.last().map(|(cid, _)| cid).or(last);
         offset += consumed;
     }
-    blocks.extend(adder.finish());
-    blocks
+    adder
+        .finish()
+        .last()
+        .map(|(cid, _)| cid)
+        .or(last)
+        .map(|cid| cid.to_string())
+        .expect("a file always has a root block")
 }
 
 /// The results CID whose digest is `digest` (how a results id read from chain is shown and

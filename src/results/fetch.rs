@@ -65,20 +65,24 @@ pub async fn fetch_verified(
             }
         },
     };
+    // Bytes from IPFS were checked above (and not taken unless they matched).
     let (tar, source) = match from_ipfs {
         Some(found) => found,
-        None => match sources.solver.download_files(deal_id).await {
-            Ok(tar) => (tar, "the solver".to_string()),
-            Err(error) if error.is_transient() => return Err(error.into()),
-            Err(error) => return Ok(Err(format!("the results cannot be downloaded: {error}"))),
-        },
+        None => {
+            let tar = match sources.solver.download_files(deal_id).await {
+                Ok(tar) => tar,
+                Err(error) if error.is_transient() => return Err(error.into()),
+                Err(error) => return Ok(Err(format!("the results cannot be downloaded: {error}"))),
+            };
+            let downloaded = file_cid_of(&tar);
+            if digest_of(&downloaded)? != committed {
+                return Ok(Err(format!(
+                    "the results on the solver ({downloaded}) are not the ones committed on chain ({committed_cid})"
+                )));
+            }
+            (tar, "the solver".to_string())
+        }
     };
-    let downloaded = file_cid_of(&tar);
-    if digest_of(&downloaded)? != committed {
-        return Ok(Err(format!(
-            "the results on the solver ({downloaded}) are not the ones committed on chain ({committed_cid})"
-        )));
-    }
     tracing::info!(deal_id, cid = %committed_cid, from = %source, "results fetched and verified");
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;

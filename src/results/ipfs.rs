@@ -77,15 +77,6 @@ impl Ipfs {
         }
     }
 
-    /// The daemon's version (a cheap call that shows it is up).
-    pub async fn version(&self) -> Result<String, IpfsError> {
-        let version = tokio::time::timeout(IPFS_TIMEOUT, self.client.version())
-            .await
-            .map_err(|_| self.call_error("version", "no answer in time"))?
-            .map_err(|e| self.call_error("version", e))?;
-        Ok(version.version)
-    }
-
     /// Adds and pins `tar`, which the caller named `cid`; fails if the daemon names it
     /// otherwise (then `ipfs get` of the committed id would not find these bytes).
     pub async fn add(&self, tar: Vec<u8>, cid: &str) -> Result<(), IpfsError> {
