@@ -6,13 +6,13 @@
 # cannot overlap the wait for a block. Prints each setting's median and its ratio to both
 # floors (3 blocks; 3 blocks + docker run). Not a test: nothing asserts.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 LILYPAD=${LILYPAD:-target/release/lilypad}
 ROUNDS=${ROUNDS:-5}
 CHAINS=${CHAINS:-anvil geth}
 PERIODS=${PERIODS:-1 2}
 IMAGE=lilypad/cowsay:v0.0.1
-now() { date +%s%N; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+START_WAIT_TENTHS=1200  # geth imports a key and starts before it answers
 
 docker run --rm --network none "$IMAGE" warmup >/dev/null
 docker_times=()
@@ -27,13 +27,7 @@ printf '%-6s %3s %10s %9s %7s %14s %7s\n' chain B "median ms" "3B ms" ratio "3B+
 for chain in $CHAINS; do
     for period in $PERIODS; do
         data=$(mktemp -d)
-        DATA_DIR="$data" LOG_LEVEL=warn "$LILYPAD" dev --server-port 0 --chain "$chain" --block-time "$period" >"$data/dev.log" 2>&1 &
-        dev_pid=$!
-        for _ in $(seq 1 1200); do
-            [ -f "$data/dev/network.json" ] && break
-            kill -0 "$dev_pid" 2>/dev/null || { cat "$data/dev.log"; echo "lilypad dev exited" >&2; exit 1; }
-            sleep 0.1
-        done
+        start_dev "$data" --chain "$chain" --block-time "$period"
         DATA_DIR="$data" "$LILYPAD" run -q cowsay:v0.0.1 -i Message=warmup >/dev/null 2>>"$data/dev.log"
         times=()
         for round in $(seq 1 "$ROUNDS"); do

@@ -3,6 +3,7 @@
 # against a bare `docker run --rm` of the same image, measured alternately in one run.
 # Prints each pair, the medians and their ratio (goal: <= 2x). Not a test: nothing asserts.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 LILYPAD=${LILYPAD:-target/release/lilypad}
 ROUNDS=${ROUNDS:-15}
 IMAGE=lilypad/cowsay:v0.0.1
@@ -11,16 +12,7 @@ log="$data/dev.log"
 cleanup() { kill "${dev_pid:-0}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT
 
-DATA_DIR="$data" LOG_LEVEL=warn "$LILYPAD" dev --server-port 0 >"$log" 2>&1 &
-dev_pid=$!
-for _ in $(seq 1 300); do
-    [ -f "$data/dev/network.json" ] && break
-    kill -0 "$dev_pid" 2>/dev/null || { cat "$log"; echo "lilypad dev exited" >&2; exit 1; }
-    sleep 0.1
-done
-[ -f "$data/dev/network.json" ] || { cat "$log"; echo "lilypad dev did not start" >&2; exit 1; }
-
-now() { date +%s%N; }
+start_dev "$data"
 lilypad_times=(); docker_times=()
 # One warm-up of each (first container start, first connections).
 DATA_DIR="$data" "$LILYPAD" run -q cowsay:v0.0.1 -i Message=warmup >/dev/null 2>&1
@@ -34,7 +26,6 @@ for round in $(seq 1 "$ROUNDS"); do
     lilypad_times+=("$l"); docker_times+=("$d")
     printf '%-6s %12s %12s\n' "$round" "$l" "$d"
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 lm=$(median "${lilypad_times[@]}"); dm=$(median "${docker_times[@]}")
 echo
 echo "median lilypad run: ${lm} ms; median docker run --rm: ${dm} ms"
