@@ -46,12 +46,13 @@ test-contracts: deps ## Forge tests; FOUNDRY_PROFILE=ci runs CI's larger fuzz/in
 test-anvil: deps ## Deploy to a real anvil node and settle one deal over JSON-RPC
 	contracts/tools/anvil-check.sh
 
-test-rust: deps images tools-for-tests ## Cargo tests (unit and tests/: end to end on anvil, geth + Docker)
+test-rust: deps images tools-for-tests ## Cargo tests (unit and tests/: end to end on anvil, geth, kubo, Bacalhau + Docker)
 	$(CARGO) test --locked --all-targets
 
-# The engines the tests start (geth for tests/e2e_geth.rs, kubo for tests/ipfs.rs).
+# The engines the tests start (geth for tests/e2e_geth.rs, kubo for tests/ipfs.rs, Bacalhau
+# for tests/e2e_bacalhau.rs).
 tools-for-tests:
-	deploy/tools/install.sh geth kubo
+	deploy/tools/install.sh geth kubo bacalhau
 
 gas: deps ## Print the execution gas of a happy-path job
 	@set -o pipefail; cd contracts && $(FORGE) test --match-test test_gas_happyPath -vv \

@@ -144,11 +144,17 @@ pub struct MediatorsArgs {
 /// The engine jobs run on.
 #[derive(Debug, Args)]
 pub struct ExecutorArgs {
-    /// The engine that runs jobs: docker, or noop (runs nothing and reports what it would
-    /// have run: for trying a network before Docker is installed)
+    /// The engine that runs jobs: docker (this host's Docker engine), bacalhau (a Bacalhau
+    /// network, through its orchestrator at BACALHAU_API_HOST), or noop (runs nothing and
+    /// reports what it would have run: for trying a network before Docker is installed)
     #[arg(long, env = "EXECUTOR", value_name = "ENGINE", default_value = "docker",
-          value_parser = ["docker", "noop"])]
+          value_parser = ["docker", "bacalhau", "noop"])]
     pub executor: String,
+    /// With `--executor bacalhau`: the Bacalhau orchestrator's API, as a URL (or host:port).
+    /// Its compute nodes must run Docker jobs and publish results with the local publisher
+    #[arg(long, env = "BACALHAU_API_HOST", value_name = "URL",
+          default_value = crate::executor::bacalhau::DEFAULT_API)]
+    pub bacalhau_api_host: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -91,8 +91,10 @@ pub struct Settings {
     pub jc_mediation_chance: u8,
     /// `mediator`: how many re-runs at once.
     pub mediator_parallel: usize,
-    /// The engine jobs run on: docker or noop.
+    /// The engine jobs run on: docker, bacalhau or noop.
     pub executor: String,
+    /// Bacalhau's orchestrator API, for the bacalhau engine (BACALHAU_API_HOST).
+    pub bacalhau_api_host: String,
     /// A kubo daemon's RPC API for results (IPFS_CONNECT).
     pub ipfs_connect: Option<String>,
     /// `dev`: the chain to run, anvil or geth.

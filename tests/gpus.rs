@@ -38,49 +38,18 @@ fn stand_in_nvidia_smi(dir: &Path, gpus: &[(&str, u64)]) -> PathBuf {
     path
 }
 
-/// A `lilypad rp` for `network`, configured the way the README tells operators (environment
-/// and a key file), on the Docker engine, with `nvidia_smi` as the GPU driver's tool.
+/// A `lilypad rp` for `network` (see `common::rp_command`), on the Docker engine, with
+/// `nvidia_smi` as the GPU driver's tool.
 fn rp_command(
     network: &DevNetwork,
     dir: &Path,
     nvidia_smi: &Path,
     env: &[(&str, &str)],
 ) -> tokio::process::Command {
-    let key_file = dir.join("rp.key");
-    if !key_file.exists() {
-        lilypad::keys::write_key(&key_file, &network.keys.resource_provider).unwrap();
-    }
-    let mediators: Vec<String> = network
-        .services
-        .mediators
-        .iter()
-        .map(|m| format!("{m:?}"))
-        .collect();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lilypad"));
-    command
-        .arg("rp")
-        .args(common::terms_flags())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("DATA_DIR", dir.join("data"))
-        .env("LOG_LEVEL", "info")
-        .env("WEB3_RPC_URL", &network.rpc_url)
-        .env("WEB3_PRIVATE_KEY_FILE", &key_file)
-        .env(
-            "WEB3_CONTROLLER_ADDRESS",
-            format!("{:?}", network.deployment.controller),
-        )
-        .env("SERVICE_SOLVER", format!("{:?}", network.services.solver))
-        .env("SERVICE_MEDIATORS", mediators.join(","))
-        .env("SOLVER_URL", &network.solver.url)
-        .env("EXECUTOR", "docker")
-        .env("NVIDIA_SMI", nvidia_smi)
-        .kill_on_drop(true);
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command
+    let nvidia_smi = nvidia_smi.display().to_string();
+    let mut all = vec![("EXECUTOR", "docker"), ("NVIDIA_SMI", nvidia_smi.as_str())];
+    all.extend_from_slice(env);
+    common::rp_command(network, dir, &all)
 }
 
 async fn preflight(

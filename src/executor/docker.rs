@@ -39,14 +39,11 @@ impl DockerExecutor {
     /// Connects to the engine (DOCKER_HOST or the local socket) and agrees on an API version.
     pub async fn connect(allow_network: bool) -> Result<DockerExecutor, ExecutorError> {
         let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| ExecutorError::EngineUnavailable(e.to_string()))?
+            .map_err(unreachable)?
             .negotiate_version()
             .await
-            .map_err(|e| ExecutorError::EngineUnavailable(e.to_string()))?;
-        docker
-            .ping()
-            .await
-            .map_err(|e| ExecutorError::EngineUnavailable(e.to_string()))?;
+            .map_err(unreachable)?;
+        docker.ping().await.map_err(unreachable)?;
         let gpus = gpus::discover().await.map(GpuPool::new);
         match &gpus {
             Ok(pool) => tracing::info!(
@@ -331,6 +328,12 @@ fn host_config(job: &JobSpec, outputs_dir: &Path, network: bool, gpus: Vec<Strin
         }),
         ..Default::default()
     }
+}
+
+fn unreachable(error: bollard::errors::Error) -> ExecutorError {
+    ExecutorError::EngineUnavailable(format!(
+        "the Docker engine is not reachable: {error}. Start it (e.g. `sudo systemctl start docker`) or check DOCKER_HOST"
+    ))
 }
 
 /// Label naming one run's container, so it can be found without its id.

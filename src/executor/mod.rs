@@ -1,8 +1,10 @@
 //! Executors run a job's container and fill a results directory. Roles are generic over the
 //! [`Executor`] trait, so an engine is chosen in one place ([`AnyExecutor`]) and the roles'
-//! logic runs the same on every engine: Docker (what a resource provider uses) or the noop
-//! engine (no containers: for trying a network, and for testing roles, without Docker).
+//! logic runs the same on every engine: Docker (what a resource provider uses), Bacalhau
+//! (a Bacalhau network running the containers), or the noop engine (no containers: for
+//! trying a network, and for testing roles, without Docker).
 
+pub mod bacalhau;
 pub mod deal_job;
 pub mod docker;
 pub mod gpus;
@@ -13,6 +15,7 @@ use std::path::Path;
 
 use crate::config::Settings;
 use crate::module::JobSpec;
+use bacalhau::BacalhauExecutor;
 use docker::DockerExecutor;
 use gpus::{Gpu, GpuError};
 use noop::NoopExecutor;
@@ -28,7 +31,8 @@ pub struct RunOutput {
 /// Why a job could not be run (as opposed to a job that ran and exited non-zero).
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutorError {
-    #[error("the Docker engine is not reachable: {0}. Start it (e.g. `sudo systemctl start docker`) or check DOCKER_HOST")]
+    /// The engine does not answer (the message says which, and what to do).
+    #[error("{0}")]
     EngineUnavailable(String),
     #[error("image {image} is not available: {message}")]
     Image { image: String, message: String },
@@ -41,7 +45,7 @@ pub enum ExecutorError {
         path: String,
         source: std::io::Error,
     },
-    #[error("unknown executor {0:?}: choose docker or noop (EXECUTOR, --executor)")]
+    #[error("unknown executor {0:?}: choose docker, bacalhau or noop (EXECUTOR, --executor)")]
     Unknown(String),
 }
 
@@ -66,37 +70,51 @@ pub trait Executor: Send + Sync + 'static {
 #[derive(Clone)]
 pub enum AnyExecutor {
     Docker(DockerExecutor),
+    Bacalhau(BacalhauExecutor),
     Noop(NoopExecutor),
 }
 
 impl AnyExecutor {
-    /// Connects to the engine named `kind` ("docker" or "noop"). `allow_network`: jobs that
-    /// ask for a network get one (the noop engine only reports it).
-    pub async fn connect(kind: &str, allow_network: bool) -> Result<AnyExecutor, ExecutorError> {
-        match kind {
+    /// Connects to the engine `settings` name (EXECUTOR: docker, bacalhau or noop; Bacalhau
+    /// at BACALHAU_API_HOST). `allow_network`: jobs that ask for a network get one (the noop
+    /// engine only reports it).
+    pub async fn connect(
+        settings: &Settings,
+        allow_network: bool,
+    ) -> Result<AnyExecutor, ExecutorError> {
+        match settings.executor.as_str() {
             "docker" => Ok(AnyExecutor::Docker(
                 DockerExecutor::connect(allow_network).await?,
+            )),
+            "bacalhau" => Ok(AnyExecutor::Bacalhau(
+                BacalhauExecutor::connect(&settings.bacalhau_api_host, allow_network).await?,
             )),
             "noop" => Ok(AnyExecutor::Noop(NoopExecutor { allow_network })),
             other => Err(ExecutorError::Unknown(other.to_string())),
         }
     }
 
-    /// The engine a resource provider runs jobs on (EXECUTOR, ALLOW_NETWORK).
+    /// The engine a resource provider runs jobs on (EXECUTOR, ALLOW_NETWORK). On Bacalhau,
+    /// a compute node must be able to run one slot of the offer.
     pub async fn for_resource_provider(settings: &Settings) -> Result<AnyExecutor, ExecutorError> {
-        AnyExecutor::connect(&settings.executor, settings.allow_network).await
+        let executor = AnyExecutor::connect(settings, settings.allow_network).await?;
+        if let (AnyExecutor::Bacalhau(bacalhau), Ok(slot)) = (&executor, settings.offer_spec()) {
+            bacalhau.check_capacity(&slot)?;
+        }
+        Ok(executor)
     }
 
     /// The engine a mediator re-runs jobs on (EXECUTOR). Never with a network: a verdict
     /// must not depend on what the internet answered.
     pub async fn for_mediator(settings: &Settings) -> Result<AnyExecutor, ExecutorError> {
-        AnyExecutor::connect(&settings.executor, false).await
+        AnyExecutor::connect(settings, false).await
     }
 
     /// The engine in a few words (its name and version), for operators.
     pub async fn describe(&self) -> String {
         match self {
             AnyExecutor::Docker(docker) => docker.describe().await,
+            AnyExecutor::Bacalhau(bacalhau) => bacalhau.describe(),
             AnyExecutor::Noop(_) => "noop (runs no containers)".into(),
         }
     }
@@ -105,6 +123,7 @@ impl AnyExecutor {
     pub fn allows_network(&self) -> bool {
         match self {
             AnyExecutor::Docker(docker) => docker.allows_network(),
+            AnyExecutor::Bacalhau(bacalhau) => bacalhau.allows_network(),
             AnyExecutor::Noop(noop) => noop.allow_network,
         }
     }
@@ -119,6 +138,7 @@ impl Executor for AnyExecutor {
     ) -> Result<RunOutput, ExecutorError> {
         match self {
             AnyExecutor::Docker(docker) => docker.run(job, outputs_dir, gpus).await,
+            AnyExecutor::Bacalhau(bacalhau) => bacalhau.run(job, outputs_dir, gpus).await,
             AnyExecutor::Noop(noop) => noop.run(job, outputs_dir, gpus).await,
         }
     }
@@ -126,6 +146,7 @@ impl Executor for AnyExecutor {
     fn gpus(&self) -> Option<Result<Vec<Gpu>, GpuError>> {
         match self {
             AnyExecutor::Docker(docker) => docker.gpus(),
+            AnyExecutor::Bacalhau(bacalhau) => bacalhau.gpus(),
             AnyExecutor::Noop(noop) => noop.gpus(),
         }
     }

@@ -123,8 +123,9 @@ pub fn unpack(bytes: &[u8], target: &Path, limits: Limits) -> Result<(), TarErro
     })
 }
 
-/// Visits every entry with its checked relative path and, for files, its contents.
-fn walk(
+/// Visits every entry with its checked relative path and, for files, its contents (a
+/// directory entry naming the archive's root itself, `./`, is skipped). Nothing is written.
+pub fn walk(
     bytes: &[u8],
     limits: Limits,
     mut visit: impl FnMut(&Path, Option<&[u8]>) -> Result<(), TarError>,
@@ -138,8 +139,12 @@ fn walk(
         let mut entry = entry?;
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
+        let kind = entry.header().entry_type();
+        if kind == tar::EntryType::Directory && is_root(&raw) {
+            continue;
+        }
         let path = safe_path(&raw, &shown)?;
-        match entry.header().entry_type() {
+        match kind {
             tar::EntryType::Directory => visit(&path, None)?,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 total = total.saturating_add(entry.size());
@@ -157,6 +162,15 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// Whether a tar path names the archive's root (`.`, `./`), as engines' tars often start.
+fn is_root(raw: &[u8]) -> bool {
+    std::str::from_utf8(raw).is_ok_and(|text| {
+        Path::new(text)
+            .components()
+            .all(|component| component == Component::CurDir)
+    })
 }
 
 /// A relative path made only of normal components.

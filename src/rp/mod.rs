@@ -34,6 +34,20 @@ use crate::executor::Executor;
 use crate::worker::{self, Ticks, WorkId, Worker};
 use ledger::{Ledger, LocalDeal, Stage};
 
+/// The first wait before running a job again after the engine failed, and the longest.
+const ENGINE_RETRY_FIRST: Duration = Duration::from_secs(1);
+const ENGINE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// How running a deal's job went.
+enum Ran {
+    /// Packed: the results CID.
+    Packed(String),
+    /// The engine could not run it (why).
+    EngineFailed(String),
+    /// Stopped, because its results could no longer be submitted (why).
+    Ended(String),
+}
+
 /// Every job counts as one instruction (cost = price x instructions; README, "Money").
 pub const INSTRUCTIONS_PER_JOB: u64 = 1;
 
@@ -294,6 +308,7 @@ impl<E: Executor> Rp<E> {
         let terms = terms_of(&deal);
         let key = deal_key(deal_id, &terms);
         let controller = &self.chain.contracts.controller;
+        let mut retry = Duration::ZERO;
         loop {
             let agreement = self.chain.agreement(key).await?;
             let state = DealState::try_from(agreement.state)?;
@@ -321,9 +336,25 @@ impl<E: Executor> Rp<E> {
                             .await?;
                         return Ok(());
                     }
-                    let _slot = self.slots.acquire().await?;
+                    let slot = self.slots.acquire().await?;
                     if matches!(local.stage, Stage::Accepted | Stage::Stalled) {
-                        let cid = self.run_job(&deal).await?;
+                        let cid = match self.run_job(&deal, key, deadline).await? {
+                            Ran::Packed(cid) => cid,
+                            Ran::Ended(why) => {
+                                tracing::warn!(deal_id = %deal.id, %why, "the job was stopped: its results can no longer be submitted");
+                                return Ok(());
+                            }
+                            Ran::EngineFailed(reason) => {
+                                // Results we do not have are never submitted: try again
+                                // while the deadline allows; past it, the job creator's
+                                // timeout ends the deal.
+                                drop(slot);
+                                retry = (retry * 2).clamp(ENGINE_RETRY_FIRST, ENGINE_RETRY_MAX);
+                                tracing::warn!(deal_id = %deal.id, %reason, retry_in_secs = retry.as_secs(), "the engine could not run the job; retrying before the deadline");
+                                tokio::time::sleep(retry).await;
+                                continue;
+                            }
+                        };
                         self.ledger
                             .set_stage(&deal.id, Stage::Packed, Some(&cid))
                             .await?;
@@ -381,18 +412,25 @@ impl<E: Executor> Rp<E> {
         self.settings.data_dir.join("jobs").join(&deal.id)
     }
 
-    /// Runs the deal's job and packs its results; returns the results CID.
-    async fn run_job(&self, deal: &Deal) -> anyhow::Result<String> {
+    /// Runs the deal's job and packs its results. The job is stopped if the deal leaves
+    /// DealAgreed (a timeout ended it) or its submit deadline passes while it runs.
+    async fn run_job(&self, deal: &Deal, key: [u8; 32], deadline: u64) -> anyhow::Result<Ran> {
         let dir = self.job_dir(deal);
         let results = dir.join("results");
-        run_deal_job(
+        let run = run_deal_job(
             &self.executor,
             deal,
             Some(&deal.resource_offer.spec),
             &results,
             &self.settings.module_cache,
-        )
-        .await?;
+        );
+        let ran = tokio::select! {
+            ran = run => ran?,
+            why = self.until_unsubmittable(key, deadline) => return Ok(Ran::Ended(why)),
+        };
+        if let Some(reason) = ran.engine_failure {
+            return Ok(Ran::EngineFailed(reason));
+        }
         if self.settings.dishonest {
             tamper(&results)?;
             tracing::warn!(deal_id = %deal.id, "dishonest mode: the results were altered before packing");
@@ -400,7 +438,29 @@ impl<E: Executor> Rp<E> {
         let (tar, cid) = crate::results::pack(&results)?;
         tokio::fs::write(dir.join("results.tar"), &tar).await?;
         tracing::info!(deal_id = %deal.id, results_cid = %cid, "results packed");
-        Ok(cid)
+        Ok(Ran::Packed(cid))
+    }
+
+    /// Returns (why) once results for the deal could no longer be submitted: it left
+    /// DealAgreed, or the chain passed `deadline`. Read errors are waited out.
+    async fn until_unsubmittable(&self, key: [u8; 32], deadline: u64) -> String {
+        let every = self.settings.poll.max(Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(every).await;
+            if let Ok(agreement) = self.chain.agreement(key).await {
+                match DealState::try_from(agreement.state) {
+                    Ok(DealState::DealAgreed) => {}
+                    Ok(state) => return format!("the deal is now {}", state.name()),
+                    Err(_) => continue,
+                }
+            }
+            if deadlines::chain_now(&self.chain)
+                .await
+                .is_ok_and(|now| now > deadline)
+            {
+                return "the submit-results deadline passed".into();
+            }
+        }
     }
 
     /// Uploads the results, posts the result and commits it on chain.

@@ -2,6 +2,7 @@
 //! resource provider on the real Docker engine) in a temporary directory.
 #![allow(dead_code)]
 
+pub mod bacalhau;
 pub mod gitrepo;
 pub mod kubo;
 
@@ -346,4 +347,46 @@ pub async fn spawn_onchain_request(
         )
         .await
     })
+}
+
+/// A `lilypad rp` process for `network`, configured the way the README tells operators
+/// (environment and a key file, data under `dir`), with `env` added.
+pub fn rp_command(
+    network: &DevNetwork,
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> tokio::process::Command {
+    let key_file = dir.join("rp.key");
+    if !key_file.exists() {
+        lilypad::keys::write_key(&key_file, &network.keys.resource_provider).unwrap();
+    }
+    let mediators: Vec<String> = network
+        .services
+        .mediators
+        .iter()
+        .map(|m| format!("{m:?}"))
+        .collect();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lilypad"));
+    command
+        .arg("rp")
+        .args(terms_flags())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("DATA_DIR", dir.join("data"))
+        .env("LOG_LEVEL", "info")
+        .env("WEB3_RPC_URL", &network.rpc_url)
+        .env("WEB3_PRIVATE_KEY_FILE", &key_file)
+        .env(
+            "WEB3_CONTROLLER_ADDRESS",
+            format!("{:?}", network.deployment.controller),
+        )
+        .env("SERVICE_SOLVER", format!("{:?}", network.services.solver))
+        .env("SERVICE_MEDIATORS", mediators.join(","))
+        .env("SOLVER_URL", &network.solver.url)
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
 }
