@@ -87,7 +87,7 @@ images: ## Build the module images the built-in catalog names (lilypad/cowsay:v0
 demo: deps build images ## Build, then run the cowsay job end to end on an embedded local network
 	./target/release/lilypad run cowsay:v0.0.1 -i Message=moo
 
-bench: deps build images ## lilypad run vs a bare docker run of the same image, alternated; prints the ratio
+bench: deps build images tools-for-tests ## lilypad run (Docker RP and Bacalhau RP) vs a bare docker run of the same image, alternated; prints the ratios
 	tests/bench/run_vs_docker.sh
 
 bench-blocktime: deps build images tools-for-tests ## lilypad run on chains with a block every 1 and 2 s (anvil, geth) against its floor: 3 blocks + docker run

@@ -118,3 +118,100 @@ async fn results_travel_through_ipfs_and_the_relay_covers_a_dead_node() {
     network.stop().await;
     providers.stop();
 }
+
+/// A module whose job reads two IPFS inputs (a file and a directory, added to kubo by the
+/// test): the RP fetches them into the container, read-only, where the module asks; a
+/// mediator re-runs the job with the same inputs and agrees. An engine without IPFS refuses
+/// such a job with a clear error, and an RP without IPFS refuses its deal before agreeing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_module_reads_its_ipfs_inputs_and_without_ipfs_it_is_refused() {
+    use lilypad::data::DealState;
+    use lilypad::executor::Executor;
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubo = Kubo::start(&dir.path().join("kubo"));
+    let file = dir.path().join("greeting.txt");
+    std::fs::write(&file, "hello from ipfs\n").unwrap();
+    let file_cid = kubo.run(&["add", "-Q", file.to_str().unwrap()]);
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("a.txt"), "A").unwrap();
+    std::fs::write(tree.join("sub/b.txt"), "B").unwrap();
+    let tree_cid = kubo.run(&["add", "-r", "-Q", tree.to_str().unwrap()]);
+
+    let script = "cat /inputs/greeting; cat /data/a.txt /data/sub/b.txt; echo; \
+                  cp /inputs/greeting /outputs/; touch /data/x 2>/dev/null || echo read-only";
+    let module_dir = dir.path().join("reader");
+    common::bacalhau::shell_module(&module_dir, script, 60);
+    // The same module, with its two inputs.
+    let template_path = module_dir.join("lilypad_module.json.tmpl");
+    let mut template: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&template_path).unwrap()).unwrap();
+    template["job"]["Spec"]["Inputs"] = serde_json::json!([
+        {"StorageSource": "IPFS", "CID": file_cid, "Path": "/inputs/greeting"},
+        {"StorageSource": "IPFS", "CID": tree_cid, "Path": "/data"},
+    ]);
+    std::fs::write(&template_path, template.to_string()).unwrap();
+    let module = module_dir.display().to_string();
+
+    let options = common::options_with(
+        &dir.path().join("dev"),
+        lilypad::dev::DevRoles::default(),
+        &["--ipfs-connect", &kubo.api],
+    );
+    let settings = options.settings.clone();
+    let network = common::start(options).await;
+    let chain = network.job_creator_chain().await.unwrap();
+    let client =
+        lilypad::client::SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let mut request = common::cowsay_request(&network, dir.path(), "");
+    request.module = module.clone();
+    request.inputs.clear();
+    request.mediation_chance = 100;
+    let outcome = lilypad::run::run_job(chain, client, request)
+        .await
+        .expect("the job ends");
+    assert_eq!(outcome.state, DealState::MediationAccepted, "{outcome:?}");
+    let results = outcome.results.expect("results");
+    assert_eq!(results.stdout, "hello from ipfs\nAB\nread-only\n");
+    assert_eq!(
+        std::fs::read_to_string(results.dir.join("outputs/greeting")).unwrap(),
+        "hello from ipfs\n"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("lilypad-inputs-")
+        })
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "staged inputs are removed: {leftovers:?}"
+    );
+
+    // An engine without IPFS says what is missing.
+    let spec = lilypad::module::resolve(
+        &module,
+        None,
+        &Default::default(),
+        &lilypad::module::GitModules::new(dir.path()),
+    )
+    .unwrap();
+    assert_eq!(spec.inputs.len(), 2);
+    let mut without = settings.clone();
+    without.ipfs_connect = None;
+    let executor = lilypad::executor::AnyExecutor::for_resource_provider(&without)
+        .await
+        .unwrap();
+    assert!(!executor.fetches_ipfs_inputs());
+    let error = executor
+        .run(&spec, &dir.path().join("no-ipfs/outputs"), 0)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("IPFS_CONNECT"), "{error}");
+    network.stop().await;
+}

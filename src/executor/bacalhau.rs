@@ -63,6 +63,8 @@ pub struct BacalhauExecutor {
 struct ComputeNode {
     id: String,
     capacity: Capacity,
+    /// Where it can fetch inputs from ("ipfs" when it has an IPFS endpoint).
+    storage_sources: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -133,6 +135,8 @@ struct NodeInfo {
 struct ComputeInfo {
     #[serde(default)]
     execution_engines: Vec<String>,
+    #[serde(default)]
+    storage_sources: Vec<String>,
     #[serde(default)]
     max_capacity: Capacity,
 }
@@ -248,6 +252,7 @@ impl BacalhauExecutor {
                     .then_some(ComputeNode {
                         id: node.info.node_id,
                         capacity: compute.max_capacity,
+                        storage_sources: compute.storage_sources,
                     })
             })
             .collect();
@@ -518,6 +523,13 @@ fn job_request(job: &JobSpec, name: &str, gpus: u64, network: bool) -> serde_jso
         .into_iter()
         .map(|(name, path, _)| json!({"Name": name, "Path": path}))
         .collect();
+    let input_sources: Vec<serde_json::Value> = job
+        .inputs
+        .iter()
+        .map(|input| {
+            json!({"Source": {"Type": "ipfs", "Params": {"CID": input.cid}}, "Target": input.path})
+        })
+        .collect();
     json!({
         "Job": {
             "Name": name,
@@ -528,6 +540,7 @@ fn job_request(job: &JobSpec, name: &str, gpus: u64, network: bool) -> serde_jso
                 "Name": "main",
                 "Engine": {"Type": "docker", "Params": params},
                 "Publisher": {"Type": "local"},
+                "InputSources": input_sources,
                 "ResultPaths": result_paths,
                 "Network": {"Type": if network { "Bridge" } else { "None" }},
                 "Resources": resources,
@@ -615,6 +628,12 @@ impl Executor for BacalhauExecutor {
         outputs_dir: &Path,
         gpus: u64,
     ) -> Result<RunOutput, ExecutorError> {
+        if !job.inputs.is_empty() && !self.fetches_ipfs_inputs() {
+            return Err(ExecutorError::Engine {
+                what: "fetch the job's IPFS inputs on Bacalhau".into(),
+                message: "no compute node can read IPFS (start them with -c InputSources.Types.IPFS.Endpoint=<kubo's API multiaddr>)".into(),
+            });
+        }
         std::fs::create_dir_all(outputs_dir).map_err(|source| ExecutorError::Io {
             path: outputs_dir.display().to_string(),
             source,
@@ -636,6 +655,14 @@ impl Executor for BacalhauExecutor {
         waited?;
         let gzipped = self.download(&job_id).await?;
         read_results(job, &gzipped, outputs_dir)
+    }
+
+    fn fetches_ipfs_inputs(&self) -> bool {
+        self.nodes.iter().any(|node| {
+            node.storage_sources
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case("ipfs"))
+        })
     }
 
     fn gpus(&self) -> Option<Result<Vec<Gpu>, super::gpus::GpuError>> {
@@ -744,6 +771,16 @@ mod tests {
             json!([{"Name": "outputs", "Path": "/outputs"}, {"Name": "output-1", "Path": "/data/extra/"}])
         );
         assert_eq!(task["Timeouts"]["ExecutionTimeout"], 30);
+        assert_eq!(task["InputSources"], json!([]));
+        let mut reading = spec();
+        reading.inputs = vec![crate::module::Input {
+            cid: "QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB".into(),
+            path: "/inputs".into(),
+        }];
+        assert_eq!(
+            job_request(&reading, "lilypad-3", 0, false)["Job"]["Tasks"][0]["InputSources"],
+            json!([{"Source": {"Type": "ipfs", "Params": {"CID": "QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB"}}, "Target": "/inputs"}])
+        );
         let networked = job_request(&spec(), "lilypad-2", 0, true);
         assert_eq!(networked["Job"]["Tasks"][0]["Network"]["Type"], "Bridge");
         assert!(networked["Job"]["Tasks"][0]["Resources"]

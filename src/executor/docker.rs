@@ -21,6 +21,7 @@ use futures::StreamExt;
 use super::gpus::{self, Gpu, GpuError, GpuPool};
 use super::{Executor, ExecutorError, RunOutput};
 use crate::module::JobSpec;
+use crate::results::ipfs::Ipfs;
 
 /// Most bytes of stdout (and of stderr) kept from a job.
 pub const MAX_LOG_BYTES: usize = 1024 * 1024;
@@ -33,6 +34,8 @@ pub struct DockerExecutor {
     /// This host's NVIDIA GPUs, or why they could not be read (a host without a driver
     /// runs CPU jobs all the same).
     gpus: Arc<Result<GpuPool, GpuError>>,
+    /// Where jobs' IPFS inputs are fetched from (IPFS_CONNECT), if anywhere.
+    ipfs: Option<Arc<Ipfs>>,
 }
 
 impl DockerExecutor {
@@ -58,7 +61,14 @@ impl DockerExecutor {
             docker,
             allow_network,
             gpus: Arc::new(gpus),
+            ipfs: None,
         })
+    }
+
+    /// Fetches jobs' IPFS inputs from `ipfs` (without one, jobs with inputs cannot run).
+    pub fn with_ipfs(mut self, ipfs: Option<Ipfs>) -> DockerExecutor {
+        self.ipfs = ipfs.map(Arc::new);
+        self
     }
 
     /// Places GPU jobs on `gpus` instead of the cards `nvidia-smi` reported.
@@ -200,6 +210,8 @@ impl Executor for DockerExecutor {
                 path: outputs_dir.display().to_string(),
                 source,
             })?;
+        // Removed when the run ends, however it ends.
+        let inputs = super::inputs::stage(self.ipfs.as_deref(), &job.inputs).await?;
         // If this future is dropped (the role stops or crashes mid-job), even while the
         // container is being created, the guard removes it by its run label.
         let run = crate::data::offers::new_nonce();
@@ -223,6 +235,7 @@ impl Executor for DockerExecutor {
             host_config: Some(host_config(
                 job,
                 &outputs_dir,
+                &inputs.binds,
                 self.network_allowed(job),
                 gpu_ids,
             )),
@@ -272,7 +285,12 @@ impl Executor for DockerExecutor {
         guard.run = None;
         Self::remove(&self.docker, &id).await;
         drop(lease);
+        drop(inputs);
         outcome
+    }
+
+    fn fetches_ipfs_inputs(&self) -> bool {
+        self.ipfs.is_some()
     }
 
     fn gpus(&self) -> Option<Result<Vec<Gpu>, GpuError>> {
@@ -283,9 +301,15 @@ impl Executor for DockerExecutor {
     }
 }
 
-/// The container's sandbox and resources: `network` whether it gets one, `gpus` the UUIDs of
-/// the cards it was given.
-fn host_config(job: &JobSpec, outputs_dir: &Path, network: bool, gpus: Vec<String>) -> HostConfig {
+/// The container's sandbox and resources: `inputs` its read-only input binds, `network`
+/// whether it gets one, `gpus` the UUIDs of the cards it was given.
+fn host_config(
+    job: &JobSpec,
+    outputs_dir: &Path,
+    inputs: &[String],
+    network: bool,
+    gpus: Vec<String>,
+) -> HostConfig {
     let outputs = outputs_dir.display().to_string();
     let binds = job
         .outputs
@@ -303,6 +327,7 @@ fn host_config(job: &JobSpec, outputs_dir: &Path, network: bool, gpus: Vec<Strin
                 format!("{outputs}/{name}:{path}:rw")
             }
         })
+        .chain(inputs.iter().cloned())
         .collect();
     HostConfig {
         binds: Some(binds),
@@ -388,7 +413,7 @@ mod tests {
             ..JobSpec::default()
         };
         let uuid = "GPU-3b1f0c2e-9a4d-11ee-8c90-0242ac120002".to_string();
-        let config = host_config(&job, Path::new("/tmp/out"), false, vec![uuid.clone()]);
+        let config = host_config(&job, Path::new("/tmp/out"), &[], false, vec![uuid.clone()]);
         let requests = config.device_requests.expect("a device request");
         assert_eq!(requests.len(), 1);
         assert_eq!(requests[0].device_ids, Some(vec![uuid]));
@@ -397,7 +422,7 @@ mod tests {
             "a count would hand out the first N cards to every job"
         );
         assert_eq!(requests[0].driver.as_deref(), Some("nvidia"));
-        let cpu_only = host_config(&job, Path::new("/tmp/out"), false, Vec::new());
+        let cpu_only = host_config(&job, Path::new("/tmp/out"), &[], false, Vec::new());
         assert!(cpu_only.device_requests.is_none());
         assert_eq!(cpu_only.network_mode.as_deref(), Some("none"));
     }

@@ -8,6 +8,7 @@ pub mod bacalhau;
 pub mod deal_job;
 pub mod docker;
 pub mod gpus;
+pub mod inputs;
 pub mod noop;
 
 use std::future::Future;
@@ -64,6 +65,11 @@ pub trait Executor: Send + Sync + 'static {
     fn gpus(&self) -> Option<Result<Vec<Gpu>, GpuError>> {
         None
     }
+
+    /// Whether jobs that read IPFS inputs can run here (the engine can fetch them).
+    fn fetches_ipfs_inputs(&self) -> bool {
+        true
+    }
 }
 
 /// The engine a role runs jobs on, chosen by name (`EXECUTOR`, `--executor`).
@@ -83,9 +89,17 @@ impl AnyExecutor {
         allow_network: bool,
     ) -> Result<AnyExecutor, ExecutorError> {
         match settings.executor.as_str() {
-            "docker" => Ok(AnyExecutor::Docker(
-                DockerExecutor::connect(allow_network).await?,
-            )),
+            "docker" => {
+                let ipfs = settings.ipfs().map_err(|e| ExecutorError::Engine {
+                    what: "use IPFS for the jobs' inputs".into(),
+                    message: e.to_string(),
+                })?;
+                Ok(AnyExecutor::Docker(
+                    DockerExecutor::connect(allow_network)
+                        .await?
+                        .with_ipfs(ipfs),
+                ))
+            }
             "bacalhau" => Ok(AnyExecutor::Bacalhau(
                 BacalhauExecutor::connect(&settings.bacalhau_api_host, allow_network).await?,
             )),
@@ -148,6 +162,14 @@ impl Executor for AnyExecutor {
             AnyExecutor::Docker(docker) => docker.gpus(),
             AnyExecutor::Bacalhau(bacalhau) => bacalhau.gpus(),
             AnyExecutor::Noop(noop) => noop.gpus(),
+        }
+    }
+
+    fn fetches_ipfs_inputs(&self) -> bool {
+        match self {
+            AnyExecutor::Docker(docker) => docker.fetches_ipfs_inputs(),
+            AnyExecutor::Bacalhau(bacalhau) => bacalhau.fetches_ipfs_inputs(),
+            AnyExecutor::Noop(noop) => noop.fetches_ipfs_inputs(),
         }
     }
 }

@@ -93,8 +93,10 @@ pub struct JobSpec {
     pub timeout_secs: u64,
     /// Container paths whose contents become `outputs/`.
     pub outputs: Vec<String>,
-    /// How many `Inputs` (IPFS/URL data) the job names (refused by the check: not fetched).
-    pub inputs: usize,
+    /// Data from IPFS the job reads, fetched before it runs.
+    pub inputs: Vec<Input>,
+    /// `Inputs` from sources other than IPFS, described (refused by the check).
+    pub unsupported_inputs: Vec<String>,
     /// The spec's `Resources`, as written.
     pub resources: Resources,
     /// What a mediator compares: empty means the whole results (their CID); otherwise these
@@ -102,6 +104,14 @@ pub struct JobSpec {
     /// modules whose other output is not byte-reproducible. From the template's
     /// `"mediation": {"compare": [...]}`.
     pub compare: Vec<String>,
+}
+
+/// An IPFS `Input` of a job: the content `cid` names (a file or a directory), mounted
+/// read-only at `path` in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub cid: String,
+    pub path: String,
 }
 
 /// The `Resources` a job spec names (Bacalhau's strings, e.g. `"GPU": "1"`, `"Memory": "8gb"`).

@@ -1,13 +1,14 @@
 //! Reading the job a rendered module describes, as Lilypad's Go node reads it: keys match
 //! case-insensitively (Go's JSON decoding), the Docker part may be `Spec.Docker` or the
 //! newer `Spec.EngineSpec` (`Type` + `Params`), `"Entrypoint": null` means the image's own,
-//! `Resources` (CPU, Memory, Disk, GPU) are read, and what we cannot honour (another engine,
-//! IPFS or URL `Inputs`) is refused with a clear error rather than dropped.
+//! `Resources` (CPU, Memory, Disk, GPU) are read, IPFS `Inputs` (`StorageSource` IPFS, a `CID`
+//! and a `Path`) are read, and what we cannot honour (another engine, URL or other `Inputs`)
+//! is refused with a clear error rather than dropped.
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{JobSpec, ModuleError, Resources};
+use super::{Input, JobSpec, ModuleError, Resources};
 use crate::data::MachineSpec;
 
 /// Default job timeout when a module names none (seconds).
@@ -63,7 +64,7 @@ struct Spec {
     #[serde(default)]
     outputs: Option<Vec<Output>>,
     #[serde(default)]
-    inputs: Option<Vec<Value>>,
+    inputs: Option<Vec<RenderedInput>>,
     #[serde(default)]
     resources: Option<RenderedResources>,
 }
@@ -98,6 +99,18 @@ struct Network {
 struct Output {
     #[serde(default)]
     path: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RenderedInput {
+    #[serde(default)]
+    storagesource: Option<String>,
+    #[serde(default)]
+    cid: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -153,17 +166,43 @@ pub(super) fn check(spec: &JobSpec) -> Result<(), ModuleError> {
             "network type {kind:?} is not supported (None, HTTP or Full)"
         )));
     }
-    if spec.inputs > 0 {
+    if let Some(input) = spec.unsupported_inputs.first() {
         return Err(unsupported(format!(
-            "the job names {} Inputs (IPFS or URL data to fetch before it runs); engines here cannot fetch them yet, so it is refused rather than run without them",
-            spec.inputs
+            "input {input} cannot be fetched: only IPFS inputs (StorageSource IPFS, a CID and a Path) are, so the job is refused rather than run without it"
         )));
     }
-    if let Some(bad) = spec
-        .outputs
-        .iter()
-        .find(|p| !p.starts_with('/') || p.contains(".."))
-    {
+    let mut mounted = std::collections::HashSet::new();
+    for input in &spec.inputs {
+        if input.cid.parse::<cid::Cid>().is_err() {
+            return Err(unsupported(format!(
+                "input CID {:?} is not a CID",
+                input.cid
+            )));
+        }
+        if !plain_absolute(&input.path) || input.path == "/" {
+            return Err(unsupported(format!(
+                "input path {:?} must be absolute and plain",
+                input.path
+            )));
+        }
+        if !mounted.insert(input.path.trim_end_matches('/')) {
+            return Err(unsupported(format!(
+                "two inputs are mounted at {:?}",
+                input.path
+            )));
+        }
+        if spec
+            .outputs
+            .iter()
+            .any(|output| output.trim_end_matches('/') == input.path.trim_end_matches('/'))
+        {
+            return Err(unsupported(format!(
+                "input path {:?} is also an output path",
+                input.path
+            )));
+        }
+    }
+    if let Some(bad) = spec.outputs.iter().find(|p| !plain_absolute(p)) {
         return Err(unsupported(format!(
             "output path {bad:?} must be absolute and plain"
         )));
@@ -189,6 +228,7 @@ fn to_job(module: &str, rendered: Rendered) -> JobSpec {
             spec.docker.unwrap_or_default(),
         ),
     };
+    let (inputs, unsupported_inputs) = read_inputs(spec.inputs.unwrap_or_default());
     let network_kind = spec.network.and_then(|n| n.kind).unwrap_or_default();
     let (network, unsupported_network) = match network_kind.to_ascii_lowercase().as_str() {
         "" | "none" => (false, None),
@@ -235,10 +275,40 @@ fn to_job(module: &str, rendered: Rendered) -> JobSpec {
             .filter(|t| *t > 0)
             .unwrap_or(DEFAULT_TIMEOUT_SECS),
         outputs,
-        inputs: spec.inputs.map_or(0, |inputs| inputs.len()),
+        inputs,
+        unsupported_inputs,
         resources,
         compare: rendered.mediation.map(|m| m.compare).unwrap_or_default(),
     }
+}
+
+/// An absolute path without `..`.
+fn plain_absolute(path: &str) -> bool {
+    path.starts_with('/') && !path.split('/').any(|part| part == "..")
+}
+
+/// Reads a job's `Inputs`: those from IPFS, and a description of each other one.
+fn read_inputs(rendered: Vec<RenderedInput>) -> (Vec<Input>, Vec<String>) {
+    let (mut inputs, mut unsupported) = (Vec::new(), Vec::new());
+    for input in rendered {
+        let source = input.storagesource.unwrap_or_default();
+        match (source.to_ascii_lowercase().as_str(), input.cid) {
+            ("ipfs", Some(cid)) => inputs.push(Input {
+                cid,
+                path: input.path.unwrap_or_else(|| "/inputs".into()),
+            }),
+            _ => unsupported.push(format!(
+                "{:?} from {}",
+                input.path.unwrap_or_default(),
+                match input.url {
+                    Some(url) => format!("{source} {url}"),
+                    None if source.is_empty() => "no StorageSource".into(),
+                    None => format!("{source} without a CID"),
+                }
+            )),
+        }
+    }
+    (inputs, unsupported)
 }
 
 /// Whether a mediation `compare` entry names a part of the results directory.
@@ -308,13 +378,52 @@ mod tests {
 
     #[test]
     fn what_we_cannot_honour_is_refused_by_name() {
-        let inputs = job(
-            r#"{"machine": {}, "job": {"Spec": {"Docker": {"Image": "x"},
-            "Inputs": [{"StorageSource": "IPFS", "CID": "Qm", "Path": "/inputs"}]}}}"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(inputs.contains("Inputs"), "{inputs}");
+        let with_inputs = |inputs: &str| {
+            job(&format!(
+                r#"{{"machine": {{}}, "job": {{"Spec": {{"Docker": {{"Image": "x"}},
+                "Outputs": [{{"Name": "outputs", "Path": "/outputs"}}], "Inputs": {inputs}}}}}}}"#
+            ))
+        };
+        let cid = "QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB";
+        let read = with_inputs(&format!(
+            r#"[{{"storageSource": "ipfs", "cid": "{cid}", "path": "/inputs/data"}}]"#
+        ))
+        .unwrap();
+        assert_eq!(
+            read.inputs,
+            vec![Input {
+                cid: cid.into(),
+                path: "/inputs/data".into()
+            }]
+        );
+        for (inputs, error) in [
+            (
+                r#"[{"StorageSource": "URLDownload", "URL": "https://x.example/a", "Path": "/a"}]"#,
+                "\"/a\" from URLDownload https://x.example/a cannot be fetched",
+            ),
+            (
+                r#"[{"StorageSource": "IPFS", "CID": "Qm", "Path": "/inputs"}]"#,
+                "\"Qm\" is not a CID",
+            ),
+            (
+                &format!(r#"[{{"StorageSource": "IPFS", "CID": "{cid}", "Path": "../x"}}]"#),
+                "must be absolute and plain",
+            ),
+            (
+                &format!(
+                    r#"[{{"StorageSource": "IPFS", "CID": "{cid}", "Path": "/a"}},
+                        {{"StorageSource": "IPFS", "CID": "{cid}", "Path": "/a/"}}]"#
+                ),
+                "two inputs are mounted at",
+            ),
+            (
+                &format!(r#"[{{"StorageSource": "IPFS", "CID": "{cid}", "Path": "/outputs"}}]"#),
+                "is also an output path",
+            ),
+        ] {
+            let message = with_inputs(inputs).unwrap_err().to_string();
+            assert!(message.contains(error), "{message}");
+        }
         let wasm = job(
             r#"{"machine": {}, "job": {"Spec": {"EngineSpec": {"Type": "wasm",
             "Params": {}}}}}"#,

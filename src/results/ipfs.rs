@@ -105,8 +105,26 @@ impl Ipfs {
 
     /// The bytes of the file `cid`, at most `limit` of them.
     pub async fn cat(&self, cid: &str, limit: usize) -> Result<Vec<u8>, IpfsError> {
+        self.read_capped(self.client.cat(cid), cid, limit).await
+    }
+
+    /// `cid` (a file or a directory) as the tar `ipfs get` makes: one top entry named after
+    /// the CID. At most `limit` bytes.
+    pub async fn get_tar(&self, cid: &str, limit: usize) -> Result<Vec<u8>, IpfsError> {
+        self.read_capped(self.client.get(cid), cid, limit).await
+    }
+
+    async fn read_capped<S, E>(
+        &self,
+        mut stream: S,
+        cid: &str,
+        limit: usize,
+    ) -> Result<Vec<u8>, IpfsError>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
         let read = async {
-            let mut stream = self.client.cat(cid);
             let mut bytes = Vec::new();
             while let Some(chunk) = stream
                 .try_next()

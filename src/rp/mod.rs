@@ -281,6 +281,23 @@ impl<E: Executor> Rp<E> {
                     _ => Ok(()),
                 }),
         };
+        // A job that reads IPFS inputs this engine cannot fetch would fail after we agreed.
+        let decision = match decision {
+            Ok(()) if !self.executor.fetches_ipfs_inputs() => {
+                match crate::module::resolve_offer(&deal.job_offer, &self.settings.module_cache)
+                    .await
+                {
+                    Ok(spec) if !spec.inputs.is_empty() => Err(format!(
+                        "deal {}: its job reads {} IPFS input(s) and this node cannot fetch them (set IPFS_CONNECT, or give Bacalhau's compute nodes an IPFS endpoint)",
+                        deal.id,
+                        spec.inputs.len()
+                    )),
+                    // Other problems with the module are the job's: its results will say so.
+                    _ => Ok(()),
+                }
+            }
+            other => other,
+        };
         let stage = match &decision {
             Ok(()) => {
                 tracing::info!(deal_id = %deal.id, "deal matches our offer; agreeing");
