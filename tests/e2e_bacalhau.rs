@@ -88,7 +88,7 @@ async fn start_bacalhau_rp(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bacalhau_rp_is_paid_its_results_travel_by_ipfs_and_a_docker_mediator_agrees() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start(&dir.path().join("registry"));
+    let mut registry = Registry::start(&dir.path().join("registry"));
     registry.push("lilypad/cowsay:v0.0.1");
     let node = Bacalhau::start(&dir.path().join("bacalhau"), "2");
     let kubo = Kubo::start(&dir.path().join("kubo"));
@@ -233,7 +233,7 @@ async fn bacalhau_down_or_too_small_is_a_clear_error_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bacalhau_killed_mid_job_loses_nothing_and_an_ended_deal_stops_its_job() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start(&dir.path().join("registry"));
+    let mut registry = Registry::start(&dir.path().join("registry"));
     registry.push(bacalhau::busybox_image());
     let mut node = Bacalhau::start(&dir.path().join("bacalhau"), "2");
     let (network, settings) = network_without_an_rp(&dir.path().join("dev")).await;

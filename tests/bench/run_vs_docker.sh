@@ -18,6 +18,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 cleanup() {
     kill "${dev_pids[@]:-0}" "${bacalhau_pid:-0}" "${registry_pid:-0}" 2>/dev/null || true
     wait 2>/dev/null || true
+    [ -n "${pushed:-}" ] && docker rmi "$pushed" >/dev/null 2>&1
     rm -rf "$data"
 }
 trap cleanup EXIT
@@ -38,7 +39,9 @@ if [ "$BACALHAU" = 1 ]; then
     docker-registry serve "$bacalhau_data/registry.yml" >/dev/null 2>&1 &
     registry_pid=$!
     for _ in $(seq 1 100); do curl -sf "http://$registry/v2/" >/dev/null && break; sleep 0.1; done
-    docker tag "$IMAGE" "$registry/$IMAGE" && docker push -q "$registry/$IMAGE" >/dev/null && docker rmi "$registry/$IMAGE" >/dev/null
+    # (The tag stays until the end: an image keeps its registry digest only while it has one.)
+    docker tag "$IMAGE" "$registry/$IMAGE" && docker push -q "$registry/$IMAGE" >/dev/null
+    pushed="$registry/$IMAGE"
     api_port=$(free_port); nats_port=$(free_port); publisher_port=$(free_port)
     HOME="$bacalhau_data" "$tools/bacalhau" serve --orchestrator --compute --data-dir "$bacalhau_data/node" \
         -c API.Host=127.0.0.1 -c API.Port="$api_port" -c Orchestrator.Host=127.0.0.1 \

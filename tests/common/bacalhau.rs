@@ -49,6 +49,9 @@ pub fn docker(args: &[&str]) -> String {
 /// A registry on 127.0.0.1 (which the engine trusts without TLS), storing under a temp dir.
 pub struct Registry {
     pub address: String,
+    /// The tags pushed here; removed on drop (an image keeps its registry digest only while
+    /// a tag of that registry names it).
+    pushed: Vec<String>,
     child: std::process::Child,
 }
 
@@ -72,7 +75,11 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .expect("docker-registry (Debian package docker-registry; .ci/run installs it)");
-        let registry = Registry { address, child };
+        let registry = Registry {
+            address,
+            pushed: Vec::new(),
+            child,
+        };
         let url = format!("http://{}/v2/", registry.address);
         wait_until("the registry answers", Duration::from_secs(30), || {
             http_ok(&url)
@@ -82,16 +89,19 @@ impl Registry {
 
     /// Pushes the local `image` here, which gives it a registry digest, so Bacalhau runs
     /// it as it is (by its own name: no pull).
-    pub fn push(&self, image: &str) {
+    pub fn push(&mut self, image: &str) {
         let remote = format!("{}/{image}", self.address);
         docker(&["tag", image, &remote]);
         docker(&["push", &remote]);
-        docker(&["rmi", &remote]);
+        self.pushed.push(remote);
     }
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
+        for tag in &self.pushed {
+            let _ = Command::new("docker").args(["rmi", tag]).output();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
