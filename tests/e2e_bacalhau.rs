@@ -90,8 +90,11 @@ async fn a_bacalhau_rp_is_paid_its_results_travel_by_ipfs_and_a_docker_mediator_
     let dir = tempfile::tempdir().unwrap();
     let mut registry = Registry::start(&dir.path().join("registry"));
     registry.push("lilypad/cowsay:v0.0.1");
-    let node = Bacalhau::start(&dir.path().join("bacalhau"), "2");
+    registry.push(bacalhau::busybox_image());
     let kubo = Kubo::start(&dir.path().join("kubo"));
+    // The compute node reads jobs' IPFS inputs from the same kubo.
+    let ipfs_endpoint = format!("InputSources.Types.IPFS.Endpoint={}", kubo.api);
+    let node = Bacalhau::start_with(&dir.path().join("bacalhau"), "2", &[&ipfs_endpoint]);
     let (network, settings) = network_without_an_rp(&dir.path().join("dev")).await;
     let rp = start_bacalhau_rp(&network, &settings, &node.api, Some(&kubo.api)).await;
     let chain = network.job_creator_chain().await.unwrap();
@@ -136,7 +139,7 @@ async fn a_bacalhau_rp_is_paid_its_results_travel_by_ipfs_and_a_docker_mediator_
     let before = after;
     let mut request = cowsay_request(&network, &dir.path().join("checked"), "checked");
     request.mediation_chance = 100;
-    let outcome = run_job(chain.clone(), client, request)
+    let outcome = run_job(chain.clone(), client.clone(), request)
         .await
         .expect("the checked job ends");
     assert_eq!(outcome.state, DealState::MediationAccepted);
@@ -148,6 +151,22 @@ async fn a_bacalhau_rp_is_paid_its_results_travel_by_ipfs_and_a_docker_mediator_
         vec![-(cost + fee), cost, fee, 0, 0]
     );
     assert_eq!(after[4], U256::zero(), "escrow holds nothing");
+
+    // A module with IPFS inputs: Bacalhau's compute node fetches them and mounts them.
+    let (module, expected) = common::kubo::reader_module(&kubo, &dir.path().join("reader"));
+    let mut request = cowsay_request(&network, &dir.path().join("reader-job"), "");
+    request.module = module;
+    request.inputs.clear();
+    let outcome = run_job(chain.clone(), client.clone(), request)
+        .await
+        .expect("the job with inputs completes on Bacalhau");
+    assert_eq!(outcome.state, DealState::ResultsAccepted);
+    let results = outcome.results.expect("results");
+    assert_eq!(results.stdout, expected);
+    assert_eq!(
+        std::fs::read_to_string(results.dir.join("outputs/greeting")).unwrap(),
+        "hello from ipfs\n"
+    );
     rp.cancel();
     network.stop().await;
 }

@@ -120,7 +120,7 @@ async fn results_travel_through_ipfs_and_the_relay_covers_a_dead_node() {
 }
 
 /// A module whose job reads two IPFS inputs (a file and a directory, added to kubo by the
-/// test): the RP fetches them into the container, read-only, where the module asks; a
+/// test): the RP fetches them into the container where the module asks; a
 /// mediator re-runs the job with the same inputs and agrees. An engine without IPFS refuses
 /// such a job with a clear error, and an RP without IPFS refuses its deal before agreeing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -130,29 +130,7 @@ async fn a_module_reads_its_ipfs_inputs_and_without_ipfs_it_is_refused() {
 
     let dir = tempfile::tempdir().unwrap();
     let kubo = Kubo::start(&dir.path().join("kubo"));
-    let file = dir.path().join("greeting.txt");
-    std::fs::write(&file, "hello from ipfs\n").unwrap();
-    let file_cid = kubo.run(&["add", "-Q", file.to_str().unwrap()]);
-    let tree = dir.path().join("tree");
-    std::fs::create_dir_all(tree.join("sub")).unwrap();
-    std::fs::write(tree.join("a.txt"), "A").unwrap();
-    std::fs::write(tree.join("sub/b.txt"), "B").unwrap();
-    let tree_cid = kubo.run(&["add", "-r", "-Q", tree.to_str().unwrap()]);
-
-    let script = "cat /inputs/greeting; cat /data/a.txt /data/sub/b.txt; echo; \
-                  cp /inputs/greeting /outputs/; touch /data/x 2>/dev/null || echo read-only";
-    let module_dir = dir.path().join("reader");
-    common::bacalhau::shell_module(&module_dir, script, 60);
-    // The same module, with its two inputs.
-    let template_path = module_dir.join("lilypad_module.json.tmpl");
-    let mut template: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&template_path).unwrap()).unwrap();
-    template["job"]["Spec"]["Inputs"] = serde_json::json!([
-        {"StorageSource": "IPFS", "CID": file_cid, "Path": "/inputs/greeting"},
-        {"StorageSource": "IPFS", "CID": tree_cid, "Path": "/data"},
-    ]);
-    std::fs::write(&template_path, template.to_string()).unwrap();
-    let module = module_dir.display().to_string();
+    let (module, expected) = kubo::reader_module(&kubo, &dir.path().join("reader"));
 
     let options = common::options_with(
         &dir.path().join("dev"),
@@ -173,7 +151,7 @@ async fn a_module_reads_its_ipfs_inputs_and_without_ipfs_it_is_refused() {
         .expect("the job ends");
     assert_eq!(outcome.state, DealState::MediationAccepted, "{outcome:?}");
     let results = outcome.results.expect("results");
-    assert_eq!(results.stdout, "hello from ipfs\nAB\nread-only\n");
+    assert_eq!(results.stdout, expected);
     assert_eq!(
         std::fs::read_to_string(results.dir.join("outputs/greeting")).unwrap(),
         "hello from ipfs\n"

@@ -841,6 +841,76 @@ mod tests {
         assert!(read_results(&spec(), b"not gzip", &outputs).is_err());
     }
 
+    /// An executor that saw these nodes (as `/api/v1/orchestrator/nodes` lists them).
+    fn seeing(nodes: serde_json::Value) -> BacalhauExecutor {
+        let nodes: Nodes = serde_json::from_value(nodes).unwrap();
+        BacalhauExecutor {
+            http: reqwest::Client::new(),
+            api: DEFAULT_API.into(),
+            allow_network: false,
+            version: "v1.9.3".into(),
+            nodes: nodes
+                .nodes
+                .into_iter()
+                .map(|node| {
+                    let compute = node.info.compute_node_info.unwrap();
+                    ComputeNode {
+                        id: node.info.node_id,
+                        capacity: compute.max_capacity,
+                        storage_sources: compute.storage_sources,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_offer_is_checked_against_the_largest_node_and_its_gpus() {
+        let gpu = |index: u64, memory: u64| {
+            json!({"Index": index, "Name": "NVIDIA H100", "Vendor": "NVIDIA", "Memory": memory,
+                   "PCIAddress": format!("0000:0{index}:00.0")})
+        };
+        let executor = seeing(json!({"Nodes": [
+            {"Info": {"NodeID": "n-small", "NodeType": "Compute", "ComputeNodeInfo": {
+                "ExecutionEngines": ["docker"], "StorageSources": ["urldownload"],
+                "MaxCapacity": {"CPU": 1.6, "Memory": 4294967296u64, "Disk": 10737418240u64}}},
+             "Connection": "CONNECTED"},
+            {"Info": {"NodeID": "n-gpu", "NodeType": "Compute", "ComputeNodeInfo": {
+                "ExecutionEngines": ["docker"], "StorageSources": ["ipfs"],
+                "MaxCapacity": {"CPU": 8.0, "Memory": 68719476736u64, "Disk": 107374182400u64,
+                                "GPU": 2, "GPUs": [gpu(0, 81559), gpu(1, 81559)]}}},
+             "Connection": "CONNECTED"}
+        ]}));
+        let slot = |cpu, ram, gpu| MachineSpec {
+            cpu,
+            ram,
+            gpu,
+            vram: 0,
+            disk: 1024,
+        };
+        assert!(executor.check_capacity(&slot(1600, 4096, 0)).is_ok());
+        assert!(executor.check_capacity(&slot(8000, 65536, 2)).is_ok());
+        let error = executor
+            .check_capacity(&slot(8000, 65536, 3))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("no compute node is that large") && error.contains("n-gpu: 8000 m CPU"),
+            "{error}"
+        );
+        // The GPUs a slot can use are the largest node's; an offer is checked against them.
+        let gpus = executor.gpus().unwrap().unwrap();
+        assert_eq!(gpus.len(), 2);
+        assert_eq!((gpus[1].index, gpus[1].memory_mib), (1, 81559));
+        assert_eq!(gpus[1].uuid, "0000:01:00.0");
+        let offer = slot(4000, 8192, 1);
+        let fitted = crate::executor::gpus::offer_on_host(&offer, 2, Some(&Ok(gpus.clone())))
+            .expect("two slots of one GPU fit on two cards");
+        assert_eq!(fitted.vram, 81559);
+        assert!(crate::executor::gpus::offer_on_host(&offer, 3, Some(&Ok(gpus))).is_err());
+        assert!(executor.fetches_ipfs_inputs(), "n-gpu reads IPFS");
+    }
+
     #[test]
     fn versions_and_addresses() {
         assert!(supported("1", "9"));

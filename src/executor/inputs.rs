@@ -1,7 +1,9 @@
 //! A job's IPFS inputs on the Docker engine: each is fetched from the RP's IPFS daemon
 //! (`IPFS_CONNECT`) before the job starts, unpacked (with the results' path and size checks)
-//! into a staging directory of its own, outside the job's results, and bind-mounted read-only
-//! where the module asks. The staging directory is removed when the run ends.
+//! into a staging directory of its own, outside the job's results, and bind-mounted where the
+//! module asks. The mount is writable, as Bacalhau mounts IPFS inputs, so a job behaves the
+//! same on either engine; the staging directory, and whatever the job wrote there, is removed
+//! when the run ends.
 
 use std::path::PathBuf;
 
@@ -16,7 +18,7 @@ pub const MAX_INPUT_BYTES: u64 = 1024 * 1024 * 1024;
 /// Inputs fetched for one run; removed when dropped.
 pub struct Staged {
     dir: Option<PathBuf>,
-    /// `HOST:CONTAINER:ro` bind specs, one per input.
+    /// `HOST:CONTAINER:rw` bind specs, one per input.
     pub binds: Vec<String>,
 }
 
@@ -80,7 +82,7 @@ pub async fn stage(ipfs: Option<&Ipfs>, inputs: &[Input]) -> Result<Staged, Exec
         }
         staged
             .binds
-            .push(format!("{}:{}:ro", host.display(), input.path));
+            .push(format!("{}:{}:rw", host.display(), input.path));
     }
     Ok(staged)
 }

@@ -106,8 +106,8 @@ pub struct JobSpec {
     pub compare: Vec<String>,
 }
 
-/// An IPFS `Input` of a job: the content `cid` names (a file or a directory), mounted
-/// read-only at `path` in the container.
+/// An IPFS `Input` of a job: the content `cid` names (a file or a directory), mounted at
+/// `path` in the container (a copy for this run: what the job writes there is discarded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Input {
     pub cid: String,

@@ -118,6 +118,8 @@ pub struct Bacalhau {
     dir: PathBuf,
     ports: (u16, u16, u16),
     cpu: String,
+    /// More `-c KEY=VALUE` settings.
+    extra: Vec<String>,
     /// The compute node's id (its containers are labelled with it).
     node_id: String,
     child: Option<std::process::Child>,
@@ -126,12 +128,18 @@ pub struct Bacalhau {
 impl Bacalhau {
     /// Starts a node allocating `cpu` (e.g. "2") to jobs.
     pub fn start(dir: &Path, cpu: &str) -> Bacalhau {
+        Bacalhau::start_with(dir, cpu, &[])
+    }
+
+    /// The same, with more settings (`KEY=VALUE`, as `bacalhau serve -c` takes them).
+    pub fn start_with(dir: &Path, cpu: &str, extra: &[&str]) -> Bacalhau {
         std::fs::create_dir_all(dir).unwrap();
         let mut node = Bacalhau {
             api: String::new(),
             dir: dir.to_path_buf(),
             ports: (free_port(), free_port(), free_port()),
             cpu: cpu.to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             node_id: String::new(),
             child: None,
         };
@@ -162,7 +170,7 @@ impl Bacalhau {
         command
             .args(["serve", "--orchestrator", "--compute", "--data-dir"])
             .arg(self.dir.join("data"));
-        for setting in &settings {
+        for setting in settings.iter().chain(&self.extra) {
             command.args(["-c", setting]);
         }
         let log = std::fs::File::create(self.dir.join("bacalhau.log")).unwrap();

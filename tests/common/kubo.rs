@@ -109,3 +109,31 @@ impl Drop for Kubo {
         let _ = self.child.wait();
     }
 }
+
+/// A module whose job reads two IPFS inputs that it adds to `kubo` (a file at
+/// /inputs/greeting, a directory at /data), prints them, copies the file to its outputs and
+/// writes to the directory (a per-run copy on both engines); returns (the module, in `dir`; the stdout it should print).
+pub fn reader_module(kubo: &Kubo, dir: &Path) -> (String, &'static str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join("greeting.txt");
+    std::fs::write(&file, "hello from ipfs\n").unwrap();
+    let file_cid = kubo.run(&["add", "-Q", file.to_str().unwrap()]);
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("a.txt"), "A").unwrap();
+    std::fs::write(tree.join("sub/b.txt"), "B").unwrap();
+    let tree_cid = kubo.run(&["add", "-r", "-Q", tree.to_str().unwrap()]);
+    let script = "cat /inputs/greeting; cat /data/a.txt /data/sub/b.txt; echo; \
+                  cp /inputs/greeting /outputs/; touch /data/x && echo written";
+    let module_dir = dir.join("module");
+    let module = super::bacalhau::shell_module(&module_dir, script, 60);
+    let template_path = module_dir.join("lilypad_module.json.tmpl");
+    let mut template: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&template_path).unwrap()).unwrap();
+    template["job"]["Spec"]["Inputs"] = serde_json::json!([
+        {"StorageSource": "IPFS", "CID": file_cid, "Path": "/inputs/greeting"},
+        {"StorageSource": "IPFS", "CID": tree_cid, "Path": "/data"},
+    ]);
+    std::fs::write(&template_path, template.to_string()).unwrap();
+    (module, "hello from ipfs\nAB\nwritten\n")
+}
