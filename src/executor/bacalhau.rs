@@ -576,8 +576,12 @@ fn read_results(
         .map(|(name, _, place)| (name, outputs_dir.join(place)))
         .collect();
     let (mut stdout, mut stderr, mut exit_code) = (Vec::new(), Vec::new(), None);
-    let limits = crate::results::Limits::default();
-    crate::results::walk(&tar, limits, |path, data| {
+    let mut outputs_bytes = 0u64;
+    let limits = crate::results::Limits {
+        max_bytes: MAX_RESULTS_BYTES,
+        ..Default::default()
+    };
+    let walked = crate::results::walk(&tar, limits, |path, data| {
         let mut parts = path.components();
         let first = parts
             .next()
@@ -593,6 +597,12 @@ fn read_results(
             (name, data) => {
                 // Anything else is a result path's contents; what is not ours is dropped.
                 if let Some(place) = places.get(name) {
+                    outputs_bytes += data.map_or(0, |d| d.len() as u64);
+                    if outputs_bytes > super::docker::MAX_OUTPUTS_BYTES {
+                        return Err(crate::results::TarError::TooLarge(
+                            super::docker::MAX_OUTPUTS_BYTES,
+                        ));
+                    }
                     let destination = place.join(rest);
                     match data {
                         None => std::fs::create_dir_all(&destination)?,
@@ -607,8 +617,18 @@ fn read_results(
             }
         }
         Ok(())
-    })
-    .map_err(|e| fail(e.to_string()))?;
+    });
+    match walked {
+        Ok(()) => {}
+        // Too much output is the job's doing, as on Docker: stopped there, dropped here.
+        Err(crate::results::TarError::TooLarge(_)) => {
+            super::docker::empty_dir(outputs_dir);
+            return Err(ExecutorError::OutputsTooLarge(
+                super::docker::MAX_OUTPUTS_BYTES,
+            ));
+        }
+        Err(error) => return Err(fail(error.to_string())),
+    }
     let exit_code = exit_code.ok_or_else(|| fail("they have no exitCode".into()))?;
     Ok(RunOutput {
         stdout,

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::{Executor, ExecutorError};
+use super::Executor;
 use crate::data::{Deal, MachineSpec};
 
 /// How a deal's job went.
@@ -57,7 +57,7 @@ pub async fn run_deal_job<E: Executor>(
                 .run(&spec, &results.join("outputs"), spec.machine.gpu)
                 .await;
             run.map_err(|error| {
-                if !matches!(error, ExecutorError::Timeout(_)) {
+                if !error.is_the_jobs() {
                     engine_failure = Some(error.to_string());
                 }
                 error.to_string()

@@ -26,6 +26,13 @@ use crate::results::ipfs::Ipfs;
 /// Most bytes of stdout (and of stderr) kept from a job.
 pub const MAX_LOG_BYTES: usize = 1024 * 1024;
 
+/// Most bytes a job may write to its outputs (all output paths together): what a results tar
+/// may hold, less room for stdout and stderr. A job writing more is stopped.
+pub const MAX_OUTPUTS_BYTES: u64 = 200 * 1024 * 1024;
+
+/// How often the size of a running job's outputs is measured.
+const OUTPUTS_CHECK: Duration = Duration::from_millis(250);
+
 /// Runs jobs on the local Docker engine.
 #[derive(Clone)]
 pub struct DockerExecutor {
@@ -129,29 +136,41 @@ impl DockerExecutor {
         }
     }
 
+    /// The job's stdout and stderr, each cut at [`MAX_LOG_BYTES`]. Each stream is read on its
+    /// own and only up to the cap, so a job that printed gigabytes costs no more to read.
     async fn collect_logs(&self, id: &str) -> Result<(Vec<u8>, Vec<u8>), ExecutorError> {
+        Ok((
+            self.read_log(id, true).await?,
+            self.read_log(id, false).await?,
+        ))
+    }
+
+    async fn read_log(&self, id: &str, stdout: bool) -> Result<Vec<u8>, ExecutorError> {
         let options = LogsOptions {
-            stdout: true,
-            stderr: true,
+            stdout,
+            stderr: !stdout,
             follow: false,
             ..Default::default()
         };
         let mut logs = self.docker.logs(id, Some(options));
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let mut kept = Vec::new();
         while let Some(chunk) = logs.next().await {
             let chunk = chunk.map_err(|e| ExecutorError::Engine {
                 what: "read the job's output".into(),
                 message: e.to_string(),
             })?;
-            let (target, bytes) = match chunk {
-                bollard::container::LogOutput::StdOut { message } => (&mut stdout, message),
-                bollard::container::LogOutput::StdErr { message } => (&mut stderr, message),
+            let bytes = match chunk {
+                bollard::container::LogOutput::StdOut { message } if stdout => message,
+                bollard::container::LogOutput::StdErr { message } if !stdout => message,
                 _ => continue,
             };
-            let room = MAX_LOG_BYTES.saturating_sub(target.len());
-            target.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            let room = MAX_LOG_BYTES.saturating_sub(kept.len());
+            kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            if kept.len() >= MAX_LOG_BYTES {
+                break;
+            }
         }
-        Ok((stdout, stderr))
+        Ok(kept)
     }
 
     async fn wait(&self, id: &str) -> Result<i64, ExecutorError> {
@@ -261,19 +280,31 @@ impl Executor for DockerExecutor {
                     what: "start the job".into(),
                     message: e.to_string(),
                 })?;
-            let exit_code =
-                match tokio::time::timeout(Duration::from_secs(job.timeout_secs), self.wait(&id))
-                    .await
-                {
-                    Ok(code) => code?,
-                    Err(_) => {
-                        let _ = self
-                            .docker
-                            .kill_container(&id, None::<KillContainerOptions>)
-                            .await;
-                        return Err(ExecutorError::Timeout(job.timeout_secs));
-                    }
-                };
+            let waited = tokio::select! {
+                waited = tokio::time::timeout(Duration::from_secs(job.timeout_secs), self.wait(&id)) => waited,
+                () = outputs_exceed(&outputs_dir, MAX_OUTPUTS_BYTES) => {
+                    let _ = self
+                        .docker
+                        .kill_container(&id, None::<KillContainerOptions>)
+                        .await;
+                    empty_dir(&outputs_dir);
+                    return Err(ExecutorError::OutputsTooLarge(MAX_OUTPUTS_BYTES));
+                }
+            };
+            let exit_code = match waited {
+                Ok(code) => code?,
+                Err(_) => {
+                    let _ = self
+                        .docker
+                        .kill_container(&id, None::<KillContainerOptions>)
+                        .await;
+                    return Err(ExecutorError::Timeout(job.timeout_secs));
+                }
+            };
+            if size_of(&outputs_dir) > MAX_OUTPUTS_BYTES {
+                empty_dir(&outputs_dir);
+                return Err(ExecutorError::OutputsTooLarge(MAX_OUTPUTS_BYTES));
+            }
             let (stdout, stderr) = self.collect_logs(&id).await?;
             Ok(RunOutput {
                 stdout,
@@ -298,6 +329,53 @@ impl Executor for DockerExecutor {
             Ok(pool) => Ok(pool.gpus().to_vec()),
             Err(error) => Err(error.clone()),
         })
+    }
+}
+
+/// Returns once the files under `dir` hold more than `limit` bytes (measured every
+/// [`OUTPUTS_CHECK`]); never, otherwise.
+async fn outputs_exceed(dir: &Path, limit: u64) {
+    loop {
+        tokio::time::sleep(OUTPUTS_CHECK).await;
+        let dir = dir.to_path_buf();
+        let size = tokio::task::spawn_blocking(move || size_of(&dir))
+            .await
+            .unwrap_or(0);
+        if size > limit {
+            return;
+        }
+    }
+}
+
+/// The bytes of the regular files under `dir` (links are not followed).
+fn size_of(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => size_of(&entry.path()),
+            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Removes everything under `dir`, keeping `dir`.
+pub(super) fn empty_dir(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let removed = if entry.file_type().is_ok_and(|k| k.is_dir()) {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if let Err(error) = removed {
+                tracing::warn!(path = %path.display(), %error, "could not remove a job's output");
+            }
+        }
     }
 }
 

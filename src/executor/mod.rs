@@ -39,6 +39,11 @@ pub enum ExecutorError {
     Image { image: String, message: String },
     #[error("job exceeded its {0} s timeout and was killed")]
     Timeout(u64),
+    /// The job wrote more than the outputs cap: stopped, its outputs dropped.
+    #[error(
+        "job wrote more than {0} bytes to its outputs and was stopped; its outputs were dropped"
+    )]
+    OutputsTooLarge(u64),
     #[error("{what}: {message}")]
     Engine { what: String, message: String },
     #[error("cannot prepare {path}: {source}")]
@@ -48,6 +53,17 @@ pub enum ExecutorError {
     },
     #[error("unknown executor {0:?}: choose docker, bacalhau or noop (EXECUTOR, --executor)")]
     Unknown(String),
+}
+
+impl ExecutorError {
+    /// Whether the job itself caused this (it ran too long, wrote too much): its results say
+    /// so and are submitted. Any other error is the engine's, and nothing is submitted.
+    pub fn is_the_jobs(&self) -> bool {
+        matches!(
+            self,
+            ExecutorError::Timeout(_) | ExecutorError::OutputsTooLarge(_)
+        )
+    }
 }
 
 /// Runs jobs.
