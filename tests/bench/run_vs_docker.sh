@@ -60,7 +60,7 @@ if [ "$BACALHAU" = 1 ]; then
 fi
 
 run() { DATA_DIR="$data/$1" "$LILYPAD" run -q cowsay:v0.0.1 -i Message="$2" >/dev/null 2>>"$log"; }
-ms_of() { local start end; start=$(now); "$@"; end=$(now); echo $(( (end - start) / 1000000 )); }
+ms_of() { local start end; start=$(now); "$@" >/dev/null; end=$(now); echo $(( (end - start) / 1000000 )); }
 
 # One warm-up of each (first container start, first connections).
 docker run --rm --network none "$IMAGE" warmup >/dev/null
