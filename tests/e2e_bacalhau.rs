@@ -13,8 +13,7 @@ use std::time::Duration;
 use common::bacalhau::{self, Bacalhau, Registry};
 use common::kubo::Kubo;
 use common::*;
-use ethers::signers::Signer;
-use ethers::types::{Address, U256};
+use ethers::types::U256;
 use lilypad::client::SolverClient;
 use lilypad::config::Settings;
 use lilypad::data::DealState;
@@ -25,16 +24,6 @@ use tokio_util::sync::CancellationToken;
 
 const COST: u128 = 3 * LP;
 const M: u128 = LP;
-
-fn parties(network: &DevNetwork) -> [Address; 5] {
-    [
-        network.keys.job_creator.address(),
-        network.keys.resource_provider.address(),
-        network.keys.mediator.address(),
-        network.keys.deployer.address(),
-        network.deployment.payments,
-    ]
-}
 
 /// A dev network whose mediator runs on Docker and which has no RP of its own; returns it
 /// with its settings (the tests start a Bacalhau RP from them).
@@ -171,13 +160,6 @@ async fn a_bacalhau_rp_is_paid_its_results_travel_by_ipfs_and_a_docker_mediator_
     network.stop().await;
 }
 
-fn row<'a>(table: &'a str, check: &str) -> &'a str {
-    table
-        .lines()
-        .find(|line| line.split_whitespace().next() == Some(check))
-        .unwrap_or_else(|| panic!("no {check} row in\n{table}"))
-}
-
 /// `lilypad rp --preflight` on Bacalhau at `api` with `extra` settings: (passed, stdout).
 async fn preflight(
     network: &DevNetwork,
@@ -187,15 +169,8 @@ async fn preflight(
 ) -> (bool, String) {
     let mut env = vec![("EXECUTOR", "bacalhau"), ("BACALHAU_API_HOST", api)];
     env.extend_from_slice(extra);
-    let output = rp_command(network, dir, &env)
-        .arg("--preflight")
-        .output()
-        .await
-        .expect("lilypad rp starts");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    let (passed, table, _) = preflight_output(rp_command(network, dir, &env)).await;
+    (passed, table)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

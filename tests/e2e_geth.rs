@@ -6,8 +6,7 @@ mod common;
 
 use common::*;
 use ethers::providers::Middleware;
-use ethers::signers::Signer;
-use ethers::types::{Address, U256};
+use ethers::types::U256;
 use lilypad::client::SolverClient;
 use lilypad::data::DealState;
 use lilypad::dev::{DevChain, DevNetwork, DevRoles};
@@ -23,16 +22,6 @@ async fn geth_network(dir: &std::path::Path) -> DevNetwork {
     DevNetwork::start(options)
         .await
         .expect("the dev network starts on geth (needs `make tools`)")
-}
-
-fn parties(network: &DevNetwork) -> [Address; 5] {
-    [
-        network.keys.job_creator.address(),
-        network.keys.resource_provider.address(),
-        network.keys.mediator.address(),
-        network.keys.deployer.address(),
-        network.deployment.payments,
-    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::row;
 use ethers::signers::Signer;
 use lilypad::client::SolverClient;
 use lilypad::dev::{DevNetwork, DevRoles};
@@ -58,23 +59,7 @@ async fn preflight(
     nvidia_smi: &Path,
     env: &[(&str, &str)],
 ) -> (bool, String, String) {
-    let output = rp_command(network, dir, nvidia_smi, env)
-        .arg("--preflight")
-        .output()
-        .await
-        .expect("lilypad rp starts");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn row<'a>(table: &'a str, check: &str) -> &'a str {
-    table
-        .lines()
-        .find(|line| line.split_whitespace().next() == Some(check))
-        .unwrap_or_else(|| panic!("no {check} row in\n{table}"))
+    common::preflight_output(rp_command(network, dir, nvidia_smi, env)).await
 }
 
 /// A dev network without its own resource provider: the test runs `lilypad rp` processes.

@@ -654,10 +654,7 @@ impl Executor for BacalhauExecutor {
                 message: "no compute node can read IPFS (start them with -c InputSources.Types.IPFS.Endpoint=<kubo's API multiaddr>)".into(),
             });
         }
-        std::fs::create_dir_all(outputs_dir).map_err(|source| ExecutorError::Io {
-            path: outputs_dir.display().to_string(),
-            source,
-        })?;
+        super::create_dir(outputs_dir)?;
         let name = format!("lilypad-{}", crate::data::offers::new_nonce());
         let request = job_request(job, &name, gpus, job.network && self.allow_network);
         let job_id = self.submit(&request).await?;

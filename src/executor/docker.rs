@@ -219,10 +219,7 @@ impl Executor for DockerExecutor {
             }
         };
         let gpu_ids = lease.as_ref().map(|l| l.uuids()).unwrap_or_default();
-        std::fs::create_dir_all(outputs_dir).map_err(|source| ExecutorError::Io {
-            path: outputs_dir.display().to_string(),
-            source,
-        })?;
+        super::create_dir(outputs_dir)?;
         let outputs_dir = outputs_dir
             .canonicalize()
             .map_err(|source| ExecutorError::Io {

@@ -55,10 +55,7 @@ pub async fn stage(ipfs: Option<&Ipfs>, inputs: &[Input]) -> Result<Staged, Exec
         "lilypad-inputs-{}",
         crate::data::offers::new_nonce()
     ));
-    std::fs::create_dir_all(&dir).map_err(|source| ExecutorError::Io {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    super::create_dir(&dir)?;
     staged.dir = Some(dir.clone());
     let limits = Limits {
         max_bytes: MAX_INPUT_BYTES,

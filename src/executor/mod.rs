@@ -55,6 +55,14 @@ pub enum ExecutorError {
     Unknown(String),
 }
 
+/// Creates `dir` (and its parents) for a job, or says which path could not be made.
+fn create_dir(dir: &Path) -> Result<(), ExecutorError> {
+    std::fs::create_dir_all(dir).map_err(|source| ExecutorError::Io {
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
 impl ExecutorError {
     /// Whether the job itself caused this (it ran too long, wrote too much): its results say
     /// so and are submitted. Any other error is the engine's, and nothing is submitted.

@@ -24,10 +24,7 @@ impl Executor for NoopExecutor {
         outputs_dir: &Path,
         gpus: u64,
     ) -> Result<RunOutput, ExecutorError> {
-        std::fs::create_dir_all(outputs_dir).map_err(|source| ExecutorError::Io {
-            path: outputs_dir.display().to_string(),
-            source,
-        })?;
+        super::create_dir(outputs_dir)?;
         let network = if job.network && self.allow_network {
             "a network"
         } else {

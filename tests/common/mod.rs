@@ -178,6 +178,18 @@ pub fn signed_changes(before: &[U256], after: &[U256]) -> Vec<i128> {
         .collect()
 }
 
+/// The parties whose balances the money tests follow: job creator, resource provider,
+/// mediator, deployer (the treasury) and the Payments contract (escrow).
+pub fn parties(network: &DevNetwork) -> [Address; 5] {
+    [
+        network.keys.job_creator.address(),
+        network.keys.resource_provider.address(),
+        network.keys.mediator.address(),
+        network.keys.deployer.address(),
+        network.deployment.payments,
+    ]
+}
+
 /// Token balances of several addresses.
 pub async fn balances(chain: &lilypad::chain::Chain, who: &[Address]) -> Vec<U256> {
     let mut out = Vec::new();
@@ -389,4 +401,26 @@ pub fn rp_command(
         command.env(name, value);
     }
     command
+}
+
+/// Runs `lilypad rp --preflight` as `command` sets it up: (all passed, the table, stderr).
+pub async fn preflight_output(mut command: tokio::process::Command) -> (bool, String, String) {
+    let output = command
+        .arg("--preflight")
+        .output()
+        .await
+        .expect("lilypad rp starts");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The line of a preflight table for `check`.
+pub fn row<'a>(table: &'a str, check: &str) -> &'a str {
+    table
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(check))
+        .unwrap_or_else(|| panic!("no {check} row in\n{table}"))
 }
