@@ -90,5 +90,5 @@ demo: deps build images ## Build, then run the cowsay job end to end on an embed
 bench: deps build images tools-for-tests ## lilypad run (Docker RP and Bacalhau RP) vs a bare docker run of the same image, alternated; prints the ratios
 	tests/bench/run_vs_docker.sh
 
-bench-blocktime: deps build images tools-for-tests ## lilypad run on chains with a block every 1 and 2 s (anvil, geth) against its floor: 3 blocks + docker run
+bench-blocktime: deps build images tools-for-tests ## lilypad run on chains with a block every 1 and 2 s (anvil, geth) against its floor: 4 blocks + docker run
 	tests/bench/block_time.sh

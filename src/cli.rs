@@ -218,6 +218,15 @@ pub struct SolverArgs {
         default_value = "67108864"
     )]
     pub max_upload_bytes: u64,
+    /// Unmatched job offers one job creator may have open at once; more are refused with
+    /// 429 until some are matched or withdrawn (job offers cost nothing to post)
+    #[arg(
+        long,
+        env = "MAX_OPEN_JOB_OFFERS",
+        value_name = "N",
+        default_value = "50"
+    )]
+    pub max_open_job_offers: u32,
 }
 
 /// The solver's port.
@@ -359,14 +368,14 @@ pub struct OfferArgs {
     /// Let jobs that ask for network access have it
     #[arg(long, env = "ALLOW_NETWORK")]
     pub allow_network: bool,
-    /// Seconds a deal we agreed to may wait for the job creator's agreement before its slot
-    /// is offered again (the deal still runs if it agrees later; otherwise its agree
-    /// timeout is claimed)
+    /// Seconds a new deal holds its slot waiting for the job creator, who agrees first,
+    /// before the slot is offered again (the deal still runs if it agrees later, up to the
+    /// deal's agree timeout; agreeing is automatic, so seconds are enough)
     #[arg(
         long,
         env = "OFFER_AGREE_WINDOW",
         value_name = "SECS",
-        default_value = "60"
+        default_value = "20"
     )]
     pub agree_window: u64,
     #[command(flatten)]

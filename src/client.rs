@@ -40,12 +40,13 @@ impl ClientError {
         }
     }
 
-    /// Whether trying again later may succeed: the solver was down or restarting, or failed
-    /// on its side. A refusal (4xx) or a malformed answer will not fix itself.
+    /// Whether trying again later may succeed: the solver was down or restarting, failed
+    /// on its side, or asked us to slow down (429). Any other refusal (4xx) or a malformed
+    /// answer will not fix itself.
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Unreachable { .. } => true,
-            ClientError::Refused { status, .. } => *status >= 500,
+            ClientError::Refused { status, .. } => *status >= 500 || *status == 429,
             ClientError::Malformed { .. } => false,
         }
     }

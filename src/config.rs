@@ -81,6 +81,8 @@ pub struct Settings {
     pub allow_local_modules: bool,
     pub poll_interval_ms: u64,
     pub max_upload_bytes: u64,
+    /// `solver`: unmatched job offers one job creator may have open at once.
+    pub max_open_job_offers: u32,
     /// The example client contract `run-cowsay-onchain` calls (WEB3_EXAMPLE_CLIENT_ADDRESS).
     pub web3_example_client_address: Option<String>,
     /// `jc`: seconds a requested job may wait for a resource provider before it fails.

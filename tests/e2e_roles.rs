@@ -303,15 +303,25 @@ async fn a_resource_provider_whose_stored_stage_is_corrupt_leaves_that_deal_alon
     let offer = job_offer(&network, "held back");
     client.post_job_offer(&offer).await.unwrap();
     let deal = wait_for_deal(&client, &format!("job_offer={}", offer.id)).await;
-    wait_on_chain(&jc_chain, &deal, "the RP's agreement", |a| {
-        a.resource_provider_agreed
-    })
-    .await;
+    // The RP took the deal up (it waits for the job creator to agree first).
+    let url = format!("sqlite://{}", dir.path().join("rp/rp.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut stage = None;
+    for _ in 0..100 {
+        stage = sqlx::query_scalar::<_, String>("SELECT stage FROM deals WHERE id = ?")
+            .bind(&deal.id)
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+        if stage.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stage.as_deref(), Some("accepted"));
     rp.abort();
 
     // The RP's record of the deal is damaged while it is down.
-    let url = format!("sqlite://{}", dir.path().join("rp/rp.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     sqlx::query("UPDATE deals SET stage = 'acepted' WHERE id = ?")
         .bind(&deal.id)
         .execute(&pool)
@@ -322,9 +332,10 @@ async fn a_resource_provider_whose_stored_stage_is_corrupt_leaves_that_deal_alon
     agree_as(&jc_chain, &deal, deposit).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // Read as "accepted" the RP would run the job and submit; it does neither.
+    // Read as "accepted" the RP would agree, run the job and submit; it does none of it.
     let agreement = jc_chain.agreement(key_of(&deal)).await.unwrap();
-    assert_eq!(agreement.state, DealState::DealAgreed.number());
+    assert!(agreement.job_creator_agreed && !agreement.resource_provider_agreed);
+    assert_eq!(agreement.state, DealState::DealNegotiating.number());
     assert!(!dir.path().join("rp/jobs").join(&deal.id).exists());
     let stage: String = sqlx::query_scalar("SELECT stage FROM deals WHERE id = ?")
         .bind(&deal.id)
@@ -371,18 +382,20 @@ async fn a_job_creator_that_goes_silent_does_not_keep_the_resource_providers_slo
     wait_for_state(&jc_chain, &deal, DealState::ResultsSubmitted).await;
     wait_for_a_free_offer(&network, &client, "after results were submitted").await;
 
-    // Another job creator's deal takes that offer; the RP agrees, the job creator never does.
-    // After the agree window the slot is offered again.
+    // Another job creator's deal takes that offer; the job creator never agrees, so the RP
+    // (which agrees second) never does either: nothing of its is locked. After the agree
+    // window the slot is offered again.
     let second = job_offer(&network, "agreed never");
     client.post_job_offer(&second).await.unwrap();
     let stalled = wait_for_deal(&client, &format!("job_offer={}", second.id)).await;
-    wait_on_chain(&jc_chain, &stalled, "the RP's agreement", |a| {
-        a.resource_provider_agreed
-    })
-    .await;
     wait_for_a_free_offer(&network, &client, "after the agree window").await;
+    let agreement = jc_chain.agreement(key_of(&stalled)).await.unwrap();
+    assert!(
+        !agreement.resource_provider_agreed && !agreement.job_creator_agreed,
+        "the RP waits for the job creator to agree first"
+    );
 
-    // If that job creator agrees after all, the job still runs.
+    // If that job creator agrees after all, the RP agrees and the job still runs.
     agree_as(
         &jc_chain,
         &stalled,
@@ -390,6 +403,62 @@ async fn a_job_creator_that_goes_silent_does_not_keep_the_resource_providers_slo
     )
     .await;
     wait_for_state(&jc_chain, &stalled, DealState::ResultsSubmitted).await;
+    network.stop().await;
+}
+
+/// An attacker posts 100 job offers (they cost nothing) and never agrees to a deal. The
+/// solver takes at most MAX_OPEN_JOB_OFFERS of them (429 for the rest), the RP agrees to
+/// none (the job creator agrees first), and an honest job creator arriving after them is
+/// served within a minute: the attacker's deal gives its slot back after the agree window
+/// (20 s by default) and the matcher serves the job creator with fewer deals negotiating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_attacker_flooding_job_offers_cannot_keep_an_honest_job_creator_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    // Default settings but the engine: one slot, a 20 s agree window, 50 open offers.
+    let network = start(options_with(dir.path(), DevRoles::default(), NOOP)).await;
+    let attacker = ethers::signers::LocalWallet::new(&mut rand::thread_rng());
+    let attacker_client = SolverClient::new(&network.solver.url, attacker.clone());
+    wait_for_a_free_offer(&network, &attacker_client, "at the start").await;
+    let mut taken = 0;
+    let mut refused = Vec::new();
+    for n in 0..100 {
+        let offer = job_offer_by(&network, &attacker, &format!("grief {n}"));
+        match attacker_client.post_job_offer(&offer).await {
+            Ok(_) => taken += 1,
+            Err(error) => refused.push(error),
+        }
+    }
+    // MAX_OPEN_JOB_OFFERS defaults to 50 unmatched offers; the first was matched at once.
+    assert_eq!(taken, 51);
+    assert_eq!(refused.len(), 49);
+    for error in &refused {
+        assert_eq!(error.status(), Some(429), "{error}");
+        assert!(error.to_string().contains("MAX_OPEN_JOB_OFFERS"), "{error}");
+    }
+    let query = format!("job_creator={:?}", attacker.address());
+    let grief = wait_for_deal(&attacker_client, &query).await;
+
+    // The honest job creator arrives with the only slot taken by the attacker's deal.
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        run(&network, cowsay_request(&network, dir.path(), "served")),
+    )
+    .await
+    .expect("the honest job is served within a minute")
+    .expect("the honest job completes");
+    assert_eq!(outcome.state, DealState::ResultsAccepted);
+    assert!(outcome.stdout().contains("served"), "{}", outcome.stdout());
+    eprintln!("honest job served in {} s", started.elapsed().as_secs());
+
+    // The RP agreed to none of the attacker's deals: it paid in nothing for them.
+    let chain = network.job_creator_chain().await.unwrap();
+    let deals = attacker_client.deals(&query).await.unwrap();
+    assert!(deals.iter().any(|record| record.deal.id == grief.id));
+    for record in &deals {
+        let agreement = chain.agreement(key_of(&record.deal)).await.unwrap();
+        assert!(!agreement.resource_provider_agreed, "{}", record.deal.id);
+    }
     network.stop().await;
 }
 

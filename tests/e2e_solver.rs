@@ -255,16 +255,22 @@ async fn the_rp_refuses_a_deal_whose_terms_differ_from_its_offer() {
         .await
         .unwrap();
 
-    // The RP sees the deal (it polls every 100 ms) and must never agree to it.
+    // The job creator agrees first, as it must; the RP sees the deal (it polls every
+    // 100 ms) and must never agree to it.
     let jc_chain = network.job_creator_chain().await.unwrap();
+    common::agree_as(
+        &jc_chain,
+        &tampered,
+        lilypad::chain::terms::job_creator_deposit(&tampered),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let exists = jc_chain.contracts.storage.exists(key).call().await.unwrap();
+    let agreement = jc_chain.agreement(key).await.unwrap();
+    assert!(agreement.job_creator_agreed);
     assert!(
-        !exists,
+        !agreement.resource_provider_agreed,
         "the RP agreed to a deal that differs from its offer"
     );
-    let agreement = jc_chain.agreement(key).await.unwrap();
-    assert!(!agreement.resource_provider_agreed);
     network.stop().await;
 }
 

@@ -14,11 +14,12 @@ use crate::db::{encode, Db, DbError};
 pub enum Stage {
     /// The deal does not match our offer; never agreed to.
     Refused,
-    /// Checked and accepted; agreeing on chain, then waiting for the job creator to agree.
+    /// Checked and accepted: waiting for the job creator to agree first (it pays in first),
+    /// then agreeing on chain and running the job.
     Accepted,
-    /// We agreed but the job creator did not within the agree window: its slot is offered
-    /// again. If the job creator agrees after all the job still runs; otherwise we call
-    /// timeoutAgree when it is due.
+    /// The job creator did not agree within the agree window: its slot is offered again. If
+    /// the job creator agrees after all, we agree and the job still runs; if it has not by
+    /// the deal's agree timeout, we give the deal up (we never paid anything in).
     Stalled,
     /// Results packed (`results_cid` set); uploading and submitting.
     Packed,
@@ -71,6 +72,7 @@ const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS offers (id TEXT PRIMARY KEY, json TEXT NOT NULL, deal_id TEXT, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS deals (id TEXT PRIMARY KEY, json TEXT NOT NULL, stage TEXT NOT NULL, results_cid TEXT,
     reason TEXT);
+CREATE TABLE IF NOT EXISTS deals_taken (id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
 "#;
 
 impl Ledger {
@@ -137,6 +139,12 @@ impl Ledger {
             .execute(&mut *tx)
             .await
             .map_err(sql)?;
+        sqlx::query("INSERT OR IGNORE INTO deals_taken (id, at_ms) VALUES (?, ?)")
+            .bind(&deal.id)
+            .bind(crate::data::offers::now_millis() as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql)?;
         if stage != Stage::Refused {
             sqlx::query("UPDATE offers SET deal_id = ? WHERE id = ? AND deal_id IS NULL")
                 .bind(&deal.id)
@@ -146,6 +154,25 @@ impl Ledger {
                 .map_err(sql)?;
         }
         tx.commit().await.map_err(sql)
+    }
+
+    /// When we first took up the deal (milliseconds since the epoch): the agree window and
+    /// the give-up point count from here. A deal recorded before this was kept counts from
+    /// `now`, its first look after the upgrade.
+    pub async fn taken_at(&self, deal_id: &str, now: u64) -> Result<u64, DbError> {
+        let sql = |e| self.db.sql(e);
+        sqlx::query("INSERT OR IGNORE INTO deals_taken (id, at_ms) VALUES (?, ?)")
+            .bind(deal_id)
+            .bind(now as i64)
+            .execute(self.db.pool())
+            .await
+            .map_err(sql)?;
+        let row = sqlx::query("SELECT at_ms FROM deals_taken WHERE id = ?")
+            .bind(deal_id)
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(sql)?;
+        Ok(row.get::<i64, _>(0).max(0) as u64)
     }
 
     pub async fn set_stage(

@@ -330,6 +330,21 @@ impl<E: Executor> Rp<E> {
             let agreement = self.chain.agreement(key).await?;
             let state = DealState::try_from(agreement.state)?;
             match state {
+                DealState::DealNegotiating
+                    if !agreement.job_creator_agreed && !agreement.resource_provider_agreed =>
+                {
+                    // The side that asked pays in first: until the job creator has agreed we
+                    // spend no gas and lock no collateral, so job offers that are never
+                    // agreed to cost their poster, not us.
+                    let waited = self.note_stall(&mut local).await?;
+                    if waited > deal.timeouts.agree {
+                        tracing::info!(deal_id = %deal.id, waited, "the job creator never agreed; giving the deal up (we paid nothing in)");
+                        self.ledger
+                            .set_stage(&deal.id, Stage::Finished, None)
+                            .await?;
+                    }
+                    return Ok(());
+                }
                 DealState::DealNegotiating if !agreement.resource_provider_agreed => {
                     self.chain
                         .ensure_allowance(deal.timeouts.submit_results_collateral.into())
@@ -404,18 +419,10 @@ impl<E: Executor> Rp<E> {
                             .await?;
                         local.stage = Stage::Submitted;
                     }
-                    if state == DealState::DealNegotiating && local.stage == Stage::Accepted {
-                        let waited_since = agreement.state_since;
-                        let window = self.settings.agree_window.as_secs();
-                        if deadlines::chain_now(&self.chain).await?
-                            > waited_since.saturating_add(window)
-                        {
-                            tracing::info!(deal_id = %deal.id, window, "the job creator has not agreed; offering the slot again");
-                            self.ledger
-                                .set_stage(&deal.id, Stage::Stalled, None)
-                                .await?;
-                            local.stage = Stage::Stalled;
-                        }
+                    if state == DealState::DealNegotiating {
+                        // We agreed before the job creator (a deal taken up before we
+                        // waited for it to agree first).
+                        self.note_stall(&mut local).await?;
                     }
                     if !self.call_due_timeout(&deal, &agreement).await? {
                         return Ok(());
@@ -423,6 +430,22 @@ impl<E: Executor> Rp<E> {
                 }
             }
         }
+    }
+
+    /// Seconds since we took up a deal the job creator has not agreed to; past the agree
+    /// window its slot is offered again (the deal becomes Stalled).
+    async fn note_stall(&self, local: &mut LocalDeal) -> anyhow::Result<u64> {
+        let now = now_millis();
+        let waited = now.saturating_sub(self.ledger.taken_at(&local.deal.id, now).await?) / 1000;
+        let window = self.settings.agree_window.as_secs();
+        if local.stage == Stage::Accepted && waited > window {
+            tracing::info!(deal_id = %local.deal.id, window, "the job creator has not agreed; offering the slot again");
+            self.ledger
+                .set_stage(&local.deal.id, Stage::Stalled, None)
+                .await?;
+            local.stage = Stage::Stalled;
+        }
+        Ok(waited)
     }
 
     fn job_dir(&self, deal: &Deal) -> PathBuf {

@@ -21,6 +21,9 @@ use crate::data::offers::now_millis;
 use crate::data::{Deal, DealState, JobOffer};
 use crate::results;
 
+/// How long to wait before posting again when the solver holds too many of our offers.
+const OPEN_OFFERS_WAIT: Duration = Duration::from_secs(2);
+
 /// What we know about our deal so far.
 #[derive(Default)]
 struct Tracking {
@@ -60,12 +63,22 @@ pub(super) async fn drive(
     // second would repeat the same signed request, which the solver refuses as a replay).
     match client.job_offer(&offer.id).await {
         Ok(_) => {}
-        Err(error) if error.status() == Some(404) => {
-            client
-                .post_job_offer(&offer)
-                .await
-                .context("the solver refused the job offer")?;
-        }
+        Err(error) if error.status() == Some(404) => loop {
+            match client.post_job_offer(&offer).await {
+                Ok(_) => break,
+                // Too many of our offers are open (other runs with this key): wait for a
+                // match or a withdrawal to make room, as long as we would wait for a match.
+                Err(error)
+                    if error.status() == Some(429)
+                        && now_millis().saturating_sub(offer.created_at)
+                            < request.timeout.as_millis() as u64 =>
+                {
+                    progress.step(&format!("{error}; waiting"));
+                    tokio::time::sleep(OPEN_OFFERS_WAIT).await;
+                }
+                Err(error) => return Err(error).context("the solver refused the job offer"),
+            }
+        },
         Err(error) => return Err(error.into()),
     }
     progress.step(&format!(

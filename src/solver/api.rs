@@ -26,13 +26,19 @@ fn respond<T: Serialize>(result: Result<T, SolverError>, ok: StatusCode) -> Resp
                 tracing::debug!(%error, "request refused");
             }
             let status = error.status();
-            warp::reply::with_status(
+            let mut response = warp::reply::with_status(
                 warp::reply::json(&ErrorBody {
                     error: error.to_string(),
                 }),
                 status,
             )
-            .into_response()
+            .into_response();
+            if let SolverError::TooMany { retry_after, .. } = error {
+                response
+                    .headers_mut()
+                    .insert(warp::http::header::RETRY_AFTER, retry_after.into());
+            }
+            response
         }
     }
 }

@@ -1,22 +1,50 @@
-//! The matcher: deterministic and without double-booking. Job offers are taken in
-//! (created_at, id) order; each gets the cheapest compatible resource offer by
+//! The matcher: deterministic and without double-booking. Job creators are served in turn,
+//! fewest deals still negotiating first (see [`match_offers`]); each job creator's offers
+//! in (created_at, id) order. Each job gets the cheapest compatible resource offer by
 //! (price, created_at, id), which then leaves the pool. Only each deal's mediator comes
-//! from `draw` (the solver passes random numbers; see [`Deal::propose`]). Resource offers are grouped by
-//! module allow-list key and kept sorted, so a pass is a walk over sorted candidates, not a
-//! database round trip per pair.
+//! from `draw` (the solver passes random numbers; see [`Deal::propose`]). A pass is a walk
+//! over sorted candidates, not a database round trip per pair.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+
+use ethers::types::Address;
 
 use crate::data::explanation::Explanation;
 use crate::data::{Deal, JobOffer, Mismatch, ResourceOffer};
 
-/// Matches `jobs` against `resources`; returns the deals in job order, each with the
-/// mediator `draw()` picks among those its two offers trust.
+/// Matches `jobs` against `resources`; returns the deals in the order they were made, each
+/// with the mediator `draw()` picks among those its two offers trust.
+///
+/// Fair share: the next job matched is the oldest of the job creator with the fewest deals
+/// still negotiating (`negotiating`, plus those made in this pass), so a job creator that
+/// floods the solver with offers it never agrees to is served after every other, and an
+/// honest one waits for at most one freed slot.
 pub fn match_offers(
     jobs: &[JobOffer],
     resources: &[ResourceOffer],
+    negotiating: &HashMap<Address, u64>,
     mut draw: impl FnMut() -> u64,
 ) -> Vec<Deal> {
-    let mut jobs: Vec<&JobOffer> = jobs.iter().collect();
-    jobs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let mut queues: BTreeMap<Address, Vec<&JobOffer>> = BTreeMap::new();
+    for job in jobs {
+        queues.entry(job.job_creator).or_default().push(job);
+    }
+    let mut queues: BTreeMap<Address, VecDeque<&JobOffer>> = queues
+        .into_iter()
+        .map(|(creator, mut offers)| {
+            offers.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            (creator, offers.into())
+        })
+        .collect();
+    // The turn order: (deals negotiating, the head offer's created_at and id, creator).
+    let mut turns = BinaryHeap::new();
+    for (creator, offers) in &queues {
+        if let Some(head) = offers.front() {
+            let count = negotiating.get(creator).copied().unwrap_or(0);
+            turns.push(Reverse((count, head.created_at, head.id.clone(), *creator)));
+        }
+    }
     let mut pool: Vec<&ResourceOffer> = resources.iter().collect();
     pool.sort_by(|a, b| {
         (a.pricing.instruction_price, a.created_at, &a.id).cmp(&(
@@ -26,8 +54,19 @@ pub fn match_offers(
         ))
     });
     let mut taken = vec![false; pool.len()];
+    let mut left = pool.len();
     let mut deals = Vec::new();
-    for job in jobs {
+    while let Some(Reverse((count, _, _, creator))) = turns.pop() {
+        if left == 0 {
+            break;
+        }
+        let Some(offers) = queues.get_mut(&creator) else {
+            continue;
+        };
+        let Some(job) = offers.pop_front() else {
+            continue;
+        };
+        let mut matched = false;
         // The pool is sorted by price: the first compatible untaken offer is the cheapest.
         for (index, resource) in pool.iter().enumerate() {
             if taken[index] {
@@ -38,9 +77,15 @@ pub fn match_offers(
             }
             if let Ok(deal) = Deal::propose(job, resource, draw()) {
                 taken[index] = true;
+                left -= 1;
                 deals.push(deal);
+                matched = true;
                 break;
             }
+        }
+        if let Some(next) = offers.front() {
+            let count = count + u64::from(matched);
+            turns.push(Reverse((count, next.created_at, next.id.clone(), creator)));
         }
     }
     deals
@@ -88,7 +133,7 @@ mod tests {
             resource(2, 3, 1000),
             resource(3, 1, 10),
         ];
-        let deals = match_offers(&jobs, &resources, || 0);
+        let deals = match_offers(&jobs, &resources, &HashMap::new(), || 0);
         assert_eq!(deals.len(), 2);
         // The older job (created_at 1) gets the cheapest offer that fits (price 3; price 1 is too small).
         assert_eq!(deals[0].job_offer.created_at, 1);
@@ -103,7 +148,7 @@ mod tests {
         let resources: Vec<_> = (0..20)
             .map(|n| resource(n, (n % 7) as u128 + 1, 1000))
             .collect();
-        let deals = match_offers(&jobs, &resources, || 0);
+        let deals = match_offers(&jobs, &resources, &HashMap::new(), || 0);
         assert_eq!(deals.len(), 20);
         let mut used: Vec<_> = deals.iter().map(|d| d.resource_offer.id.clone()).collect();
         used.sort();
@@ -114,9 +159,39 @@ mod tests {
         let mut reversed_resources = resources.clone();
         reversed_resources.reverse();
         assert_eq!(
-            match_offers(&reversed_jobs, &reversed_resources, || 0),
+            match_offers(&reversed_jobs, &reversed_resources, &HashMap::new(), || 0),
             deals
         );
+    }
+
+    #[test]
+    fn job_creators_take_turns_and_a_flooder_waits_behind_everyone_else() {
+        use crate::data::ContentAddressed;
+        use ethers::types::Address;
+        let by = |creator: u8, at: u64| {
+            let mut offer = job(at, 5, 500);
+            offer.job_creator = Address::repeat_byte(creator);
+            offer.seal()
+        };
+        // A flooder posted 100 offers before an honest job creator posted one.
+        let mut jobs: Vec<_> = (0..100).map(|n| by(0xaa, n)).collect();
+        jobs.push(by(0x11, 1000));
+        let one = vec![resource(1, 1, 1000)];
+        // The flooder has a deal it never agreed to: the one free slot goes to the other.
+        let flooder_waiting = HashMap::from([(Address::repeat_byte(0xaa), 1)]);
+        let deals = match_offers(&jobs, &one, &flooder_waiting, || 0);
+        assert_eq!(deals.len(), 1);
+        assert_eq!(deals[0].job_offer.job_creator, Address::repeat_byte(0x11));
+        // With no deal negotiating, creators alternate within one pass, oldest first.
+        let three: Vec<_> = (1..=3).map(|n| resource(n, 1, 1000)).collect();
+        let deals = match_offers(&jobs, &three, &HashMap::new(), || 0);
+        let creators: Vec<u8> = deals
+            .iter()
+            .map(|deal| deal.job_offer.job_creator.0[0])
+            .collect();
+        assert_eq!(creators, vec![0xaa, 0x11, 0xaa]);
+        assert_eq!(deals[0].job_offer.created_at, 0);
+        assert_eq!(deals[2].job_offer.created_at, 1);
     }
 
     #[test]
@@ -142,7 +217,7 @@ mod tests {
                 offer.seal()
             })
             .collect();
-        let deals = match_offers(&jobs, &resources, rand::random);
+        let deals = match_offers(&jobs, &resources, &HashMap::new(), rand::random);
         assert_eq!(deals.len(), 40);
         let drawn: std::collections::BTreeSet<_> =
             deals.iter().map(|deal| deal.members.mediator).collect();
@@ -225,7 +300,7 @@ mod tests {
                 resources in resources(),
                 seed in any::<u64>(),
             ) {
-                let deals = match_offers(&jobs, &resources, || 0);
+                let deals = match_offers(&jobs, &resources, &HashMap::new(), || 0);
                 let mut job_ids = HashSet::new();
                 let mut resource_ids = HashSet::new();
                 for deal in &deals {
@@ -247,7 +322,7 @@ mod tests {
                 shuffled_jobs.reverse();
                 let mut shuffled_resources = resources.clone();
                 shuffled_resources.rotate_left(rotate(resources.len()));
-                prop_assert_eq!(match_offers(&shuffled_jobs, &shuffled_resources, || 0), deals);
+                prop_assert_eq!(match_offers(&shuffled_jobs, &shuffled_resources, &HashMap::new(), || 0), deals);
             }
         }
 

@@ -43,6 +43,9 @@ pub enum SolverError {
     Conflict(String),
     #[error("{0}")]
     Io(String),
+    /// Refused for now (a limit); the client may try again after `retry_after` seconds.
+    #[error("{message}")]
+    TooMany { message: String, retry_after: u64 },
 }
 
 impl SolverError {
@@ -55,10 +58,14 @@ impl SolverError {
             SolverError::Invalid(_) => StatusCode::BAD_REQUEST,
             SolverError::NotFound(_) => StatusCode::NOT_FOUND,
             SolverError::Conflict(_) => StatusCode::CONFLICT,
+            SolverError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             SolverError::Store(_) | SolverError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
+
+/// What a job creator at its open-offer limit is told to wait before trying again.
+const OPEN_OFFERS_RETRY_AFTER_SECS: u64 = 10;
 
 /// Solver settings.
 #[derive(Debug, Clone)]
@@ -67,6 +74,8 @@ pub struct SolverSettings {
     /// A resource offer not refreshed for this long is not matched.
     pub offer_ttl_ms: u64,
     pub max_upload_bytes: u64,
+    /// Unmatched job offers one job creator may have open at once.
+    pub max_open_job_offers: u32,
     pub listen: SocketAddr,
     /// Published in the Users contract so clients find the solver.
     pub public_url: Option<String>,
@@ -87,6 +96,7 @@ impl SolverSettings {
             data_dir: settings.data_dir.join("solver"),
             offer_ttl_ms: settings.offer_ttl.saturating_mul(1000),
             max_upload_bytes: settings.max_upload_bytes,
+            max_open_job_offers: settings.max_open_job_offers,
             listen,
             public_url: settings.server_url.clone(),
         })
@@ -160,6 +170,17 @@ impl Solver {
     ) -> Result<JobOfferRecord, SolverError> {
         let named = (offer.job_creator, offer.services.solver);
         self.check_offer(&offer, named, signer, "the job creator", "job offer")?;
+        let open = self.store.open_job_offer_count(offer.job_creator).await?;
+        let cap = self.settings.max_open_job_offers;
+        if open >= u64::from(cap) && self.store.job_offer(&offer.id).await?.is_none() {
+            return Err(SolverError::TooMany {
+                message: format!(
+                    "{:?} already has {open} unmatched job offers open, the most this solver takes from one job creator (MAX_OPEN_JOB_OFFERS = {cap}); post more once some are matched or withdrawn",
+                    offer.job_creator
+                ),
+                retry_after: OPEN_OFFERS_RETRY_AFTER_SECS,
+            });
+        }
         if let Some(event) = self.store.add_job_offer(&offer).await? {
             tracing::info!(job_offer_id = %offer.id, module = %offer.module, "job offer added");
             self.publish([event]);
@@ -255,7 +276,8 @@ impl Solver {
         }
         let alive_since = now_millis().saturating_sub(self.settings.offer_ttl_ms);
         let resources = self.store.live_resource_offers(alive_since).await?;
-        let deals = matcher::match_offers(&jobs, &resources, rand::random);
+        let negotiating = self.store.negotiating_deals_by_job_creator().await?;
+        let deals = matcher::match_offers(&jobs, &resources, &negotiating, rand::random);
         let mut keyed = Vec::with_capacity(deals.len());
         for deal in deals {
             let id = deal

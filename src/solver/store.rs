@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS job_offers (
     id TEXT PRIMARY KEY, json TEXT NOT NULL, created_at INTEGER NOT NULL, job_creator TEXT NOT NULL,
     deal_id TEXT);
 CREATE INDEX IF NOT EXISTS job_offers_open ON job_offers (created_at, id) WHERE deal_id IS NULL;
+CREATE INDEX IF NOT EXISTS job_offers_open_by_creator ON job_offers (job_creator) WHERE deal_id IS NULL;
 CREATE TABLE IF NOT EXISTS resource_offers (
     id TEXT PRIMARY KEY, json TEXT NOT NULL, created_at INTEGER NOT NULL, resource_provider TEXT NOT NULL,
     last_seen INTEGER NOT NULL, deal_id TEXT);
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS deals (
     id TEXT PRIMARY KEY, json TEXT NOT NULL, deal_key TEXT NOT NULL UNIQUE, job_offer TEXT NOT NULL,
     job_creator TEXT NOT NULL, resource_provider TEXT NOT NULL, mediators TEXT NOT NULL,
     state INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS deals_negotiating ON deals (job_creator) WHERE state = 0;
 CREATE TABLE IF NOT EXISTS results (deal_id TEXT PRIMARY KEY, json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (deal_id TEXT PRIMARY KEY, results_cid TEXT NOT NULL, path TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL);
@@ -249,6 +251,40 @@ impl Store {
     }
 
     /// Unmatched job offers, oldest first.
+    /// How many unmatched job offers `job_creator` has open.
+    pub async fn open_job_offer_count(&self, job_creator: Address) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM job_offers WHERE job_creator = ? AND deal_id IS NULL",
+        )
+        .bind(address_text(job_creator))
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(row.get::<i64, _>(0).max(0) as u64)
+    }
+
+    /// Per job creator, how many of its deals are still negotiating (it has not agreed, or
+    /// its resource provider has not): the matcher serves job creators with fewer first.
+    pub async fn negotiating_deals_by_job_creator(
+        &self,
+    ) -> Result<std::collections::HashMap<Address, u64>> {
+        let rows = sqlx::query(
+            // 0 is DealNegotiating, written out so the partial index applies.
+            "SELECT job_creator, COUNT(*) FROM deals WHERE state = 0 GROUP BY job_creator",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut counts = std::collections::HashMap::new();
+        for row in rows {
+            let text: &str = row.get(0);
+            let address = text.parse::<Address>().map_err(|e| {
+                self.db
+                    .corrupt("a deal's job creator", format!("{text:?}: {e}"))
+            })?;
+            counts.insert(address, row.get::<i64, _>(1).max(0) as u64);
+        }
+        Ok(counts)
+    }
+
     pub async fn open_job_offers(&self) -> Result<Vec<JobOffer>> {
         let rows = sqlx::query(
             "SELECT json FROM job_offers WHERE deal_id IS NULL ORDER BY created_at, id",

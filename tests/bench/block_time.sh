@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # make bench-blocktime: `lilypad run cowsay:v0.0.1` on a `lilypad dev` whose chain makes a
 # block every B seconds (anvil --block-time B, and geth --dev with period B), against its
-# floor: three blocks (both agreements in one, the results the next, the acceptance the
-# next), plus a bare `docker run` of the same image (measured in the same run) when the job
+# floor: four blocks (the job creator agrees first, the resource provider in the next, the
+# results the next, the acceptance the next), plus a bare `docker run` of the same image (measured in the same run) when the job
 # cannot overlap the wait for a block. Prints each setting's median and its ratio to both
-# floors (3 blocks; 3 blocks + docker run). Not a test: nothing asserts.
+# floors (4 blocks; 4 blocks + docker run). Not a test: nothing asserts.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 LILYPAD=${LILYPAD:-target/release/lilypad}
@@ -36,7 +36,7 @@ for chain in $CHAINS; do
         done
         kill "$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/null || true; rm -rf "$data"
         m=$(median "${times[@]}")
-        blocks=$(( 3 * period * 1000 ))
+        blocks=$(( 4 * period * 1000 ))
         floor=$(( blocks + ${dm%.*} ))
         awk -v c="$chain" -v b="$period" -v m="$m" -v t="$blocks" -v f="$floor" 'BEGIN { printf "%-6s %3s %10s %9s %6.2fx %14s %6.2fx\n", c, b, m, t, m / t, f, m / f }'
     done
