@@ -449,6 +449,11 @@ pub struct RunArgs {
     /// Dispute this percentage of results at random, to keep resource providers honest
     #[arg(long, value_name = "PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub mediation_chance: u8,
+    /// Accept results that say the resource provider's engine could not run the job (its
+    /// image missing, its engine down) and pay for them; by default such results are
+    /// disputed, so a mediator decides
+    #[arg(long)]
+    pub accept_failures: bool,
     /// Where to unpack results (one directory per deal) [default: DATA_DIR/downloaded-files]
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,

@@ -354,6 +354,7 @@ async fn a_stopped_job_creator_resumes_its_job_and_is_refunded() {
             .await
             .unwrap(),
         mediation_chance: 0,
+        accept_failures: false,
     };
     unfinished.save(&job).unwrap();
     let first = tokio::spawn(follow_job(
@@ -388,5 +389,100 @@ async fn a_stopped_job_creator_resumes_its_job_and_is_refunded() {
         .await;
     assert!(unfinished.load("bafknotanid").is_err());
     assert!(unfinished.load("../escape").is_err());
+    network.stop().await;
+}
+
+/// A module whose image no machine can get: its registry (a closed port on loopback) refuses
+/// every pull, on the RP and on the mediator alike.
+fn module_with_a_missing_image(dir: &std::path::Path) -> String {
+    let module = dir.join("missing-image");
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::write(
+        module.join("lilypad_module.json.tmpl"),
+        r#"{
+  "machine": { "gpu": 0, "cpu": 500, "ram": 64 },
+  "job": {
+    "APIVersion": "V1beta1",
+    "Spec": {
+      "Docker": { "Entrypoint": ["/bin/true"], "Image": "127.0.0.1:1/lilypad/absent:v1" },
+      "Engine": "Docker",
+      "Outputs": [{ "Name": "outputs", "Path": "/outputs" }],
+      "Timeout": 60
+    }
+  }
+}"#,
+    )
+    .unwrap();
+    module.display().to_string()
+}
+
+/// Runs a job of the missing-image module: once the RP is retrying it, the chain's clock is
+/// moved to where the RP must give up and submit results that say the job never ran.
+async fn job_that_never_runs(
+    network: &DevNetwork,
+    dir: &std::path::Path,
+    accept_failures: bool,
+) -> JobOutcome {
+    let chain = network.job_creator_chain().await.unwrap();
+    let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let mut request = cowsay_request(network, dir, "never");
+    request.module = module_with_a_missing_image(dir);
+    request.accept_failures = accept_failures;
+    let job = tokio::spawn(run_job(chain.clone(), client.clone(), request));
+    let query = format!(
+        "job_creator={:?}&state=1",
+        network.keys.job_creator.address()
+    );
+    let deal = wait_for_deal(&client, &query).await;
+    // The RP tries, fails (the pull is refused) and retries with backoff meanwhile.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        chain.agreement(key_of(&deal)).await.unwrap().state,
+        DealState::DealAgreed.number(),
+        "nothing is submitted while the deadline leaves time to retry"
+    );
+    // 40 s before the submit deadline: past the point where it stops retrying (60 s).
+    advance_chain_time(network, timeouts().submit_results - 40).await;
+    job.await.unwrap().expect("the job ends")
+}
+
+/// The RP's engine cannot get the job's image: it retries, then (near its deadline) submits
+/// results that say the job never ran. `lilypad run` disputes them instead of paying; the
+/// mediator cannot get the image either, gets the same results and accepts: a module whose
+/// image exists nowhere is the job creator's loss (cost + fee). With --accept-failures the
+/// job creator pays for such results without a dispute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn results_of_a_job_that_never_ran_say_so_and_are_disputed_unless_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network(dir.path()).await;
+    let ledger = Ledger::open(&network).await;
+
+    let outcome = job_that_never_runs(&network, dir.path(), false).await;
+    let disputed = outcome.disputed.clone().expect("disputed");
+    assert!(disputed.contains("never ran"), "{disputed}");
+    assert!(
+        disputed.contains("image 127.0.0.1:1/lilypad/absent:v1 is not available"),
+        "{disputed}"
+    );
+    assert_eq!(outcome.state, DealState::MediationAccepted);
+    let results = outcome.results.as_ref().expect("downloaded");
+    assert_eq!(results.exit_code, Some(-1));
+    assert!(results.engine_failure.is_some());
+    let stderr = std::fs::read_to_string(results.dir.join("stderr")).unwrap();
+    assert_eq!(
+        stderr,
+        "lilypad: the engine could not run the job: image 127.0.0.1:1/lilypad/absent:v1 is not available\n"
+    );
+    ledger
+        .assert_changes(&network, [-signed(COST + M), signed(COST), signed(M), 0, 0])
+        .await;
+
+    let ledger = Ledger::open(&network).await;
+    let outcome = job_that_never_runs(&network, dir.path(), true).await;
+    assert_eq!(outcome.state, DealState::ResultsAccepted);
+    assert!(outcome.disputed.is_none());
+    ledger
+        .assert_changes(&network, [-signed(COST), signed(COST), 0, 0, 0])
+        .await;
     network.stop().await;
 }

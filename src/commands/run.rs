@@ -93,6 +93,7 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
                 poll: network.poll,
                 progress: !args.quiet,
                 mediation_chance,
+                accept_failures: args.accept_failures,
                 results_reader: None,
                 on_chain_job: None,
                 modules: modules.clone(),
@@ -102,6 +103,7 @@ pub(super) async fn run(args: RunArgs, settings: Settings) -> anyhow::Result<()>
             let job = UnfinishedJob {
                 offer: job_offer(network.chain.address(), &request).await?,
                 mediation_chance,
+                accept_failures: args.accept_failures,
             };
             if !network.is_embedded() {
                 unfinished.save(&job)?;

@@ -117,10 +117,18 @@ impl DockerExecutor {
         };
         let mut progress = self.docker.create_image(Some(options), None, None);
         while let Some(step) = progress.next().await {
-            step.map_err(|e| ExecutorError::Image {
-                image: image.to_string(),
-                message: e.to_string(),
-            })?;
+            if let Err(error) = step {
+                // An engine that does not answer is not a missing image.
+                if let Err(down) = self.docker.ping().await {
+                    return Err(ExecutorError::EngineUnavailable(format!(
+                        "the Docker engine stopped answering: {down}"
+                    )));
+                }
+                return Err(ExecutorError::Image {
+                    image: image.to_string(),
+                    message: error.to_string(),
+                });
+            }
         }
         Ok(())
     }

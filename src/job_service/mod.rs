@@ -286,6 +286,7 @@ impl JobService {
             poll: self.settings.poll,
             progress: false,
             mediation_chance: self.settings.mediation_chance,
+            accept_failures: false,
             results_reader: reader,
             on_chain_job: Some(on_chain_job),
             modules: self.settings.modules.clone(),

@@ -245,10 +245,16 @@ impl<E: Executor> Mediator<E> {
         let ours = dir.join("results");
         tracing::info!(deal_id = %deal.id, committed = %committed_cid, "re-running the job to check its results");
         let run = run_deal_job(&self.executor, deal, None, &ours, &self.settings.modules).await?;
-        if let Some(failure) = run.engine_failure {
+        match run.engine_failure {
+            // The image exists nowhere we can reach either: our results say so in the same
+            // words as an RP's that could not get it, and are judged like any others.
+            Some(failure) if failure.image_missing => {
+                tracing::warn!(deal_id = %deal.id, reason = %failure.reason, "the job's image is not available here either; judging on that");
+            }
             // Our machine's problem, not the job's: no verdict; try again next tick (if it
             // never works, the parties call the mediate-results timeout and get refunds).
-            anyhow::bail!("cannot re-run the job here: {failure}");
+            Some(failure) => anyhow::bail!("cannot re-run the job here: {}", failure.reason),
+            None => {}
         }
         let (_, our_cid) = results::pack(&ours)?;
         let compare = crate::module::resolve_offer(&deal.job_offer, &self.settings.modules)

@@ -23,6 +23,9 @@ pub struct Verified {
     pub stdout: String,
     /// The job's exit code, if it recorded one.
     pub exit_code: Option<i64>,
+    /// Set when the results say the engine could not run the job (see
+    /// [`super::ENGINE_FAILURE`]): the line saying why.
+    pub engine_failure: Option<String>,
     /// Where they came from: `IPFS at ADDRESS` or `the solver`.
     pub source: String,
 }
@@ -104,6 +107,7 @@ pub async fn fetch_verified(
         dir: dir.to_path_buf(),
         stdout,
         exit_code,
+        engine_failure: super::engine_failure_in(dir),
         source,
     }))
 }

@@ -199,6 +199,24 @@ fn safe_path(raw: &[u8], shown: &str) -> Result<PathBuf, TarError> {
 }
 
 /// Writes a job's results directory: `stdout`, `stderr`, `exitCode`, and `outputs/`.
+/// How the stderr of results starts when the resource provider's engine could not run the
+/// job at all (exit code -1): the job never ran, and a job creator disputes such results
+/// unless told to accept failures.
+pub const ENGINE_FAILURE: &str = "lilypad: the engine could not run the job";
+
+/// The line saying why, when results in `dir` say the engine could not run the job.
+pub fn engine_failure_in(dir: &Path) -> Option<String> {
+    let exit_code = fs::read_to_string(dir.join("exitCode")).ok()?;
+    if exit_code.trim() != "-1" {
+        return None;
+    }
+    let stderr = fs::read(dir.join("stderr")).ok()?;
+    let stderr = String::from_utf8_lossy(&stderr);
+    stderr
+        .starts_with(ENGINE_FAILURE)
+        .then(|| stderr.lines().next().unwrap_or_default().to_string())
+}
+
 pub fn write_results_dir(
     dir: &Path,
     stdout: &[u8],

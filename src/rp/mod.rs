@@ -29,7 +29,7 @@ use crate::data::{
     ContentAddressed, Deal, DealState, JobResult, MachineSpec, Pricing, ResourceOffer, Services,
     Timeouts,
 };
-use crate::executor::deal_job::run_deal_job;
+use crate::executor::deal_job::{run_deal_job, EngineFailure};
 use crate::executor::Executor;
 use crate::worker::{self, Ticks, WorkId, Worker};
 use ledger::{Ledger, LocalDeal, Stage};
@@ -42,8 +42,8 @@ const ENGINE_RETRY_MAX: Duration = Duration::from_secs(30);
 enum Ran {
     /// Packed: the results CID.
     Packed(String),
-    /// The engine could not run it (why).
-    EngineFailed(String),
+    /// The engine could not run it; its results (saying so) are written, not packed.
+    EngineFailed(EngineFailure),
     /// Stopped, because its results could no longer be submitted (why).
     Ended(String),
 }
@@ -376,15 +376,22 @@ impl<E: Executor> Rp<E> {
                                 tracing::warn!(deal_id = %deal.id, %why, "the job was stopped: its results can no longer be submitted");
                                 return Ok(());
                             }
-                            Ran::EngineFailed(reason) => {
-                                // Results we do not have are never submitted: try again
-                                // while the deadline allows; past it, the job creator's
-                                // timeout ends the deal.
-                                drop(slot);
+                            Ran::EngineFailed(failure) => {
+                                // Try again while the deadline leaves time to submit; then
+                                // submit results that say the engine failed (the job
+                                // creator disputes them, and a mediator decides).
                                 retry = (retry * 2).clamp(ENGINE_RETRY_FIRST, ENGINE_RETRY_MAX);
-                                tracing::warn!(deal_id = %deal.id, %reason, retry_in_secs = retry.as_secs(), "the engine could not run the job; retrying before the deadline");
-                                tokio::time::sleep(retry).await;
-                                continue;
+                                let now = deadlines::chain_now(&self.chain).await?;
+                                let give_up_at = deadline
+                                    .saturating_sub(give_up_margin(deal.timeouts.submit_results));
+                                if now.saturating_add(retry.as_secs()) < give_up_at {
+                                    drop(slot);
+                                    tracing::warn!(deal_id = %deal.id, reason = %failure.reason, retry_in_secs = retry.as_secs(), "the engine could not run the job; retrying before the deadline");
+                                    tokio::time::sleep(retry).await;
+                                    continue;
+                                }
+                                tracing::warn!(deal_id = %deal.id, reason = %failure.reason, "the engine could not run the job and the deadline is near; submitting results that say so");
+                                self.pack(&deal).await?
                             }
                         };
                         self.ledger
@@ -468,17 +475,23 @@ impl<E: Executor> Rp<E> {
             ran = run => ran?,
             why = self.until_unsubmittable(key, deadline) => return Ok(Ran::Ended(why)),
         };
-        if let Some(reason) = ran.engine_failure {
-            return Ok(Ran::EngineFailed(reason));
+        if let Some(failure) = ran.engine_failure {
+            return Ok(Ran::EngineFailed(failure));
         }
         if self.settings.dishonest {
             tamper(&results)?;
             tracing::warn!(deal_id = %deal.id, "dishonest mode: the results were altered before packing");
         }
-        let (tar, cid) = crate::results::pack(&results)?;
+        Ok(Ran::Packed(self.pack(deal).await?))
+    }
+
+    /// Packs the deal's results directory into `results.tar`; its CID.
+    async fn pack(&self, deal: &Deal) -> anyhow::Result<String> {
+        let dir = self.job_dir(deal);
+        let (tar, cid) = crate::results::pack(&dir.join("results"))?;
         tokio::fs::write(dir.join("results.tar"), &tar).await?;
         tracing::info!(deal_id = %deal.id, results_cid = %cid, "results packed");
-        Ok(Ran::Packed(cid))
+        Ok(cid)
     }
 
     /// Returns (why) once results for the deal could no longer be submitted: it left
@@ -531,7 +544,7 @@ impl<E: Executor> Rp<E> {
         let result = JobResult {
             deal_id: deal.id.clone(),
             results_cid: cid.to_string(),
-            error: None,
+            error: crate::results::engine_failure_in(&self.job_dir(deal).join("results")),
             exit_code,
             instruction_count: INSTRUCTIONS_PER_JOB,
         };
@@ -575,6 +588,13 @@ impl<E: Executor> Rp<E> {
             .await;
         Ok(true)
     }
+}
+
+/// How long before the submit deadline the RP stops retrying a job its engine could not run
+/// and submits results saying so: a quarter of the submit window, at most a minute (time
+/// to upload the results and get `addResult` mined).
+fn give_up_margin(submit_window: u64) -> u64 {
+    (submit_window / 4).min(60)
 }
 
 /// What `--dishonest` does to a job's results: a line added to its stdout, so the packed

@@ -40,7 +40,8 @@ pub(super) async fn drive(
     offer: JobOffer,
     progress: &Progress,
 ) -> anyhow::Result<JobOutcome> {
-    let fee = if request.mediation_chance > 0 {
+    // A dispute costs the fee: when checking, and when results may say the job never ran.
+    let fee = if request.mediation_chance > 0 || !request.accept_failures {
         request.pricing.mediation_fee
     } else {
         0
@@ -221,6 +222,13 @@ async fn step(
             if tracking.judgement.is_none() {
                 progress.step("results submitted; downloading");
                 let dispute = match download(chain, client, request, &deal, key).await? {
+                    Ok(downloaded)
+                        if downloaded.engine_failure.is_some() && !request.accept_failures =>
+                    {
+                        let line = downloaded.engine_failure.clone().unwrap_or_default();
+                        tracking.results = Some(downloaded);
+                        Some(format!("the results say the job never ran: {line:?}; a mediator decides (--accept-failures to pay for such results)"))
+                    }
                     Ok(downloaded) => {
                         tracking.results = Some(downloaded);
                         let roll = rand::thread_rng().gen_range(0..100u8);

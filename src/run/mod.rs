@@ -44,6 +44,8 @@ pub struct JobRequest {
     pub progress: bool,
     /// Percent of results to dispute even when they look right (0: never; 100: `--check`).
     pub mediation_chance: u8,
+    /// Accept results that say the engine could not run the job (else they are disputed).
+    pub accept_failures: bool,
     /// One more address allowed to download the results (`lilypad jc`: the requester).
     pub results_reader: Option<Address>,
     /// The on-chain request the job serves (`lilypad jc`): the offer names it, and each deal

@@ -21,6 +21,9 @@ pub struct UnfinishedJobs {
 pub struct UnfinishedJob {
     pub offer: JobOffer,
     pub mediation_chance: u8,
+    /// `--accept-failures` (absent in files written before it existed: dispute them).
+    #[serde(default)]
+    pub accept_failures: bool,
 }
 
 impl UnfinishedJobs {
@@ -96,6 +99,7 @@ impl UnfinishedJob {
             poll,
             progress,
             mediation_chance: self.mediation_chance,
+            accept_failures: self.accept_failures,
             results_reader: offer.results_reader,
             on_chain_job: offer.on_chain_job.clone(),
             modules,

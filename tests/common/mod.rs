@@ -155,6 +155,7 @@ pub fn cowsay_request(network: &DevNetwork, dir: &std::path::Path, message: &str
         poll: Duration::from_millis(100),
         progress: false,
         mediation_chance: 0,
+        accept_failures: false,
         results_reader: None,
         on_chain_job: None,
         modules: lilypad::module::GitModules::new(dir),
