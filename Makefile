@@ -10,7 +10,7 @@ FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 
 TOOLS ?= geth kubo bacalhau
 
-.PHONY: tools tools-for-tests help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench bench-blocktime
+.PHONY: fuzz bench-disk tools tools-for-tests help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench bench-blocktime
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -86,6 +86,15 @@ images: ## Build the module images the built-in catalog names (lilypad/cowsay:v0
 
 demo: deps build images ## Build, then run the cowsay job end to end on an embedded local network
 	./target/release/lilypad run cowsay:v0.0.1 -i Message=moo
+
+FUZZ_TARGETS := signed_request offer_json results_tar module_template module_spec
+FUZZ_SECONDS ?= 60
+
+fuzz: ## Fuzz each parser of untrusted input (signed headers, offers/deals JSON, results tars, module templates and specs) for FUZZ_SECONDS (60) with cargo-fuzz on nightly
+	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+bench-disk: ## A solver store's disk use after 10,000 jobs, after its retention pass, and after 10,000 more (RETENTION_JOBS sets the number)
+	RETENTION_JOBS=$${RETENTION_JOBS:-10000} $(CARGO) test --locked --release --test retention -- --nocapture
 
 bench: deps build images tools-for-tests ## lilypad run (Docker RP and Bacalhau RP) vs a bare docker run of the same image, alternated; prints the ratios
 	tests/bench/run_vs_docker.sh

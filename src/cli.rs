@@ -227,6 +227,40 @@ pub struct SolverArgs {
         default_value = "50"
     )]
     pub max_open_job_offers: u32,
+    /// Seconds a deal that ended (or never got past negotiating) is kept, with its offers,
+    /// result and transactions; offers left unmatched this long are dropped too
+    #[arg(
+        long,
+        env = "RETAIN_DEALS",
+        value_name = "SECS",
+        default_value = "2592000"
+    )]
+    pub retain_deals: u64,
+    #[command(flatten)]
+    pub retain_results: RetainResultsArgs,
+    /// Newest events kept for `/ws` subscribers that reconnect
+    #[arg(
+        long,
+        env = "RETAIN_EVENTS",
+        value_name = "N",
+        default_value = "100000"
+    )]
+    pub retain_events: u64,
+}
+
+/// How long results files are kept once their deal no longer needs them.
+#[derive(Debug, Args)]
+pub struct RetainResultsArgs {
+    /// Seconds results files are kept once their deal ended: the solver's copies, and the
+    /// job directories of the resource provider and the mediator (the job creator has its
+    /// own download; with IPFS they stay there too)
+    #[arg(
+        long,
+        env = "RETAIN_RESULTS",
+        value_name = "SECS",
+        default_value = "604800"
+    )]
+    pub retain_results: u64,
 }
 
 /// The solver's port.
@@ -410,6 +444,8 @@ pub struct RpArgs {
     pub terms: TermsArgs,
     #[command(flatten)]
     pub ipfs: IpfsArgs,
+    #[command(flatten)]
+    pub retain_results: RetainResultsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -481,6 +517,8 @@ pub struct MediatorArgs {
     /// How many disputed jobs may be re-run at once
     #[arg(long, env = "MEDIATOR_PARALLEL", value_name = "N", default_value = "2")]
     pub parallel: usize,
+    #[command(flatten)]
+    pub retain_results: RetainResultsArgs,
     #[command(flatten)]
     pub chain: ChainArgs,
     #[command(flatten)]

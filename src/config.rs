@@ -83,6 +83,12 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     /// `solver`: unmatched job offers one job creator may have open at once.
     pub max_open_job_offers: u32,
+    /// `solver`: seconds ended deals are kept (RETAIN_DEALS).
+    pub retain_deals: u64,
+    /// `solver`, `rp`, `mediator`: seconds results files of ended deals are kept (RETAIN_RESULTS).
+    pub retain_results: u64,
+    /// `solver`: newest events kept (RETAIN_EVENTS).
+    pub retain_events: u64,
     /// The example client contract `run-cowsay-onchain` calls (WEB3_EXAMPLE_CLIENT_ADDRESS).
     pub web3_example_client_address: Option<String>,
     /// `jc`: seconds a requested job may wait for a resource provider before it fails.

@@ -11,7 +11,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 use sqlx::Row;
 
@@ -51,6 +52,9 @@ impl Db {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(sql)?
             .create_if_missing(true)
+            // Pages freed by forgetting old rows can be handed back to the file system
+            // ([`Db::release_free_pages`]); takes effect for databases created with it.
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
@@ -68,6 +72,16 @@ impl Db {
             pool,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Gives the pages that deleted rows freed back to the file system, so the file shrinks
+    /// (it otherwise keeps them for reuse).
+    pub async fn release_free_pages(&self) -> Result<(), DbError> {
+        sqlx::query("PRAGMA incremental_vacuum")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.sql(e))?;
+        Ok(())
     }
 
     pub fn pool(&self) -> &SqlitePool {

@@ -15,6 +15,7 @@ pub mod db;
 pub mod dev;
 pub mod executor;
 pub mod inflight;
+pub mod job_dirs;
 pub mod job_service;
 pub mod keys;
 pub mod logging;

@@ -240,6 +240,7 @@ async fn a_mediator_whose_checkpoint_is_corrupt_refuses_to_start_and_names_its_d
         poll: Duration::from_millis(50),
         parallel: 1,
         ipfs: None,
+        retain_results: Duration::from_secs(3600),
     };
     let executor = lilypad::executor::noop::NoopExecutor::default();
     let stop = tokio_util::sync::CancellationToken::new();

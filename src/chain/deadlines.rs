@@ -269,6 +269,98 @@ mod tests {
         }
     }
 
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Any state, flags, start and windows (even near u64::MAX): a due timeout's
+            /// deadline is its window after the state began, saturating, never wrapped; the
+            /// agree timeout is due only to the side that agreed alone; the submit-results
+            /// timeout only to the JC, the judge-results one only to the RP.
+            #[test]
+            fn deadlines_are_exact_saturating_and_go_to_the_right_party(
+                state in 0u8..12,
+                rp in any::<bool>(),
+                jc in any::<bool>(),
+                since in any::<u64>(),
+                windows in any::<[u64; 4]>(),
+            ) {
+                let agreement = Agreement {
+                    state,
+                    resource_provider_agreed: rp,
+                    job_creator_agreed: jc,
+                    state_since: since,
+                    instruction_count: 0,
+                };
+                let t = Timeouts {
+                    agree: windows[0],
+                    submit_results: windows[1],
+                    judge_results: windows[2],
+                    mediate_results: windows[3],
+                    submit_results_collateral: 1,
+                    judge_results_collateral: 0,
+                };
+                for party in [Party::JobCreator, Party::ResourceProvider] {
+                    let Some(due) = due(&agreement, &t, party) else { continue };
+                    let window = match due.timeout {
+                        Timeout::Agree => {
+                            let alone = match party {
+                                Party::JobCreator => jc && !rp,
+                                Party::ResourceProvider => rp && !jc,
+                            };
+                            prop_assert!(alone);
+                            t.agree
+                        }
+                        Timeout::SubmitResults => {
+                            prop_assert!(matches!(party, Party::JobCreator));
+                            t.submit_results
+                        }
+                        Timeout::JudgeResults => {
+                            prop_assert!(matches!(party, Party::ResourceProvider));
+                            t.judge_results
+                        }
+                        Timeout::MediateResults => t.mediate_results,
+                    };
+                    prop_assert_eq!(due.deadline, since.saturating_add(window));
+                    prop_assert!(due.deadline >= since);
+                }
+            }
+
+            /// The settlement line never panics on any amounts, and an accepted job's refund
+            /// plus its cost is exactly what was paid in (payment + judge-results collateral).
+            #[test]
+            fn settlements_are_exact_for_any_amounts(
+                price in any::<u128>(),
+                p in any::<u128>(),
+                cj in any::<u128>(),
+                fee in any::<u128>(),
+                instructions in any::<u64>(),
+                state in 0u8..12,
+                jc in any::<bool>(),
+            ) {
+                let mut deal = crate::data::examples::deal();
+                deal.pricing.instruction_price = price;
+                deal.pricing.payment_collateral = p;
+                deal.pricing.mediation_fee = fee;
+                deal.timeouts.judge_results_collateral = cj;
+                let state = DealState::try_from(state).unwrap_or(DealState::DealNegotiating);
+                let _ = job_creator_settlement(&deal, state, jc, instructions);
+                let cost = price.checked_mul(instructions.into());
+                if let Some(back) = cost.filter(|&cost| cost <= p).and_then(|cost| (p - cost).checked_add(cj)) {
+                    let text = job_creator_settlement(&deal, DealState::ResultsAccepted, true, instructions);
+                    let expected = format!(
+                        "paid {} for the job; {} of the deposit came back",
+                        crate::data::amount::display(cost.unwrap()),
+                        crate::data::amount::display(back)
+                    );
+                    prop_assert_eq!(text, expected);
+                }
+            }
+        }
+    }
+
     #[test]
     fn each_party_calls_the_timeouts_that_return_its_money() {
         use DealState::*;

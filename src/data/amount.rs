@@ -94,4 +94,37 @@ mod tests {
         assert!(super::parse("-1").is_err());
         assert!(super::parse("1.5lp").is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::{display, parse};
+
+        const LP: u128 = 1_000_000_000_000_000_000;
+
+        proptest! {
+            #[test]
+            fn wei_reads_back_exactly_and_tokens_scale_or_are_refused(
+                wei in any::<u128>(),
+                tokens in any::<u128>(),
+            ) {
+                prop_assert_eq!(parse(&wei.to_string()), Ok(wei));
+                prop_assert_eq!(parse(&format!(" {wei} ")), Ok(wei));
+                // Whole tokens: exact when they fit, refused (never wrapped) when they do not.
+                prop_assert_eq!(parse(&format!("{tokens}lp")).ok(), tokens.checked_mul(LP));
+                prop_assert_eq!(parse(&format!("{tokens}LP")).ok(), tokens.checked_mul(LP));
+            }
+
+            #[test]
+            fn display_is_exact(wei in any::<u128>()) {
+                let text = display(wei);
+                let number = text.strip_suffix(" LP").expect("ends in LP");
+                let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+                prop_assert!(fraction.len() <= 18 && !fraction.ends_with('0'), "{}", text);
+                let fraction: u128 = format!("{fraction:0<18}").parse().unwrap();
+                let whole: u128 = whole.parse().unwrap();
+                prop_assert_eq!(whole * LP + fraction, wei);
+            }
+        }
+    }
 }

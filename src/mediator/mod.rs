@@ -48,6 +48,8 @@ pub struct MediatorSettings {
     pub modules: crate::module::GitModules,
     /// Fetch the disputed results from this IPFS daemon first (IPFS_CONNECT).
     pub ipfs: Option<crate::results::ipfs::Ipfs>,
+    /// Job directories (re-runs) unmodified this long are removed (RETAIN_RESULTS).
+    pub retain_results: Duration,
 }
 
 impl MediatorSettings {
@@ -59,6 +61,7 @@ impl MediatorSettings {
             parallel: settings.mediator_parallel,
             modules: crate::module::GitModules::from_settings(settings),
             ipfs: settings.ipfs()?,
+            retain_results: Duration::from_secs(settings.retain_results),
         })
     }
 }
@@ -72,6 +75,7 @@ struct Mediator<E> {
     /// `MediationRequested` events naming us.
     requests: Mutex<Follower>,
     runs: Semaphore,
+    job_dirs: crate::job_dirs::JobDirs,
 }
 
 /// Runs the mediator until `shutdown`.
@@ -96,6 +100,10 @@ pub async fn run<E: Executor>(
     .await?;
     let mediator = Arc::new(Mediator {
         runs: Semaphore::new(settings.parallel.max(1)),
+        job_dirs: crate::job_dirs::JobDirs::new(
+            settings.data_dir.join("jobs"),
+            settings.retain_results,
+        ),
         chain,
         client,
         executor,
@@ -121,6 +129,10 @@ impl<E: Executor> Worker for Mediator<E> {
     const ROLE: &'static str = "mediator";
 
     async fn prepare(&self) -> anyhow::Result<()> {
+        if self.job_dirs.due() {
+            // A re-run recreates its directory, so none is needed between ticks.
+            self.job_dirs.forget_old(|_| false).await;
+        }
         self.read_requests()
             .await
             .context("cannot read mediation requests from the chain")

@@ -297,19 +297,26 @@ pub fn render(
             module: module.to_string(),
             message,
         })?;
-    let spec = spec::read(module, &text).map_err(|e| {
+    read_rendered(module, &text).map_err(|error| {
         let missing = template::missing_inputs(template, inputs);
-        match missing.first() {
-            Some(input) if text.contains("<no value>") => ModuleError::MissingInput {
-                module: module.to_string(),
-                input: input.clone(),
-                message: e.to_string(),
-            },
-            _ => ModuleError::Spec {
-                module: module.to_string(),
-                message: e.to_string(),
-            },
+        match (error, missing.first()) {
+            (ModuleError::Spec { message, .. }, Some(input)) if text.contains("<no value>") => {
+                ModuleError::MissingInput {
+                    module: module.to_string(),
+                    input: input.clone(),
+                    message,
+                }
+            }
+            (error, _) => error,
         }
+    })
+}
+
+/// Reads the job a rendered template describes and checks it is one we can run.
+pub fn read_rendered(module: &str, text: &str) -> Result<JobSpec, ModuleError> {
+    let spec = spec::read(module, text).map_err(|e| ModuleError::Spec {
+        module: module.to_string(),
+        message: e.to_string(),
     })?;
     spec::check(&spec)?;
     Ok(spec)

@@ -220,6 +220,17 @@ impl Ledger {
         }))
     }
 
+    /// The ids of deals not yet finished or refused (their job directories are needed).
+    pub async fn unfinished_deal_ids(&self) -> Result<std::collections::HashSet<String>, DbError> {
+        let rows = sqlx::query("SELECT id FROM deals WHERE stage NOT IN (?, ?)")
+            .bind(Stage::Finished.name())
+            .bind(Stage::Refused.name())
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.sql(e))?;
+        Ok(rows.iter().map(|row| row.get::<String, _>(0)).collect())
+    }
+
     /// How many deals hold a slot: those about to run or running. A deal whose results are
     /// submitted needs no machine to be judged, and one the job creator never joined is
     /// given up after the agree window (stalled).

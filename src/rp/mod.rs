@@ -73,6 +73,8 @@ pub struct RpSettings {
     pub poll: Duration,
     /// Add and pin results on this IPFS daemon as well as uploading them to the solver.
     pub ipfs: Option<crate::results::ipfs::Ipfs>,
+    /// Job directories of deals that ended are removed once unmodified this long.
+    pub retain_results: Duration,
     /// Alter every job's stdout before packing it (`--dishonest`, dev networks only), so a
     /// mediator's rejection can be shown for real.
     pub dishonest: bool,
@@ -98,6 +100,7 @@ impl RpSettings {
             agree_window: Duration::from_secs(settings.offer_agree_window),
             poll: settings.poll_interval(),
             ipfs: settings.ipfs()?,
+            retain_results: Duration::from_secs(settings.retain_results),
             dishonest: false,
         })
     }
@@ -111,6 +114,7 @@ struct Rp<E> {
     ledger: Ledger,
     slots: Semaphore,
     last_refresh: Mutex<Option<Instant>>,
+    job_dirs: crate::job_dirs::JobDirs,
 }
 
 /// Runs the RP until `shutdown`.
@@ -123,6 +127,8 @@ pub async fn run<E: Executor>(
 ) -> anyhow::Result<()> {
     settings.spec = offer_on_this_host(&executor, &settings)?;
     let ledger = Ledger::open(&settings.data_dir.join("rp.db")).await?;
+    let job_dirs =
+        crate::job_dirs::JobDirs::new(settings.data_dir.join("jobs"), settings.retain_results);
     let rp = Arc::new(Rp {
         slots: Semaphore::new(settings.slots as usize),
         chain,
@@ -131,6 +137,7 @@ pub async fn run<E: Executor>(
         ledger,
         settings,
         last_refresh: Mutex::new(None),
+        job_dirs,
     });
     tracing::info!(address = ?rp.chain.address(), slots = rp.settings.slots, spec = ?rp.settings.spec, "resource provider started");
     let ticks = Ticks {
@@ -161,6 +168,7 @@ impl<E: Executor> Worker for Rp<E> {
     const ROLE: &'static str = "rp";
 
     async fn prepare(&self) -> anyhow::Result<()> {
+        self.forget_old_jobs().await;
         self.keep_offers()
             .await
             .context("cannot post or refresh offers")
@@ -208,6 +216,19 @@ impl<E: Executor> Rp<E> {
             nonce: new_nonce(),
         }
         .seal()
+    }
+
+    /// Once a minute: removes the job directories of deals that ended (RETAIN_RESULTS).
+    async fn forget_old_jobs(&self) {
+        if !self.job_dirs.due() {
+            return;
+        }
+        match self.ledger.unfinished_deal_ids().await {
+            Ok(needed) => self.job_dirs.forget_old(|id| needed.contains(id)).await,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read which deals are unfinished; keeping every job directory")
+            }
+        }
     }
 
     /// One open offer per free slot; refreshes them so the solver knows we are alive.

@@ -76,6 +76,8 @@ pub struct SolverSettings {
     pub max_upload_bytes: u64,
     /// Unmatched job offers one job creator may have open at once.
     pub max_open_job_offers: u32,
+    /// What is forgotten when.
+    pub retention: store::Retention,
     pub listen: SocketAddr,
     /// Published in the Users contract so clients find the solver.
     pub public_url: Option<String>,
@@ -97,6 +99,11 @@ impl SolverSettings {
             offer_ttl_ms: settings.offer_ttl.saturating_mul(1000),
             max_upload_bytes: settings.max_upload_bytes,
             max_open_job_offers: settings.max_open_job_offers,
+            retention: store::Retention {
+                deals_ms: settings.retain_deals.saturating_mul(1000),
+                results_ms: settings.retain_results.saturating_mul(1000),
+                events: settings.retain_events,
+            },
             listen,
             public_url: settings.server_url.clone(),
         })
@@ -470,6 +477,32 @@ impl Solver {
         tokio::fs::read(&path)
             .await
             .map_err(|e| SolverError::Io(format!("cannot read the results of deal {deal_id}: {e}")))
+    }
+
+    /// Forgets what the retention settings let go, and deletes the results files of it.
+    pub async fn prune(&self) -> Result<store::Pruned, SolverError> {
+        let (pruned, files) = self
+            .store
+            .prune(now_millis(), &self.settings.retention)
+            .await?;
+        for file in files {
+            match tokio::fs::remove_file(&file).await {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::warn!(file = %file.display(), %error, "cannot delete an expired results file")
+                }
+                _ => {}
+            }
+        }
+        if pruned != store::Pruned::default() {
+            tracing::info!(
+                deals = pruned.deals,
+                offers = pruned.offers,
+                files = pruned.files,
+                events = pruned.events,
+                "forgot what the retention settings let go"
+            );
+        }
+        Ok(pruned)
     }
 
     pub async fn add_tx(&self, record: TxRecord) -> Result<TxRecord, SolverError> {

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS deals (
     job_creator TEXT NOT NULL, resource_provider TEXT NOT NULL, mediators TEXT NOT NULL,
     state INTEGER NOT NULL, created_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS deals_negotiating ON deals (job_creator) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS deals_age ON deals (created_at);
 CREATE TABLE IF NOT EXISTS results (deal_id TEXT PRIMARY KEY, json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (deal_id TEXT PRIMARY KEY, results_cid TEXT NOT NULL, path TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL);
@@ -54,6 +55,41 @@ CREATE INDEX IF NOT EXISTS seen_signatures_age ON seen_signatures (seen_at);
 CREATE TABLE IF NOT EXISTS txs (deal_id TEXT NOT NULL, address TEXT NOT NULL, action TEXT NOT NULL,
     tx_hash TEXT NOT NULL, PRIMARY KEY (deal_id, tx_hash));
 "#;
+
+/// How long the solver keeps what it no longer needs (`RETAIN_*` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Deals that ended (or never got past negotiating) older than this are forgotten, with
+    /// their offers, result and transactions; so are offers left unmatched this long.
+    pub deals_ms: u64,
+    /// The results files of deals that ended, older than this, are deleted.
+    pub results_ms: u64,
+    /// The newest this many events are kept (a subscriber further behind resumes from the
+    /// oldest kept; roles also poll, so a missed event only delays them).
+    pub events: u64,
+}
+
+/// What one pruning pass forgot.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub deals: u64,
+    pub offers: u64,
+    pub files: u64,
+    pub events: u64,
+}
+
+/// The deal states a deal is forgotten in once old: every end state, and negotiating (a
+/// negotiation that old can no longer be joined: its agree timeout passed long ago).
+fn forgettable_states() -> String {
+    (0..=u8::MAX)
+        .filter(|&n| {
+            DealState::try_from(n)
+                .is_ok_and(|state| state.is_terminal() || state == DealState::DealNegotiating)
+        })
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 fn address_text(address: Address) -> String {
     format!("{address:?}")
@@ -533,6 +569,91 @@ impl Store {
             .execute(self.db.pool())
             .await?;
         Ok(())
+    }
+
+    /// Forgets what `retention` lets go as of `now_ms`, in one transaction; returns what was
+    /// forgotten and the results files to delete (the caller deletes them after the commit,
+    /// so a failed pass never leaves a record pointing at a deleted file).
+    pub async fn prune(
+        &self,
+        now_ms: u64,
+        retention: &Retention,
+    ) -> Result<(Pruned, Vec<std::path::PathBuf>)> {
+        let states = forgettable_states();
+        let deals_before = now_ms.saturating_sub(retention.deals_ms) as i64;
+        let results_before = now_ms.saturating_sub(retention.results_ms) as i64;
+        let old_deals =
+            format!("SELECT id FROM deals WHERE state IN ({states}) AND created_at < ?");
+        let mut tx = self.db.pool().begin().await?;
+        // Results files: of deals that ended (state 0 is negotiating) before the results
+        // horizon, and of deals forgotten.
+        let files_of = format!(
+            "SELECT deal_id, path FROM files WHERE deal_id IN (SELECT id FROM deals WHERE state IN ({states}) AND state != 0 AND created_at < ?) OR deal_id IN ({old_deals})"
+        );
+        let rows = sqlx::query(&files_of)
+            .bind(results_before)
+            .bind(deals_before)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut paths = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let deal_id: &str = row.get(0);
+            sqlx::query("DELETE FROM files WHERE deal_id = ?")
+                .bind(deal_id)
+                .execute(&mut *tx)
+                .await?;
+            paths.push(std::path::PathBuf::from(row.get::<&str, _>(1)));
+        }
+        let mut pruned = Pruned {
+            files: paths.len() as u64,
+            ..Pruned::default()
+        };
+        for table in ["results", "txs"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE deal_id IN ({old_deals})"
+            ))
+            .bind(deals_before)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for table in ["job_offers", "resource_offers"] {
+            pruned.offers += sqlx::query(&format!(
+                "DELETE FROM {table} WHERE deal_id IN ({old_deals})"
+            ))
+            .bind(deals_before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        pruned.deals = sqlx::query(&format!("DELETE FROM deals WHERE id IN ({old_deals})"))
+            .bind(deals_before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // Offers nobody took: job offers that old, resource offers not refreshed since.
+        pruned.offers +=
+            sqlx::query("DELETE FROM job_offers WHERE deal_id IS NULL AND created_at < ?")
+                .bind(deals_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        pruned.offers +=
+            sqlx::query("DELETE FROM resource_offers WHERE deal_id IS NULL AND last_seen < ?")
+                .bind(deals_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        pruned.events =
+            sqlx::query("DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?")
+                .bind(retention.events.min(i64::MAX as u64) as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        if pruned != Pruned::default() {
+            self.db.release_free_pages().await?;
+        }
+        Ok((pruned, paths))
     }
 
     pub async fn add_tx(&self, record: &TxRecord) -> Result<()> {

@@ -89,10 +89,21 @@ async fn record_state_change(solver: &Solver, log: &Log) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Runs a matching pass (and forgets stale request signatures) every `interval` until shutdown.
+/// How often the solver forgets what its retention settings let go.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Runs a matching pass (and forgets stale request signatures) every `interval`, and a
+/// retention pass every minute, until shutdown.
 pub async fn tick(solver: Arc<Solver>, interval: Duration) {
     let interval = interval.max(Duration::from_millis(200));
+    let mut pruned_at: Option<std::time::Instant> = None;
     loop {
+        if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            pruned_at = Some(std::time::Instant::now());
+            if let Err(error) = solver.prune().await {
+                tracing::warn!(%error, "retention pass failed; will retry");
+            }
+        }
         tokio::select! {
             _ = solver.shutdown.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
