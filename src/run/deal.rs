@@ -54,7 +54,7 @@ pub(super) async fn drive(
         .context("payment collateral + judge-results collateral + mediation fee is too large")?;
     let balance = chain.token_balance(chain.address()).await?;
     if balance < deposit.into() {
-        bail!("{:?} holds {balance} token wei but the job needs {deposit} (payment + judge-results collateral, plus the mediation fee when checking); fund it with `lilypad chain fund`", chain.address());
+        bail!("{:?} holds {balance} token wei but the job needs {deposit} (payment + judge-results collateral, plus the mediation fee a dispute costs: when checking, or when results may say the job never ran, unless --accept-failures); fund it with `lilypad chain fund`", chain.address());
     }
     chain.ensure_allowance(deposit.into()).await?;
     let stop = CancellationToken::new();

@@ -22,7 +22,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 dm=$(median "${docker_times[@]}")
 echo "median docker run --rm: ${dm} ms"
-printf '%-6s %3s %10s %9s %7s %14s %7s\n' chain B "median ms" "3B ms" ratio "3B+docker ms" ratio
+printf '%-6s %3s %10s %9s %7s %14s %7s\n' chain B "median ms" "4B ms" ratio "4B+docker ms" ratio
 
 for chain in $CHAINS; do
     for period in $PERIODS; do
