@@ -10,7 +10,7 @@ FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 
 TOOLS ?= geth kubo bacalhau
 
-.PHONY: fuzz bench-disk tools tools-for-tests help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench bench-blocktime
+.PHONY: chaos fuzz bench-disk tools tools-for-tests help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench bench-blocktime
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -88,6 +88,10 @@ demo: deps build images ## Build, then run the cowsay job end to end on an embed
 	./target/release/lilypad run cowsay:v0.0.1 -i Message=moo
 
 FUZZ_TARGETS := signed_request offer_json results_tar module_template module_spec
+CHAOS_SEEDS ?= 1,2,3,4,5,6,7,8,9,10
+chaos: deps images ## The chaos test (tests/chaos.rs) over CHAOS_SEEDS (1 to 10; make test runs seeds 1,2,3): twenty jobs while processes are killed with SIGKILL and started again
+	CHAOS_SEEDS=$(CHAOS_SEEDS) $(CARGO) test --locked --test chaos -- --nocapture
+
 FUZZ_SECONDS ?= 60
 
 fuzz: ## Fuzz each parser of untrusted input (signed headers, offers/deals JSON, results tars, module templates and specs) for FUZZ_SECONDS (60) with cargo-fuzz on nightly

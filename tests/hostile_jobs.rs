@@ -195,3 +195,62 @@ async fn a_resource_provider_survives_a_hostile_job_and_serves_the_next() {
     assert!(outcome.results.unwrap().stdout.contains("< still here >"));
     network.stop().await;
 }
+
+/// A role killed with SIGKILL mid-job cannot remove its container; the same role started
+/// again (same data directory, so the same owner label) removes it before taking any job,
+/// and leaves other roles' containers alone.
+#[tokio::test]
+async fn containers_a_killed_role_left_running_are_removed_when_it_starts_again() {
+    let image = busybox_image();
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (dir.path().join("rp"), dir.path().join("mediator"));
+    let owner = |role_dir: &Path| {
+        format!(
+            "{}={}",
+            lilypad::executor::docker::OWNER_LABEL,
+            lilypad::executor::docker::owner_of(role_dir)
+        )
+    };
+    // What the killed processes left: a job still running, one labelled by another role.
+    let left = docker(&["run", "-d", "--label", &owner(&ours), image, "sleep", "300"]);
+    let other = docker(&[
+        "run",
+        "-d",
+        "--label",
+        &owner(&theirs),
+        image,
+        "sleep",
+        "300",
+    ]);
+    let listed = |label: &str| {
+        docker(&[
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label={label}"),
+        ])
+    };
+    assert!(
+        left.starts_with(&listed(&owner(&ours))),
+        "the leftover runs"
+    );
+
+    let executor = DockerExecutor::connect(false)
+        .await
+        .expect("a Docker engine (make images starts one)")
+        .with_owner(lilypad::executor::docker::owner_of(&ours));
+    assert_eq!(executor.remove_leftovers().await, 1);
+    assert_eq!(listed(&owner(&ours)), "", "the leftover is gone");
+    assert_eq!(
+        listed(&owner(&theirs)),
+        other,
+        "another role's job is left alone"
+    );
+    assert_eq!(
+        executor.remove_leftovers().await,
+        0,
+        "nothing more to remove"
+    );
+    docker(&["rm", "-f", &other]);
+}

@@ -30,10 +30,12 @@ pub enum ChainError {
     },
     #[error("{what}: the contract refused: {reason}")]
     Reverted { what: String, reason: String },
-    #[error("{what}: transaction {tx:?} failed (status 0)")]
+    #[error("{what}: transaction {tx:?} failed (status 0){why}")]
     Failed {
         what: String,
         tx: ethers::types::H256,
+        /// Why, as replaying it on the state before its block says (empty if unknown).
+        why: String,
     },
     #[error("{what}: no receipt for {tx:?} after {secs} s; the node may be stuck or the gas price too low")]
     NoReceipt {
@@ -97,6 +99,19 @@ pub async fn signing_client(
     let wallet = wallet.with_chain_id(chain_id);
     Ok((Arc::new(SignerMiddleware::new(provider, wallet)), chain_id))
 }
+
+/// What waiting for a sent transaction found.
+enum Waited {
+    Mined(TransactionReceipt),
+    /// Mined, and reverted.
+    Failed(TransactionReceipt),
+    /// Its nonce was used by another transaction: it will never be mined.
+    Replaced,
+}
+
+/// Looks in a row (a poll apart) that must find our nonce mined without our transaction
+/// before it counts as replaced.
+const REPLACED_LOOKS: u32 = 3;
 
 /// How many times a send is retried when another sender took its nonce.
 const NONCE_RETRIES: u32 = 25;
@@ -218,78 +233,127 @@ impl Chain {
         let mut tx = call.tx.clone();
         tx.set_from(self.address());
         tx.set_gas(gas * 6 / 5 + 10_000);
-        let hash = {
-            let mut next = self.nonce.lock().await;
-            let mut attempt = 0;
-            loop {
-                let nonce = match *next {
-                    Some(nonce) => nonce,
-                    None => self
-                        .client
-                        .get_transaction_count(self.address(), Some(BlockNumber::Pending.into()))
-                        .await
-                        .map_err(|e| ChainError::Rpc {
-                            what: format!("{what}: read the nonce"),
-                            message: e.to_string(),
-                        })?,
-                };
-                tx.set_nonce(nonce);
-                match self.client.send_transaction(tx.clone(), None).await {
-                    Ok(pending) => {
-                        *next = Some(nonce + 1);
-                        break pending.tx_hash();
+        let mut replaced = 0;
+        loop {
+            let (hash, nonce) = self.submit(what, &tx).await?;
+            match self.wait_receipt(what, hash, nonce).await {
+                Ok(Waited::Mined(receipt)) => return Ok(receipt),
+                Ok(Waited::Failed(receipt)) => {
+                    return Err(ChainError::Failed {
+                        what: what.to_string(),
+                        tx: hash,
+                        why: self.why_failed(&tx, nonce, receipt.block_number).await,
+                    })
+                }
+                // Another process sent a different transaction with our nonce and the node
+                // kept that one: ours can never be mined. Send it again with a fresh nonce.
+                Ok(Waited::Replaced) if replaced < NONCE_RETRIES => {
+                    replaced += 1;
+                    tracing::info!(?hash, %nonce, "another transaction with this key took our nonce; sending ours again");
+                    *self.nonce.lock().await = None;
+                }
+                Ok(Waited::Replaced) => {
+                    *self.nonce.lock().await = None;
+                    return Err(ChainError::Rpc {
+                        what: what.to_string(),
+                        message: format!(
+                            "other senders with this key took its nonce {replaced} times; try again"
+                        ),
+                    });
+                }
+                Err(error) => {
+                    if let ChainError::NoReceipt { .. } = &error {
+                        // Never mined (a nonce gap, say): ask the node for the nonce next
+                        // time instead of building on a stuck one.
+                        *self.nonce.lock().await = None;
                     }
-                    Err(e) => {
-                        // Ask the node next time: we do not know whether the nonce was used.
-                        *next = None;
-                        let message = e.to_string();
-                        attempt += 1;
-                        if nonce_taken(&message) && attempt < NONCE_RETRIES {
-                            // Another process sent with this key and took the nonce: read
-                            // the node's count again (after a short random pause, so
-                            // processes racing for the same nonce spread out) and resend.
-                            tracing::debug!(%message, nonce = %nonce, attempt, "nonce taken by another sender; retrying");
-                            let pause = rand::random::<u64>() % (20 * attempt as u64 + 1);
-                            tokio::time::sleep(Duration::from_millis(pause)).await;
-                            continue;
-                        }
-                        return Err(ChainError::Rpc {
-                            what: what.to_string(),
-                            message,
-                        });
-                    }
+                    return Err(error);
                 }
             }
-        };
-        let receipt = self.wait_receipt(what, hash).await;
-        if let Err(ChainError::NoReceipt { .. }) = &receipt {
-            // Never mined (a nonce gap, say, after another process used this key): ask the
-            // node for the nonce next time instead of building on a stuck one.
-            *self.nonce.lock().await = None;
         }
-        receipt
     }
 
+    /// Sends `tx` with the next nonce of this key; returns its hash and the nonce used.
+    async fn submit(
+        &self,
+        what: &str,
+        tx: &ethers::types::transaction::eip2718::TypedTransaction,
+    ) -> Result<(ethers::types::H256, U256), ChainError> {
+        let mut tx = tx.clone();
+        let mut next = self.nonce.lock().await;
+        let mut attempt = 0;
+        loop {
+            let nonce = match *next {
+                Some(nonce) => nonce,
+                None => self
+                    .client
+                    .get_transaction_count(self.address(), Some(BlockNumber::Pending.into()))
+                    .await
+                    .map_err(|e| ChainError::Rpc {
+                        what: format!("{what}: read the nonce"),
+                        message: e.to_string(),
+                    })?,
+            };
+            tx.set_nonce(nonce);
+            match self.client.send_transaction(tx.clone(), None).await {
+                Ok(pending) => {
+                    *next = Some(nonce + 1);
+                    return Ok((pending.tx_hash(), nonce));
+                }
+                Err(e) => {
+                    // Ask the node next time: we do not know whether the nonce was used.
+                    *next = None;
+                    let message = e.to_string();
+                    attempt += 1;
+                    if nonce_taken(&message) && attempt < NONCE_RETRIES {
+                        // Another process sent with this key and took the nonce: read the
+                        // node's count again (after a short random pause, so processes
+                        // racing for the same nonce spread out) and resend.
+                        tracing::debug!(%message, nonce = %nonce, attempt, "nonce taken by another sender; retrying");
+                        let pause = rand::random::<u64>() % (20 * attempt as u64 + 1);
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                        continue;
+                    }
+                    return Err(ChainError::Rpc {
+                        what: what.to_string(),
+                        message,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Waits for the receipt of `tx`, sent with `nonce`: mined, or replaced (the key's mined
+    /// count passed `nonce` without it: another sender's transaction took the nonce).
     async fn wait_receipt(
         &self,
         what: &str,
         tx: ethers::types::H256,
-    ) -> Result<TransactionReceipt, ChainError> {
+        nonce: U256,
+    ) -> Result<Waited, ChainError> {
         const LIMIT: Duration = Duration::from_secs(180);
         let started = std::time::Instant::now();
+        let mut replaced_looks = 0;
         loop {
             match self.client.get_transaction_receipt(tx).await {
-                Ok(Some(receipt)) => {
-                    return if receipt.status == Some(1.into()) {
-                        Ok(receipt)
-                    } else {
-                        Err(ChainError::Failed {
-                            what: what.to_string(),
-                            tx,
-                        })
-                    };
+                Ok(Some(receipt)) if receipt.status == Some(1.into()) => {
+                    return Ok(Waited::Mined(receipt))
                 }
-                Ok(None) => {}
+                Ok(Some(receipt)) => return Ok(Waited::Failed(receipt)),
+                Ok(None) => {
+                    // The nonce was mined, yet not with our transaction. Seen on a few looks
+                    // in a row, so a receipt the node stores just after its count is not
+                    // taken for a replacement.
+                    let mined = self
+                        .client
+                        .get_transaction_count(self.address(), Some(BlockNumber::Latest.into()))
+                        .await
+                        .is_ok_and(|mined| mined > nonce);
+                    replaced_looks = if mined { replaced_looks + 1 } else { 0 };
+                    if replaced_looks >= REPLACED_LOOKS {
+                        return Ok(Waited::Replaced);
+                    }
+                }
                 Err(e) => tracing::debug!(%e, ?tx, "receipt not readable yet"),
             }
             if started.elapsed() > LIMIT {
@@ -300,6 +364,34 @@ impl Chain {
                 });
             }
             tokio::time::sleep(self.poll.min(Duration::from_millis(500))).await;
+        }
+    }
+
+    /// Why a mined transaction failed: it is replayed on the state before its block (the
+    /// state it met, unless another transaction of that block came first).
+    async fn why_failed(
+        &self,
+        tx: &ethers::types::transaction::eip2718::TypedTransaction,
+        nonce: U256,
+        block: Option<ethers::types::U64>,
+    ) -> String {
+        use ethers::middleware::MiddlewareError;
+        let Some(block) = block else {
+            return String::new();
+        };
+        let mut tx = tx.clone();
+        tx.set_nonce(nonce);
+        let before = BlockNumber::Number(block.saturating_sub(1.into()));
+        match self.client.call(&tx, Some(before.into())).await {
+            Ok(_) => "; replayed on the state before its block it succeeds, so an earlier transaction in that block changed what it met".into(),
+            Err(error) => {
+                let reason = error
+                    .as_error_response()
+                    .and_then(|response| response.as_revert_data())
+                    .map(|data| describe_revert(&data))
+                    .unwrap_or_else(|| error.to_string());
+                format!(": {reason}")
+            }
         }
     }
 

@@ -135,6 +135,7 @@ async fn rp(args: RpArgs, settings: Settings) -> anyhow::Result<()> {
     let services = settings.services()?;
     let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
     let executor = AnyExecutor::for_resource_provider(&settings).await?;
+    executor.remove_leftovers().await;
     let mut rp_settings = RpSettings::from_settings(&settings, services)?;
     rp_settings.dishonest = args.dishonest;
     let client = SolverClient::new(&url, chain.client.signer().clone());
@@ -148,6 +149,7 @@ async fn mediator(settings: Settings) -> anyhow::Result<()> {
         None => solver_url(&chain, settings.solver()?, None).await?,
     };
     let executor = AnyExecutor::for_mediator(&settings).await?;
+    executor.remove_leftovers().await;
     let mediator_settings = MediatorSettings::from_settings(&settings)?;
     let client = SolverClient::new(&url, chain.client.signer().clone());
     crate::mediator::run(

@@ -202,37 +202,23 @@ impl DevNetwork {
             mediator: crate::keys::generate(),
             job_service_operator: crate::keys::generate(),
         };
-        let (client, chain_id) =
-            signing_client(&rpc_url, deployer.clone(), Duration::from_millis(20)).await?;
-        let settings = DeploySettings {
-            treasury: deployer.address(),
-            job_creator_operator: keys.job_service_operator.address(),
-            existing_token: None,
-            token_supply: U256::from(1_000_000_000u128 * 10u128.pow(18)),
-            job_deposit: U256::from(2u128 * 10u128.pow(18)),
-            request_timeout: U256::from(86_400u64),
-        };
-        let deployment = deploy(client.clone(), &settings)
-            .await
-            .context("cannot deploy the contracts")?;
-        tracing::info!(controller = ?deployment.controller, token = ?deployment.token, "contracts deployed");
-        for wallet in [
+        let funded: Vec<Address> = [
             &keys.solver,
             &keys.resource_provider,
             &keys.job_creator,
             &keys.mediator,
             &keys.job_service_operator,
-        ] {
-            fund(
-                client.clone(),
-                deployment.token,
-                wallet.address(),
-                FUND_ETH.into(),
-                FUND_LP.into(),
-            )
-            .await
-            .with_context(|| format!("cannot fund {:?}", wallet.address()))?;
-        }
+        ]
+        .iter()
+        .map(|wallet| wallet.address())
+        .collect();
+        let (deployment, chain_id) = deploy_and_fund(
+            &rpc_url,
+            &deployer,
+            keys.job_service_operator.address(),
+            &funded,
+        )
+        .await?;
         let services = Services {
             solver: keys.solver.address(),
             mediators: vec![keys.mediator.address()],
@@ -294,6 +280,7 @@ impl DevNetwork {
     pub async fn start_resource_provider(&mut self) -> anyhow::Result<tokio::task::AbortHandle> {
         let chain = self.chain_as(&self.keys.resource_provider).await?;
         let (mut rp_settings, executor) = self.resource_provider_setup().await?;
+        executor.remove_leftovers().await;
         rp_settings.dishonest = self.options.roles.dishonest;
         tracing::info!(
             modules = ?rp_settings.modules,
@@ -327,6 +314,7 @@ impl DevNetwork {
     pub async fn start_mediator(&mut self) -> anyhow::Result<()> {
         let chain = self.chain_as(&self.keys.mediator).await?;
         let executor = AnyExecutor::for_mediator(&self.options.settings).await?;
+        executor.remove_leftovers().await;
         let settings = MediatorSettings::from_settings(&self.options.settings)?;
         let client = SolverClient::new(&self.solver.url, self.keys.mediator.clone());
         let role = spawn_role("mediator", &self.shutdown, |stop| {
@@ -417,6 +405,43 @@ impl DevNetwork {
         let _ = std::fs::remove_file(Self::network_file(&self.data_dir));
         let _ = self.node.kill().await;
     }
+}
+
+/// Deploys the contracts from `deployer` (also the treasury) on the chain at `rpc_url`, with
+/// `operator` as the on-chain job service's operator, and gives each of `funded` 100 ETH and
+/// 10,000 LP, as `lilypad dev` does for its roles. Returns the deployment and the chain id.
+pub async fn deploy_and_fund(
+    rpc_url: &str,
+    deployer: &LocalWallet,
+    operator: Address,
+    funded: &[Address],
+) -> anyhow::Result<(Deployment, u64)> {
+    let (client, chain_id) =
+        signing_client(rpc_url, deployer.clone(), Duration::from_millis(20)).await?;
+    let settings = DeploySettings {
+        treasury: deployer.address(),
+        job_creator_operator: operator,
+        existing_token: None,
+        token_supply: U256::from(1_000_000_000u128 * 10u128.pow(18)),
+        job_deposit: U256::from(2u128 * 10u128.pow(18)),
+        request_timeout: U256::from(86_400u64),
+    };
+    let deployment = deploy(client.clone(), &settings)
+        .await
+        .context("cannot deploy the contracts")?;
+    tracing::info!(controller = ?deployment.controller, token = ?deployment.token, "contracts deployed");
+    for address in funded {
+        fund(
+            client.clone(),
+            deployment.token,
+            *address,
+            FUND_ETH.into(),
+            FUND_LP.into(),
+        )
+        .await
+        .with_context(|| format!("cannot fund {address:?}"))?;
+    }
+    Ok((deployment, chain_id))
 }
 
 /// How long a stopping role may take before it is cut off: its own grace for running

@@ -43,6 +43,10 @@ pub struct DockerExecutor {
     gpus: Arc<Result<GpuPool, GpuError>>,
     /// Where jobs' IPFS inputs are fetched from (IPFS_CONNECT), if anywhere.
     ipfs: Option<Arc<Ipfs>>,
+    /// The role instance whose containers these are (its data directory), set as
+    /// [`OWNER_LABEL`] on each, so a restart after a crash finds and removes what the
+    /// crashed process left running.
+    owner: Option<String>,
 }
 
 impl DockerExecutor {
@@ -69,7 +73,46 @@ impl DockerExecutor {
             allow_network,
             gpus: Arc::new(gpus),
             ipfs: None,
+            owner: None,
         })
+    }
+
+    /// Labels every container this executor starts as `owner`'s (see [`owner_of`]).
+    pub fn with_owner(mut self, owner: String) -> DockerExecutor {
+        self.owner = Some(owner);
+        self
+    }
+
+    /// Removes the containers a previous process of the same owner left behind (it was
+    /// killed mid-job, so its own clean-up never ran): they would keep running beside the
+    /// jobs this process starts, on slots it believes free. Returns how many were removed.
+    pub async fn remove_leftovers(&self) -> usize {
+        let Some(owner) = &self.owner else {
+            return 0;
+        };
+        let filters = HashMap::from([("label", vec![format!("{OWNER_LABEL}={owner}")])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = match self.docker.list_containers(Some(options)).await {
+            Ok(containers) => containers,
+            Err(error) => {
+                tracing::warn!(%error, "could not list containers left by an earlier run");
+                return 0;
+            }
+        };
+        let ids: Vec<String> = containers.into_iter().filter_map(|c| c.id).collect();
+        for id in &ids {
+            Self::remove(&self.docker, id).await;
+        }
+        if !ids.is_empty() {
+            tracing::info!(
+                containers = ids.len(),
+                "removed containers an earlier run of this role left behind"
+            );
+        }
+        ids.len()
     }
 
     /// Fetches jobs' IPFS inputs from `ipfs` (without one, jobs with inputs cannot run).
@@ -254,7 +297,9 @@ impl Executor for DockerExecutor {
                     ("org.lilypad.module".to_string(), job.module.clone()),
                     (RUN_LABEL.to_string(), run.clone()),
                 ]
-                .into(),
+                .into_iter()
+                .chain(self.owner.clone().map(|o| (OWNER_LABEL.to_string(), o)))
+                .collect(),
             ),
             host_config: Some(host_config(
                 job,
@@ -446,6 +491,18 @@ fn unreachable(error: bollard::errors::Error) -> ExecutorError {
 
 /// Label naming one run's container, so it can be found without its id.
 const RUN_LABEL: &str = "org.lilypad.run";
+
+/// Label naming the role instance that started a container (see [`owner_of`]).
+pub const OWNER_LABEL: &str = "org.lilypad.owner";
+
+/// The owner label of the role whose data lives in `role_dir` (e.g. `DATA_DIR/rp`): its
+/// absolute path, which stays the same across restarts and differs between roles on a host.
+pub fn owner_of(role_dir: &Path) -> String {
+    std::path::absolute(role_dir)
+        .unwrap_or_else(|_| role_dir.to_path_buf())
+        .display()
+        .to_string()
+}
 
 /// Removes the container of a run when dropped while still armed (`run` set).
 struct ContainerGuard {

@@ -112,17 +112,29 @@ impl AnyExecutor {
         settings: &Settings,
         allow_network: bool,
     ) -> Result<AnyExecutor, ExecutorError> {
+        Self::connect_as(settings, allow_network, None).await
+    }
+
+    /// The same, for the role whose data is in `role_dir`: its containers are labelled as
+    /// its own, so [`AnyExecutor::remove_leftovers`] finds them after a crash.
+    async fn connect_as(
+        settings: &Settings,
+        allow_network: bool,
+        role_dir: Option<&Path>,
+    ) -> Result<AnyExecutor, ExecutorError> {
         match settings.executor.as_str() {
             "docker" => {
                 let ipfs = settings.ipfs().map_err(|e| ExecutorError::Engine {
                     what: "use IPFS for the jobs' inputs".into(),
                     message: e.to_string(),
                 })?;
-                Ok(AnyExecutor::Docker(
-                    DockerExecutor::connect(allow_network)
-                        .await?
-                        .with_ipfs(ipfs),
-                ))
+                let mut docker = DockerExecutor::connect(allow_network)
+                    .await?
+                    .with_ipfs(ipfs);
+                if let Some(dir) = role_dir {
+                    docker = docker.with_owner(docker::owner_of(dir));
+                }
+                Ok(AnyExecutor::Docker(docker))
             }
             "bacalhau" => Ok(AnyExecutor::Bacalhau(
                 BacalhauExecutor::connect(&settings.bacalhau_api_host, allow_network).await?,
@@ -135,7 +147,9 @@ impl AnyExecutor {
     /// The engine a resource provider runs jobs on (EXECUTOR, ALLOW_NETWORK). On Bacalhau,
     /// a compute node must be able to run one slot of the offer.
     pub async fn for_resource_provider(settings: &Settings) -> Result<AnyExecutor, ExecutorError> {
-        let executor = AnyExecutor::connect(settings, settings.allow_network).await?;
+        let role_dir = crate::rp::RpSettings::dir_of(settings);
+        let executor =
+            AnyExecutor::connect_as(settings, settings.allow_network, Some(&role_dir)).await?;
         if let (AnyExecutor::Bacalhau(bacalhau), Ok(slot)) = (&executor, settings.offer_spec()) {
             bacalhau.check_capacity(&slot)?;
         }
@@ -145,7 +159,16 @@ impl AnyExecutor {
     /// The engine a mediator re-runs jobs on (EXECUTOR). Never with a network: a verdict
     /// must not depend on what the internet answered.
     pub async fn for_mediator(settings: &Settings) -> Result<AnyExecutor, ExecutorError> {
-        AnyExecutor::connect(settings, false).await
+        let role_dir = crate::mediator::MediatorSettings::dir_of(settings);
+        AnyExecutor::connect_as(settings, false, Some(&role_dir)).await
+    }
+
+    /// Removes what an earlier process of this role left running when it was killed (Docker:
+    /// its labelled containers). A role calls this once as it starts, before taking any job.
+    pub async fn remove_leftovers(&self) {
+        if let AnyExecutor::Docker(docker) = self {
+            docker.remove_leftovers().await;
+        }
     }
 
     /// The engine in a few words (its name and version), for operators.

@@ -53,10 +53,15 @@ pub struct MediatorSettings {
 }
 
 impl MediatorSettings {
+    /// Where a mediator with these settings keeps its data: `DATA_DIR/mediator`.
+    pub fn dir_of(settings: &Settings) -> PathBuf {
+        settings.data_dir.join("mediator")
+    }
+
     /// The mediator's settings from the node's settings.
     pub fn from_settings(settings: &Settings) -> Result<MediatorSettings, ConfigError> {
         Ok(MediatorSettings {
-            data_dir: settings.data_dir.join("mediator"),
+            data_dir: Self::dir_of(settings),
             poll: settings.poll_interval(),
             parallel: settings.mediator_parallel,
             modules: crate::module::GitModules::from_settings(settings),

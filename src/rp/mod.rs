@@ -81,6 +81,11 @@ pub struct RpSettings {
 }
 
 impl RpSettings {
+    /// Where a resource provider with these settings keeps its data: `DATA_DIR/rp`.
+    pub fn dir_of(settings: &Settings) -> PathBuf {
+        settings.data_dir.join("rp")
+    }
+
     /// The resource provider's settings: what it sells and on what terms, from the node's
     /// settings; it trusts `services` (configured, or a dev network's own).
     pub fn from_settings(
@@ -88,7 +93,7 @@ impl RpSettings {
         services: Services,
     ) -> Result<RpSettings, ConfigError> {
         Ok(RpSettings {
-            data_dir: settings.data_dir.join("rp"),
+            data_dir: Self::dir_of(settings),
             spec: settings.offer_spec()?,
             slots: settings.offer_count,
             pricing: settings.pricing()?,

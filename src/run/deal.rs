@@ -21,7 +21,8 @@ use crate::data::offers::now_millis;
 use crate::data::{Deal, DealState, JobOffer};
 use crate::results;
 
-/// How long to wait before posting again when the solver holds too many of our offers.
+/// How long to wait before posting again when the solver holds too many of our offers, or
+/// does not answer.
 const OPEN_OFFERS_WAIT: Duration = Duration::from_secs(2);
 
 /// What we know about our deal so far.
@@ -60,28 +61,7 @@ pub(super) async fn drive(
     let stop = CancellationToken::new();
     let _stop_events = stop.clone().drop_guard();
     let mut events = client.events(stop.clone());
-    // A resumed job's offer is usually there already (posting it again within the same
-    // second would repeat the same signed request, which the solver refuses as a replay).
-    match client.job_offer(&offer.id).await {
-        Ok(_) => {}
-        Err(error) if error.status() == Some(404) => loop {
-            match client.post_job_offer(&offer).await {
-                Ok(_) => break,
-                // Too many of our offers are open (other runs with this key): wait for a
-                // match or a withdrawal to make room, as long as we would wait for a match.
-                Err(error)
-                    if error.status() == Some(429)
-                        && now_millis().saturating_sub(offer.created_at)
-                            < request.timeout.as_millis() as u64 =>
-                {
-                    progress.step(&format!("{error}; waiting"));
-                    tokio::time::sleep(OPEN_OFFERS_WAIT).await;
-                }
-                Err(error) => return Err(error).context("the solver refused the job offer"),
-            }
-        },
-        Err(error) => return Err(error.into()),
-    }
+    post_offer(client, request, &offer, progress).await?;
     progress.step(&format!(
         "job offer {} posted; waiting for a resource provider",
         offer.id
@@ -112,6 +92,41 @@ pub(super) async fn drive(
             _ = events.recv() => {}
             _ = tokio::time::sleep(request.poll) => {}
         }
+    }
+}
+
+/// Makes sure the solver holds `offer`, posting it unless it is there already (a resumed
+/// job's offer usually is, and posting it again within the same second would repeat the same
+/// signed request, which the solver refuses as a replay). While the solver is down or
+/// restarting it waits, as long as it would wait for a match; while too many of our offers
+/// are open (other runs with this key) it waits for a match or a withdrawal to make room,
+/// within the same time from the offer's creation.
+async fn post_offer(
+    client: &SolverClient,
+    request: &JobRequest,
+    offer: &JobOffer,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        let error = match client.job_offer(&offer.id).await {
+            Ok(_) => return Ok(()),
+            Err(error) if error.status() == Some(404) => match client.post_job_offer(offer).await {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            },
+            Err(error) => error,
+        };
+        let waiting = if error.status() == Some(429) {
+            now_millis().saturating_sub(offer.created_at) < request.timeout.as_millis() as u64
+        } else {
+            error.is_transient() && started.elapsed() < request.timeout
+        };
+        if !waiting {
+            return Err(error).context("the solver refused the job offer");
+        }
+        progress.step(&format!("{error}; waiting"));
+        tokio::time::sleep(OPEN_OFFERS_WAIT).await;
     }
 }
 
@@ -287,6 +302,16 @@ async fn step(
                 "results disputed; waiting for the mediator's verdict",
             )
             .await?;
+        }
+        // Paid for, but this process has not seen the results (it was started again after
+        // the deal moved on): fetch them, as they were paid for.
+        state if state.is_success() && tracking.results.is_none() => {
+            progress.step("the deal ended with accepted results; downloading them");
+            match download(chain, client, request, &deal, key).await? {
+                Ok(downloaded) => tracking.results = Some(downloaded),
+                Err(reason) => tracing::warn!(reason, "the accepted results cannot be had"),
+            }
+            return Ok(Some(ended(tracking, offer, &deal, &agreement)));
         }
         _ => return Ok(Some(ended(tracking, offer, &deal, &agreement))),
     }
