@@ -52,6 +52,15 @@ impl ClientError {
     }
 }
 
+/// Whether `error` comes from the solver being down or restarting (or busy), which waiting
+/// may cure.
+pub fn is_transient(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<ClientError>())
+        .any(ClientError::is_transient)
+}
+
 /// Talks to one solver as one key.
 #[derive(Clone)]
 pub struct SolverClient {

@@ -104,16 +104,30 @@ pub async fn run_cowsay(
         .await
         .context("cannot read the job's deal")?;
     let key = format!("0x{}", hex::encode(deal_key));
-    let deal = client
-        .deals(&format!("deal_key={key}"))
-        .await?
-        .pop()
-        .with_context(|| format!("the solver has no deal with key {key}"))?;
-    let dir = results_dir.join(&deal.deal.id);
-    let verified = results::fetch_verified(results, &deal.deal.id, results_id, &dir)
-        .await?
-        .map_err(anyhow::Error::msg)
-        .context("refusing the downloaded results")?;
+    // The solver may be restarting: wait for it as long as we would wait for the result.
+    let (deal, dir, verified) = loop {
+        let fetched = async {
+            let deal = client
+                .deals(&format!("deal_key={key}"))
+                .await?
+                .pop()
+                .with_context(|| format!("the solver has no deal with key {key}"))?;
+            let dir = results_dir.join(&deal.deal.id);
+            let verified = results::fetch_verified(results, &deal.deal.id, results_id, &dir)
+                .await?
+                .map_err(anyhow::Error::msg)
+                .context("refusing the downloaded results")?;
+            anyhow::Ok((deal, dir, verified))
+        }
+        .await;
+        match fetched {
+            Err(error) if crate::client::is_transient(&error) && started.elapsed() < timeout => {
+                tracing::warn!("{error:#}; trying again");
+                tokio::time::sleep(poll.max(Duration::from_millis(500))).await;
+            }
+            other => break other?,
+        }
+    };
     let stdout = verified.stdout;
     Ok(OnchainOutcome::Completed {
         job_id,

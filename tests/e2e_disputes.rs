@@ -272,8 +272,6 @@ async fn a_module_that_names_what_to_compare_is_judged_on_those_parts_only() {
     let dir = tempfile::tempdir().unwrap();
     // cowsay again, as a local module that asks mediators to compare only outputs/ (as a
     // module whose stdout carries timings would). The dishonest RP alters only stdout.
-    let module = dir.path().join("cowsay-outputs-only");
-    std::fs::create_dir_all(&module).unwrap();
     let catalog: serde_json::Value = serde_json::from_str(
         include_str!("../src/module/catalog/cowsay-v0.0.1.json.tmpl")
             .replace("{{ .Message }}", "\"MESSAGE\"")
@@ -285,7 +283,7 @@ async fn a_module_that_names_what_to_compare_is_judged_on_those_parts_only() {
     let text = serde_json::to_string_pretty(&template)
         .unwrap()
         .replace("\"MESSAGE\"", "{{ .Message }}");
-    std::fs::write(module.join("lilypad_module.json.tmpl"), text).unwrap();
+    let module = common::module_dir(&dir.path().join("cowsay-outputs-only"), &text);
 
     let roles = DevRoles {
         dishonest: true,
@@ -295,7 +293,7 @@ async fn a_module_that_names_what_to_compare_is_judged_on_those_parts_only() {
     let ledger = Ledger::open(&network).await;
     let chain = network.job_creator_chain().await.unwrap();
     let mut request = cowsay_request(&network, dir.path(), "outputs only");
-    request.module = module.display().to_string();
+    request.module = module;
     request.mediation_chance = 100;
     let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
     let outcome = run_job(chain, client, request).await.expect("the job ends");
@@ -395,10 +393,8 @@ async fn a_stopped_job_creator_resumes_its_job_and_is_refunded() {
 /// A module whose image no machine can get: its registry (a closed port on loopback) refuses
 /// every pull, on the RP and on the mediator alike.
 fn module_with_a_missing_image(dir: &std::path::Path) -> String {
-    let module = dir.join("missing-image");
-    std::fs::create_dir_all(&module).unwrap();
-    std::fs::write(
-        module.join("lilypad_module.json.tmpl"),
+    common::module_dir(
+        &dir.join("missing-image"),
         r#"{
   "machine": { "gpu": 0, "cpu": 500, "ram": 64 },
   "job": {
@@ -412,8 +408,6 @@ fn module_with_a_missing_image(dir: &std::path::Path) -> String {
   }
 }"#,
     )
-    .unwrap();
-    module.display().to_string()
 }
 
 /// Runs a job of the missing-image module: once the RP is retrying it, the chain's clock is

@@ -20,10 +20,8 @@ const NOOP: &[&str] = &["--executor", "noop"];
 
 /// A module in a directory whose job asks for a network (HTTP), like cowsay otherwise.
 fn network_module(dir: &Path) -> String {
-    let module = dir.join("net-module");
-    std::fs::create_dir_all(&module).unwrap();
-    std::fs::write(
-        module.join("lilypad_module.json.tmpl"),
+    module_dir(
+        &dir.join("net-module"),
         r#"{
   "machine": { "gpu": 0, "cpu": 500, "ram": 64 },
   "job": {
@@ -38,8 +36,6 @@ fn network_module(dir: &Path) -> String {
   }
 }"#,
     )
-    .unwrap();
-    module.display().to_string()
 }
 
 fn request(network: &DevNetwork, dir: &Path, module: &str, message: &str) -> JobRequest {

@@ -16,7 +16,7 @@ use crate::chain::bindings::lilypad_storage::Agreement;
 use crate::chain::deadlines::{self, Party};
 use crate::chain::terms::{deal_key, job_creator_deposit, terms_of};
 use crate::chain::Chain;
-use crate::client::{ClientError, SolverClient};
+use crate::client::{is_transient, SolverClient};
 use crate::data::offers::now_millis;
 use crate::data::{Deal, DealState, JobOffer};
 use crate::results;
@@ -154,14 +154,6 @@ async fn settled_anyway(
         }
         _ => Err(error),
     }
-}
-
-/// Whether an error is the solver being down or restarting, which waiting may cure.
-fn is_transient(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .filter_map(|cause| cause.downcast_ref::<ClientError>())
-        .any(ClientError::is_transient)
 }
 
 /// One look for our deal, then at its on-chain state, doing what is ours to do; Some when

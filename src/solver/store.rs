@@ -588,22 +588,16 @@ impl Store {
         // Results files: of deals that ended (state 0 is negotiating) before the results
         // horizon, and of deals forgotten.
         let files_of = format!(
-            "SELECT deal_id, path FROM files WHERE deal_id IN (SELECT id FROM deals WHERE state IN ({states}) AND state != 0 AND created_at < ?) OR deal_id IN ({old_deals})"
+            "DELETE FROM files WHERE deal_id IN (SELECT id FROM deals WHERE state IN ({states}) AND state != 0 AND created_at < ?) OR deal_id IN ({old_deals}) RETURNING path"
         );
-        let rows = sqlx::query(&files_of)
+        let paths: Vec<std::path::PathBuf> = sqlx::query(&files_of)
             .bind(results_before)
             .bind(deals_before)
             .fetch_all(&mut *tx)
-            .await?;
-        let mut paths = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let deal_id: &str = row.get(0);
-            sqlx::query("DELETE FROM files WHERE deal_id = ?")
-                .bind(deal_id)
-                .execute(&mut *tx)
-                .await?;
-            paths.push(std::path::PathBuf::from(row.get::<&str, _>(1)));
-        }
+            .await?
+            .iter()
+            .map(|row| std::path::PathBuf::from(row.get::<&str, _>(0)))
+            .collect();
         let mut pruned = Pruned {
             files: paths.len() as u64,
             ..Pruned::default()

@@ -307,7 +307,6 @@ pub fn busybox_image() -> &'static str {
 /// A module in a local directory that runs `script` with busybox `sh` (its outputs in
 /// /outputs), with the RP's slot as its machine; returns the directory (a module name).
 pub fn shell_module(dir: &Path, script: &str, timeout_secs: u64) -> String {
-    std::fs::create_dir_all(dir).unwrap();
     let template = serde_json::json!({
         "machine": {"gpu": 0, "cpu": 500, "ram": 64},
         "job": {"APIVersion": "V1beta1", "Spec": {
@@ -321,10 +320,5 @@ pub fn shell_module(dir: &Path, script: &str, timeout_secs: u64) -> String {
             "Timeout": timeout_secs,
         }}
     });
-    std::fs::write(
-        dir.join("lilypad_module.json.tmpl"),
-        serde_json::to_string_pretty(&template).unwrap(),
-    )
-    .unwrap();
-    dir.display().to_string()
+    super::module_dir(dir, &serde_json::to_string_pretty(&template).unwrap())
 }

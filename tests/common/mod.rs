@@ -164,6 +164,14 @@ pub fn cowsay_request(network: &DevNetwork, dir: &std::path::Path, message: &str
     }
 }
 
+/// A module in the local directory `dir` whose template is `template`; returns the
+/// directory (a module name `lilypad run` takes).
+pub fn module_dir(dir: &std::path::Path, template: &str) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(lilypad::module::TEMPLATE_FILE), template).unwrap();
+    dir.display().to_string()
+}
+
 /// Each balance's signed change (wei) from `before` to `after`.
 pub fn signed_changes(before: &[U256], after: &[U256]) -> Vec<i128> {
     after
