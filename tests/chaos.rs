@@ -20,7 +20,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{pricing, timeouts, LP};
+use common::LP;
 use ethers::signers::{LocalWallet, Signer};
 use ethers::types::{Address, U256};
 use futures::StreamExt;
@@ -151,7 +151,6 @@ impl World {
         std::fs::create_dir_all(&data_dir).unwrap();
         let key = data_dir.join("key");
         lilypad::keys::write_key(&key, wallet).unwrap();
-        let (pricing, timeouts) = (pricing(), timeouts());
         let env: Vec<(String, String)> = [
             ("WEB3_RPC_URL", self.rpc_url.clone()),
             (
@@ -174,43 +173,10 @@ impl World {
             ("OFFER_RAM", "512".into()),
             ("OFFER_COUNT", SLOTS.to_string()),
             ("JC_MATCH_TIMEOUT", "600".into()),
-            (
-                "PRICING_INSTRUCTION_PRICE",
-                pricing.instruction_price.to_string(),
-            ),
-            (
-                "PRICING_PAYMENT_COLLATERAL",
-                pricing.payment_collateral.to_string(),
-            ),
-            (
-                "PRICING_RESULTS_COLLATERAL_MULTIPLE",
-                pricing.results_collateral_multiple.to_string(),
-            ),
-            ("PRICING_MEDIATION_FEE", pricing.mediation_fee.to_string()),
-            ("TIMEOUT_AGREE_TIME", timeouts.agree.to_string()),
-            (
-                "TIMEOUT_SUBMIT_RESULTS_TIME",
-                timeouts.submit_results.to_string(),
-            ),
-            (
-                "TIMEOUT_SUBMIT_RESULTS_COLLATERAL",
-                timeouts.submit_results_collateral.to_string(),
-            ),
-            (
-                "TIMEOUT_JUDGE_RESULTS_TIME",
-                timeouts.judge_results.to_string(),
-            ),
-            (
-                "TIMEOUT_JUDGE_RESULTS_COLLATERAL",
-                timeouts.judge_results_collateral.to_string(),
-            ),
-            (
-                "TIMEOUT_MEDIATE_RESULTS_TIME",
-                timeouts.mediate_results.to_string(),
-            ),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
+        .chain(common::terms_env())
         .collect();
         Proc {
             name: name.to_string(),
@@ -752,13 +718,31 @@ async fn chaos_run(seed: u64) -> String {
 
     let lp = |i: usize| format!("{:.0}", after[i].as_u128() as f64 / LP as f64);
     let treasury_at = parties.iter().position(|p| *p == treasury).unwrap();
+    // Net changes in LP of each group of parties (exact per party, checked above).
+    let net = |who: &[Address]| {
+        let wei: i128 = parties
+            .iter()
+            .zip(&changes)
+            .filter(|(p, _)| who.contains(p))
+            .map(|(_, c)| *c)
+            .sum();
+        format!("{:+}", wei as f64 / LP as f64)
+    };
+    let addresses =
+        |wallets: &[LocalWallet]| wallets.iter().map(|w| w.address()).collect::<Vec<_>>();
     format!(
-        "chaos seed {seed}: {} jobs in {:.0} s, {} kills [{}]; deals {states:?}; {}; Payments {} wei, job creator contract {} wei, treasury {} LP, supply {} LP conserved",
+        "chaos seed {seed}: {} jobs in {:.0} s, {} kills [{}]; deals {states:?}; {}; LP moved: job creators {}, requesters {}, jc operator {}, RPs {}, mediator {}, treasury {}; end: Payments {} wei, job creator contract {} wei, treasury {} LP, supply {} LP conserved",
         wanted.len(),
         started.elapsed().as_secs_f64(),
         kills.len(),
         kills.join(", "),
         most.join(", "),
+        net(&addresses(&world.job_creators)),
+        net(&addresses(&world.requesters)),
+        net(&[world.operator.address()]),
+        net(&addresses(&world.rps)),
+        net(&[world.mediator.address()]),
+        net(&[treasury]),
         after[payments],
         after[onchain],
         lp(treasury_at),

@@ -110,35 +110,10 @@ impl Deal {
     /// The mediator is the `draw`-th (modulo their number) of the mediators both trust: the
     /// solver passes a random number.
     pub fn propose(job: &JobOffer, resource: &ResourceOffer, draw: u64) -> Result<Deal, Mismatch> {
-        if job.job_creator == resource.resource_provider {
-            return Err(Mismatch::SameParty);
-        }
-        if job.services.solver != resource.services.solver {
-            return Err(Mismatch::Solver);
-        }
-        if !resource.spec.covers(&job.spec) {
-            return Err(Mismatch::Spec);
-        }
-        if !resource.allows_module(job) {
-            return Err(Mismatch::Module);
-        }
-        if resource.pricing.instruction_price > job.pricing.instruction_price {
-            return Err(Mismatch::Price);
-        }
-        let (ours, theirs) = (&resource.pricing, &job.pricing);
-        if ours.payment_collateral != theirs.payment_collateral
-            || ours.results_collateral_multiple != theirs.results_collateral_multiple
-            || ours.mediation_fee != theirs.mediation_fee
-        {
-            return Err(Mismatch::Collateral);
-        }
-        if resource.timeouts != job.timeouts {
-            return Err(Mismatch::Timeouts);
+        if let Some(reason) = Deal::mismatch(job, resource) {
+            return Err(reason);
         }
         let mediators = common_mediators(job, resource);
-        if mediators.is_empty() {
-            return Err(Mismatch::NoCommonMediator);
-        }
         // The list is short (it came from two offers); the index fits in usize.
         let mediator = mediators[(draw % mediators.len() as u64) as usize];
         let deal = Deal {
@@ -158,6 +133,45 @@ impl Deal {
             timeouts: job.timeouts,
         };
         Ok(deal.seal())
+    }
+
+    /// Why `job` and `resource` cannot make a deal, or None if they can; the reasons are
+    /// checked in [`Mismatch`]'s order, so the first that applies is the one given.
+    pub fn mismatch(job: &JobOffer, resource: &ResourceOffer) -> Option<Mismatch> {
+        if job.job_creator == resource.resource_provider {
+            return Some(Mismatch::SameParty);
+        }
+        if job.services.solver != resource.services.solver {
+            return Some(Mismatch::Solver);
+        }
+        if !resource.spec.covers(&job.spec) {
+            return Some(Mismatch::Spec);
+        }
+        if !resource.allows_module(job) {
+            return Some(Mismatch::Module);
+        }
+        if resource.pricing.instruction_price > job.pricing.instruction_price {
+            return Some(Mismatch::Price);
+        }
+        let (ours, theirs) = (&resource.pricing, &job.pricing);
+        if ours.payment_collateral != theirs.payment_collateral
+            || ours.results_collateral_multiple != theirs.results_collateral_multiple
+            || ours.mediation_fee != theirs.mediation_fee
+        {
+            return Some(Mismatch::Collateral);
+        }
+        if resource.timeouts != job.timeouts {
+            return Some(Mismatch::Timeouts);
+        }
+        let trusted_by_both = |m: &&Address| {
+            resource.services.mediators.contains(m)
+                && **m != job.job_creator
+                && **m != resource.resource_provider
+        };
+        if !job.services.mediators.iter().any(|m| trusted_by_both(&m)) {
+            return Some(Mismatch::NoCommonMediator);
+        }
+        None
     }
 
     /// The on-chain deal id: the sha2-256 digest of the deal's CID.

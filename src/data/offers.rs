@@ -11,7 +11,7 @@ use super::amount;
 use super::ids::{cid_of, JSON_CODEC};
 
 /// Machine resources: what a job needs or what a resource offer has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct MachineSpec {
     /// CPU in millicores (1000 = one core).
     pub cpu: u64,
@@ -57,7 +57,7 @@ pub struct Pricing {
 }
 
 /// Deadlines (seconds) and the two stakes that back them (wei), as the contracts take them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Timeouts {
     pub agree: u64,
     pub submit_results: u64,
@@ -72,7 +72,7 @@ pub struct Timeouts {
 }
 
 /// The third parties an offer trusts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Services {
     pub solver: Address,
     pub mediators: Vec<Address>,

@@ -2,8 +2,14 @@
 //! fewest deals still negotiating first (see [`match_offers`]); each job creator's offers
 //! in (created_at, id) order. Each job gets the cheapest compatible resource offer by
 //! (price, created_at, id), which then leaves the pool. Only each deal's mediator comes
-//! from `draw` (the solver passes random numbers; see [`Deal::propose`]). A pass is a walk
-//! over sorted candidates, not a database round trip per pair.
+//! from `draw` (the solver passes random numbers; see [`Deal::propose`]).
+//!
+//! A pass never compares every job with every offer. Resource offers are grouped into
+//! classes of offers alike in everything a match checks but the price and the provider
+//! (machine, modules, collaterals, timeouts, services: an RP's slots are all one class), each
+//! sorted by (price, created_at, id). A job looks at the cheapest offer left in each class
+//! (one check says whether the whole class fits it), so a pass costs jobs x classes, however
+//! many offers each class holds.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -11,7 +17,78 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use ethers::types::Address;
 
 use crate::data::explanation::Explanation;
-use crate::data::{Deal, JobOffer, Mismatch, ResourceOffer};
+use crate::data::{Deal, JobOffer, MachineSpec, Mismatch, ResourceOffer, Services, Timeouts};
+
+/// What resource offers of one class share: everything a match checks but the price and
+/// the provider.
+#[derive(PartialEq, Eq, Hash)]
+struct Shape<'a> {
+    spec: &'a MachineSpec,
+    modules: &'a [String],
+    payment_collateral: u128,
+    results_collateral_multiple: u64,
+    mediation_fee: u128,
+    timeouts: &'a Timeouts,
+    services: &'a Services,
+}
+
+impl<'a> Shape<'a> {
+    fn of(offer: &'a ResourceOffer) -> Shape<'a> {
+        Shape {
+            spec: &offer.spec,
+            modules: &offer.modules,
+            payment_collateral: offer.pricing.payment_collateral,
+            results_collateral_multiple: offer.pricing.results_collateral_multiple,
+            mediation_fee: offer.pricing.mediation_fee,
+            timeouts: &offer.timeouts,
+            services: &offer.services,
+        }
+    }
+}
+
+/// The resource offers of one class, cheapest first; those before `next` are all taken.
+struct Class<'a> {
+    offers: Vec<&'a ResourceOffer>,
+    taken: Vec<bool>,
+    next: usize,
+}
+
+impl<'a> Class<'a> {
+    /// The cheapest offer left that `job` can take (its price within the job's, not the
+    /// job creator's own), or None; whether the class fits the job is checked on it.
+    fn cheapest_for(&self, job: &JobOffer) -> Option<usize> {
+        for index in self.next..self.offers.len() {
+            if self.taken[index] {
+                continue;
+            }
+            match Deal::mismatch(job, self.offers[index]) {
+                None => return Some(index),
+                // A later offer of the class may be another provider's.
+                Some(Mismatch::SameParty) => continue,
+                // Price: every later offer asks as much or more. Any other reason holds for
+                // the whole class.
+                Some(_) => return None,
+            }
+        }
+        None
+    }
+
+    fn take(&mut self, index: usize) {
+        self.taken[index] = true;
+        while self.next < self.offers.len() && self.taken[self.next] {
+            self.next += 1;
+        }
+    }
+}
+
+/// The sort key of resource offers: cheapest, then oldest, then by id.
+fn order(offer: &ResourceOffer) -> (u128, u64, &str) {
+    (
+        offer.pricing.instruction_price,
+        offer.created_at,
+        offer.id.as_str(),
+    )
+}
 
 /// Matches `jobs` against `resources`; returns the deals in the order they were made, each
 /// with the mediator `draw()` picks among those its two offers trust.
@@ -42,20 +119,17 @@ pub fn match_offers(
     for (creator, offers) in &queues {
         if let Some(head) = offers.front() {
             let count = negotiating.get(creator).copied().unwrap_or(0);
-            turns.push(Reverse((count, head.created_at, head.id.clone(), *creator)));
+            turns.push(Reverse((
+                count,
+                head.created_at,
+                head.id.as_str(),
+                *creator,
+            )));
         }
     }
-    let mut pool: Vec<&ResourceOffer> = resources.iter().collect();
-    pool.sort_by(|a, b| {
-        (a.pricing.instruction_price, a.created_at, &a.id).cmp(&(
-            b.pricing.instruction_price,
-            b.created_at,
-            &b.id,
-        ))
-    });
-    let mut taken = vec![false; pool.len()];
-    let mut left = pool.len();
-    let mut deals = Vec::new();
+    let mut classes = classes_of(resources);
+    let mut left = resources.len();
+    let mut pairs = Vec::new();
     while let Some(Reverse((count, _, _, creator))) = turns.pop() {
         if left == 0 {
             break;
@@ -66,29 +140,71 @@ pub fn match_offers(
         let Some(job) = offers.pop_front() else {
             continue;
         };
-        let mut matched = false;
-        // The pool is sorted by price: the first compatible untaken offer is the cheapest.
-        for (index, resource) in pool.iter().enumerate() {
-            if taken[index] {
-                continue;
-            }
-            if resource.pricing.instruction_price > job.pricing.instruction_price {
-                break; // every later offer asks even more
-            }
-            if let Ok(deal) = Deal::propose(job, resource, draw()) {
-                taken[index] = true;
-                left -= 1;
-                deals.push(deal);
-                matched = true;
-                break;
-            }
+        // The cheapest fitting offer of each class; the cheapest of those wins.
+        let best = classes
+            .iter()
+            .enumerate()
+            .filter_map(|(class, offers)| offers.cheapest_for(job).map(|index| (class, index)))
+            .min_by(|a, b| order(classes[a.0].offers[a.1]).cmp(&order(classes[b.0].offers[b.1])));
+        // `cheapest_for` checked the pair: it makes a deal.
+        let matched = best.is_some();
+        if let Some((class, index)) = best {
+            pairs.push((job, classes[class].offers[index], draw()));
+            classes[class].take(index);
+            left -= 1;
         }
         if let Some(next) = offers.front() {
             let count = count + u64::from(matched);
-            turns.push(Reverse((count, next.created_at, next.id.clone(), creator)));
+            turns.push(Reverse((count, next.created_at, next.id.as_str(), creator)));
         }
     }
-    deals
+    seal_all(&pairs)
+}
+
+/// The deals of `pairs` (job, resource offer, mediator draw), in order. Building and
+/// sealing a deal (canonical JSON, its CID) is most of a pass's work, so it is spread over
+/// the machine's cores; the result is the same as one by one.
+fn seal_all(pairs: &[(&JobOffer, &ResourceOffer, u64)]) -> Vec<Deal> {
+    let propose = |(job, resource, draw): &(&JobOffer, &ResourceOffer, u64)| {
+        Deal::propose(job, resource, *draw).ok()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || pairs.len() < 64 {
+        return pairs.iter().filter_map(propose).collect();
+    }
+    let chunk = pairs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = pairs
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().filter_map(propose).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// The classes of `resources`, each sorted cheapest first, in a fixed order (that of their
+/// cheapest offer), so a pass does not depend on the order offers arrived in.
+fn classes_of(resources: &[ResourceOffer]) -> Vec<Class<'_>> {
+    let mut by_shape: HashMap<Shape<'_>, Vec<&ResourceOffer>> = HashMap::new();
+    for offer in resources {
+        by_shape.entry(Shape::of(offer)).or_default().push(offer);
+    }
+    let mut classes: Vec<Class<'_>> = by_shape
+        .into_values()
+        .map(|mut offers| {
+            offers.sort_by(|a, b| order(a).cmp(&order(b)));
+            Class {
+                taken: vec![false; offers.len()],
+                offers,
+                next: 0,
+            }
+        })
+        .collect();
+    classes.sort_by(|a, b| order(a.offers[0]).cmp(&order(b.offers[0])));
+    classes
 }
 
 /// Counts, per reason, why each live resource offer does not fit `job`.

@@ -284,7 +284,12 @@ impl Solver {
         let alive_since = now_millis().saturating_sub(self.settings.offer_ttl_ms);
         let resources = self.store.live_resource_offers(alive_since).await?;
         let negotiating = self.store.negotiating_deals_by_job_creator().await?;
-        let deals = matcher::match_offers(&jobs, &resources, &negotiating, rand::random);
+        // A pass over many offers is tens of milliseconds of work: off the async threads.
+        let deals = tokio::task::spawn_blocking(move || {
+            matcher::match_offers(&jobs, &resources, &negotiating, rand::random)
+        })
+        .await
+        .map_err(|e| SolverError::Io(format!("the matching pass failed: {e}")))?;
         let mut keyed = Vec::with_capacity(deals.len());
         for deal in deals {
             let id = deal

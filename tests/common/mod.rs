@@ -80,47 +80,77 @@ pub fn settings(dir: &std::path::Path, extra: &[&str]) -> Settings {
     Settings::from_args(args).expect("the test settings load")
 }
 
-/// These tests' terms as command-line flags (`lilypad dev` and `lilypad run` take them).
-pub fn terms_flags() -> Vec<String> {
+/// These tests' terms, each as (command-line flag, environment variable, value).
+fn terms_table() -> Vec<(&'static str, &'static str, String)> {
     let (pricing, timeouts) = (pricing(), timeouts());
-    let mut args = Vec::new();
-    for (flag, value) in [
-        ("--instruction-price", pricing.instruction_price.to_string()),
+    vec![
+        (
+            "--instruction-price",
+            "PRICING_INSTRUCTION_PRICE",
+            pricing.instruction_price.to_string(),
+        ),
         (
             "--payment-collateral",
+            "PRICING_PAYMENT_COLLATERAL",
             pricing.payment_collateral.to_string(),
         ),
         (
             "--results-collateral-multiple",
+            "PRICING_RESULTS_COLLATERAL_MULTIPLE",
             pricing.results_collateral_multiple.to_string(),
         ),
-        ("--mediation-fee", pricing.mediation_fee.to_string()),
-        ("--agree-timeout", timeouts.agree.to_string()),
+        (
+            "--mediation-fee",
+            "PRICING_MEDIATION_FEE",
+            pricing.mediation_fee.to_string(),
+        ),
+        (
+            "--agree-timeout",
+            "TIMEOUT_AGREE_TIME",
+            timeouts.agree.to_string(),
+        ),
         (
             "--submit-results-timeout",
+            "TIMEOUT_SUBMIT_RESULTS_TIME",
             timeouts.submit_results.to_string(),
         ),
         (
             "--judge-results-timeout",
+            "TIMEOUT_JUDGE_RESULTS_TIME",
             timeouts.judge_results.to_string(),
         ),
         (
             "--mediate-results-timeout",
+            "TIMEOUT_MEDIATE_RESULTS_TIME",
             timeouts.mediate_results.to_string(),
         ),
         (
             "--submit-results-collateral",
+            "TIMEOUT_SUBMIT_RESULTS_COLLATERAL",
             timeouts.submit_results_collateral.to_string(),
         ),
         (
             "--judge-results-collateral",
+            "TIMEOUT_JUDGE_RESULTS_COLLATERAL",
             timeouts.judge_results_collateral.to_string(),
         ),
-    ] {
-        args.push(flag.to_string());
-        args.push(value);
-    }
-    args
+    ]
+}
+
+/// These tests' terms as command-line flags (`lilypad dev` and `lilypad run` take them).
+pub fn terms_flags() -> Vec<String> {
+    terms_table()
+        .into_iter()
+        .flat_map(|(flag, _, value)| [flag.to_string(), value])
+        .collect()
+}
+
+/// These tests' terms as the environment of a role configured the way operators do.
+pub fn terms_env() -> Vec<(String, String)> {
+    terms_table()
+        .into_iter()
+        .map(|(_, name, value)| (name.to_string(), value))
+        .collect()
 }
 
 /// The options of these tests' dev networks.
