@@ -63,8 +63,9 @@ impl<'a> Class<'a> {
             }
             match Deal::mismatch(job, self.offers[index]) {
                 None => return Some(index),
-                // A later offer of the class may be another provider's.
-                Some(Mismatch::SameParty) => continue,
+                // These depend on the provider (a job creator's own offer; a common mediator
+                // that is this provider itself): a later offer of the class may be another's.
+                Some(Mismatch::SameParty | Mismatch::NoCommonMediator) => continue,
                 // Price: every later offer asks as much or more. Any other reason holds for
                 // the whole class.
                 Some(_) => return None,
@@ -277,6 +278,34 @@ mod tests {
         assert_eq!(
             match_offers(&reversed_jobs, &reversed_resources, &HashMap::new(), || 0),
             deals
+        );
+    }
+
+    #[test]
+    fn an_offer_that_cannot_serve_a_job_does_not_hide_its_class_from_it() {
+        use crate::data::ContentAddressed;
+        use ethers::types::Address;
+        let job = job(1, 5, 500);
+        // Alike in all but provider and price: the cheapest is the job creator's own, the
+        // next one's provider is the only mediator both trust (so it cannot mediate its own
+        // deal), the third can serve the job.
+        let by = |provider: Address, price: u128, at: u64| {
+            let mut offer = resource(at, price, 1000);
+            offer.resource_provider = provider;
+            offer.services.mediators = job.services.mediators.clone();
+            offer.seal()
+        };
+        let mediator = job.services.mediators[0];
+        let offers = vec![
+            by(job.job_creator, 1, 1),
+            by(mediator, 2, 2),
+            by(Address::repeat_byte(0x99), 3, 3),
+        ];
+        let deals = match_offers(std::slice::from_ref(&job), &offers, &HashMap::new(), || 0);
+        assert_eq!(deals.len(), 1);
+        assert_eq!(
+            deals[0].members.resource_provider,
+            Address::repeat_byte(0x99)
         );
     }
 
