@@ -87,8 +87,41 @@ impl SolverClient {
         &self.base
     }
 
-    /// Sends a request; signs it when `signed`.
+    /// Sends a request; signs it when `signed`. A signed read refused as a replay (the same
+    /// request in the same second from another process with this key, or from this one
+    /// before a restart: both sign the same text alike) is signed again in the next second.
     pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        signed: bool,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .send_once(method.clone(), path, body.clone(), signed)
+                .await;
+            match sent {
+                Err(ClientError::Refused {
+                    status: 401,
+                    ref message,
+                    ..
+                }) if signed
+                    && method == Method::GET
+                    && attempt < 2
+                    && message.contains(&signing::AuthError::Replayed.to_string()) =>
+                {
+                    attempt += 1;
+                    let into_second = crate::data::offers::now_millis() % 1000;
+                    tokio::time::sleep(Duration::from_millis(1010 - into_second)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(
         &self,
         method: Method,
         path: &str,

@@ -171,6 +171,20 @@ async fn signed_requests_uploads_downloads_and_events_are_checked() {
         Some(403)
     );
 
+    // Two processes with one key reading the same thing in the same second sign the same
+    // text alike: the second is refused as a replay, and its client signs again a second
+    // later, so both reads get their answer (no results yet: 404), not a 401.
+    let (first, second) = (
+        SolverClient::new(&url, network.keys.job_creator.clone()),
+        SolverClient::new(&url, network.keys.job_creator.clone()),
+    );
+    let into_second = lilypad::data::offers::now_millis() % 1000;
+    tokio::time::sleep(Duration::from_millis(1010 - into_second)).await;
+    for reader in [&first, &second] {
+        let error = reader.result(&deal.id).await.unwrap_err();
+        assert_eq!(error.status(), Some(404), "{error}");
+    }
+
     // /explain answers for a job offer nobody can serve (a GPU job on a CPU-only network).
     let mut gpu_job = common::job_offer_by(&network, &jc, "gpu");
     gpu_job.spec.gpu = 1;
