@@ -27,6 +27,10 @@ pub enum TarError {
     TooLarge(u64),
     #[error("the results have more than {0} entries")]
     TooManyEntries(usize),
+    #[error("tar entry {0:?} {1}")]
+    Conflict(String, &'static str),
+    #[error("tar entry {0:?} has a name no file system takes ({1})")]
+    BadName(String, &'static str),
     #[error("malformed tar: {0}")]
     Malformed(#[from] std::io::Error),
 }
@@ -123,8 +127,17 @@ pub fn unpack(bytes: &[u8], target: &Path, limits: Limits) -> Result<(), TarErro
     })
 }
 
+/// The longest relative path an entry may have, in bytes: with the target directory in front
+/// it stays well within Linux's 4,096-byte path limit.
+pub const MAX_PATH_BYTES: usize = 1024;
+
+/// The longest name one path component may have, in bytes (Linux's limit).
+pub const MAX_NAME_BYTES: usize = 255;
+
 /// Visits every entry with its checked relative path and, for files, its contents (a
 /// directory entry naming the archive's root itself, `./`, is skipped). Nothing is written.
+/// Whatever passes can be unpacked: names fit the file system, no file appears twice, and no
+/// entry is both a file and a directory (a file `a` with a later `a/b`, or the other way round).
 pub fn walk(
     bytes: &[u8],
     limits: Limits,
@@ -132,6 +145,8 @@ pub fn walk(
 ) -> Result<(), TarError> {
     let mut archive = tar::Archive::new(bytes);
     let mut total = 0u64;
+    // What each path seen so far is, written or implied by a deeper entry: true for directories.
+    let mut seen: std::collections::HashMap<PathBuf, bool> = std::collections::HashMap::new();
     for (count, entry) in archive.entries()?.enumerate() {
         if count >= limits.max_entries {
             return Err(TarError::TooManyEntries(limits.max_entries));
@@ -144,6 +159,13 @@ pub fn walk(
             continue;
         }
         let path = safe_path(&raw, &shown)?;
+        let is_dir = kind == tar::EntryType::Directory;
+        if matches!(
+            kind,
+            tar::EntryType::Directory | tar::EntryType::Regular | tar::EntryType::Continuous
+        ) {
+            claim(&mut seen, &path, is_dir, &shown)?;
+        }
         match kind {
             tar::EntryType::Directory => visit(&path, None)?,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -164,6 +186,44 @@ pub fn walk(
     Ok(())
 }
 
+/// Records `path` as a directory or a file, and its ancestors as directories, refusing an
+/// entry that contradicts an earlier one.
+fn claim(
+    seen: &mut std::collections::HashMap<PathBuf, bool>,
+    path: &Path,
+    is_dir: bool,
+    shown: &str,
+) -> Result<(), TarError> {
+    for ancestor in path.ancestors().skip(1) {
+        if ancestor.as_os_str().is_empty() {
+            break;
+        }
+        match seen.get(ancestor) {
+            Some(false) => return Err(TarError::Conflict(shown.to_string(), "is under a file")),
+            Some(true) => break, // its own ancestors were recorded with it
+            None => {
+                seen.insert(ancestor.to_path_buf(), true);
+            }
+        }
+    }
+    match (seen.get(path), is_dir) {
+        (Some(false), true) => Err(TarError::Conflict(
+            shown.to_string(),
+            "names a file as a directory",
+        )),
+        (Some(true), false) => Err(TarError::Conflict(
+            shown.to_string(),
+            "names a directory as a file",
+        )),
+        (Some(false), false) => Err(TarError::Conflict(shown.to_string(), "appears twice")),
+        (Some(true), true) => Ok(()),
+        (None, _) => {
+            seen.insert(path.to_path_buf(), is_dir);
+            Ok(())
+        }
+    }
+}
+
 /// Whether a tar path names the archive's root (`.`, `./`), as engines' tars often start.
 fn is_root(raw: &[u8]) -> bool {
     std::str::from_utf8(raw).is_ok_and(|text| {
@@ -177,6 +237,15 @@ fn is_root(raw: &[u8]) -> bool {
 fn safe_path(raw: &[u8], shown: &str) -> Result<PathBuf, TarError> {
     let text = std::str::from_utf8(raw)
         .map_err(|_| TarError::NotFileOrDir(shown.to_string(), "non-UTF-8 name"))?;
+    if text.contains('\0') {
+        return Err(TarError::BadName(shown.to_string(), "a NUL byte"));
+    }
+    if text.len() > MAX_PATH_BYTES {
+        return Err(TarError::BadName(
+            shown.to_string(),
+            "longer than 1,024 bytes",
+        ));
+    }
     if text.starts_with('/') || text.starts_with('\\') {
         return Err(TarError::Absolute(shown.to_string()));
     }
@@ -184,6 +253,12 @@ fn safe_path(raw: &[u8], shown: &str) -> Result<PathBuf, TarError> {
     let mut clean = PathBuf::new();
     for component in path.components() {
         match component {
+            Component::Normal(part) if part.len() > MAX_NAME_BYTES => {
+                return Err(TarError::BadName(
+                    shown.to_string(),
+                    "a name longer than 255 bytes",
+                ))
+            }
             Component::Normal(part) => clean.push(part),
             Component::CurDir => {}
             Component::ParentDir => return Err(TarError::ParentDir(shown.to_string())),
@@ -385,6 +460,87 @@ mod tests {
         let target = tempfile::tempdir().unwrap();
         assert!(unpack(&parent, &target.path().join("in"), limits).is_err());
         assert!(!target.path().join("escape").exists());
+    }
+
+    /// A tar of `(path, Some(contents))` files and `(path, None)` directories, in that order.
+    fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o644);
+            match data {
+                Some(data) => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(data.len() as u64);
+                    builder.append_data(&mut header, path, *data).unwrap();
+                }
+                None => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_size(0);
+                    builder
+                        .append_data(&mut header, path, std::io::empty())
+                        .unwrap();
+                }
+            }
+        }
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn entries_that_cannot_all_be_written_are_refused_before_anything_is() {
+        let limits = Limits::default();
+        let long = "n".repeat(MAX_NAME_BYTES + 1);
+        let deep = vec!["d"; MAX_PATH_BYTES / 2 + 1].join("/");
+        let refused: &[(&str, &[(&str, Option<&[u8]>)])] = &[
+            (
+                "a file, then a file inside it",
+                &[("a", Some(b"1")), ("a/b", Some(b"2"))],
+            ),
+            (
+                "a file, then a directory inside it",
+                &[("a", Some(b"1")), ("a/b/c", None)],
+            ),
+            (
+                "a file, then a directory of its name",
+                &[("a", Some(b"1")), ("a", None)],
+            ),
+            (
+                "a directory, then a file of its name",
+                &[("a", None), ("a", Some(b"1"))],
+            ),
+            (
+                "an implied directory, then a file of its name",
+                &[("a/b", Some(b"1")), ("a", Some(b"2"))],
+            ),
+            ("one file twice", &[("a", Some(b"1")), ("./a", Some(b"2"))]),
+            ("a name over 255 bytes", &[(long.as_str(), Some(b"1"))]),
+            ("a path over 1,024 bytes", &[(deep.as_str(), Some(b"1"))]),
+        ];
+        for (what, entries) in refused {
+            let tar = tar_of(entries);
+            let error = validate(&tar, limits).expect_err(what);
+            assert!(
+                matches!(error, TarError::Conflict(..) | TarError::BadName(..)),
+                "{what}: {error}"
+            );
+            let target = tempfile::tempdir().unwrap();
+            let place = target.path().join("in");
+            assert!(unpack(&tar, &place, limits).is_err(), "{what}");
+            assert!(!place.exists(), "{what}: written before refusing");
+        }
+        // Directories may be named again, before or after the files inside them.
+        let fine = tar_of(&[
+            ("a/b", Some(b"1")),
+            ("a", None),
+            ("a/", None),
+            ("a/c", None),
+            ("a/c/d", Some(b"2")),
+            ("e", Some(b"3")),
+        ]);
+        let target = tempfile::tempdir().unwrap();
+        unpack(&fine, target.path(), limits).unwrap();
+        assert_eq!(fs::read(target.path().join("a/c/d")).unwrap(), b"2");
+        assert_eq!(fs::read(target.path().join("e")).unwrap(), b"3");
     }
 
     #[test]
