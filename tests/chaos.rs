@@ -11,6 +11,9 @@
 //! running at once than it has slots (counted from the Docker engine's own events).
 //!
 //! `CHAOS_SEEDS` (default `1,2,3`) picks the seeds; `make chaos` runs more.
+//!
+//! A second test kills job creators at set points of their deals and checks that the
+//! resource provider keeps offering the slots those deals no longer need.
 
 mod common;
 
@@ -748,4 +751,213 @@ async fn chaos_run(seed: u64) -> String {
         lp(treasury_at),
         supply / U256::from(LP),
     )
+}
+
+/// How long a deal holds its slot waiting for the job creator to agree, in the test below.
+const AGREE_WINDOW_SECS: u64 = 2;
+
+/// When a victim `lilypad run` is killed.
+#[derive(Clone, Copy, Debug)]
+enum KillAt {
+    /// As soon as the solver shows its deal, which it was kept from agreeing to.
+    DealMade,
+    /// Once the chain shows it agreed: the resource provider then agrees and runs its job,
+    /// and nobody is left to judge the results.
+    JobCreatorAgreed,
+}
+
+/// Job creators are killed with SIGKILL in the middle of their deals, and every deal's
+/// timeouts are ten minutes away. The resource provider does not wait for them: a slot whose
+/// deal the job creator never agreed to is offered again after the agree window, one whose
+/// results were submitted is offered again at once (judging needs no machine). Two honest
+/// jobs then run on its two slots while every dead job creator's deal is still open on chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn job_creators_killed_mid_deal_do_not_keep_the_resource_providers_slots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let world = World::start(tmp.path()).await;
+    let reader = world.reader().await;
+    let (containers, watcher, listening) = watch_containers();
+    listening.await.unwrap();
+
+    let mut solver = world.proc("solver", &["solver"], &world.solver);
+    let mut rp = world.proc("rp0", &["rp"], &world.rps[0]);
+    rp.env
+        .push(("OFFER_AGREE_WINDOW".into(), AGREE_WINDOW_SECS.to_string()));
+    solver.start();
+    let client = SolverClient::new(&world.solver_url, lilypad::keys::generate());
+    wait_for_health(&client).await;
+    let provider = world.rps[0].address();
+    let free_slots = || async {
+        client
+            .resource_offers(provider)
+            .await
+            .map(|offers| offers.iter().filter(|o| o.deal_id.is_none()).count())
+            .unwrap_or(0)
+    };
+    let until_all_free = |what: &'static str| async move {
+        let since = Instant::now();
+        while free_slots().await < SLOTS {
+            assert!(
+                since.elapsed() < Duration::from_secs(60),
+                "{what}: the resource provider offers {} of its {SLOTS} slots",
+                free_slots().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        since.elapsed()
+    };
+
+    // Four job creators, each with its own key, two killed at each point. They post their
+    // job offers before the resource provider starts; those to be killed before agreeing are
+    // frozen (SIGSTOP) then, so they cannot agree to the deal they are about to get.
+    let plan = [
+        KillAt::DealMade,
+        KillAt::JobCreatorAgreed,
+        KillAt::DealMade,
+        KillAt::JobCreatorAgreed,
+    ];
+    let mut victims: Vec<(Proc, KillAt, Option<Deal>)> = plan
+        .iter()
+        .enumerate()
+        .map(|(n, at)| {
+            let message = format!("Message=victim {n}");
+            let args = ["run", "cowsay:v0.0.1", "-i", &message, "--timeout", "600"];
+            let run = world.proc(&format!("victim{n}"), &args, &world.job_creators[n]);
+            (run, *at, None)
+        })
+        .collect();
+    for (run, _, _) in &mut victims {
+        run.start();
+    }
+    for (n, (run, at, _)) in victims.iter_mut().enumerate() {
+        let since = Instant::now();
+        loop {
+            let posted = match saved_job(&run.data_dir) {
+                Some(id) => client.job_offer(&id).await.is_ok(),
+                None => false,
+            };
+            if posted {
+                break;
+            }
+            assert!(
+                run.alive() && since.elapsed() < Duration::from_secs(60),
+                "victim {n} posted no job offer: {}",
+                run.tails()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let (KillAt::DealMade, Some(pid)) = (at, run.child.as_ref().and_then(Child::id)) {
+            let frozen = std::process::Command::new("kill")
+                .args(["-STOP", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(frozen.success());
+        }
+    }
+    rp.start();
+    let since = Instant::now();
+    while victims.iter().any(|(run, _, _)| run.child.is_some()) {
+        for (n, (run, at, deal)) in victims.iter_mut().enumerate() {
+            if run.child.is_none() {
+                continue;
+            }
+            assert!(
+                run.alive(),
+                "victim {n} ended before it was killed: {}",
+                run.tails()
+            );
+            let query = format!("job_creator={:?}", world.job_creators[n].address());
+            let Some(record) = client.deals(&query).await.unwrap().into_iter().next() else {
+                continue;
+            };
+            let due = match at {
+                KillAt::DealMade => true,
+                KillAt::JobCreatorAgreed => {
+                    let key = deal_key(record.deal.chain_id().unwrap(), &terms_of(&record.deal));
+                    reader.agreement(key).await.unwrap().job_creator_agreed
+                }
+            };
+            if due {
+                run.kill().await;
+                *deal = Some(record.deal);
+            }
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(120),
+            "the victims' deals were not all made"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let freed = until_all_free("after the job creators died").await;
+    eprintln!(
+        "all {SLOTS} slots offered again {} ms after the last job creator died",
+        freed.as_millis()
+    );
+
+    // Two honest jobs at once, with keys that have no history here.
+    let mut honest: Vec<Proc> = (0..SLOTS)
+        .map(|n| {
+            let message = format!("Message=honest {n}");
+            let args = [
+                "run",
+                "cowsay:v0.0.1",
+                "-i",
+                &message,
+                "--quiet",
+                "--timeout",
+                "600",
+            ];
+            world.proc(&format!("honest{n}"), &args, &world.requesters[n])
+        })
+        .collect();
+    for run in &mut honest {
+        run.start();
+    }
+    let since = Instant::now();
+    while honest.iter_mut().any(Proc::alive) {
+        assert!(
+            since.elapsed() < Duration::from_secs(120),
+            "the honest jobs did not end: {}\n{}",
+            honest
+                .iter()
+                .map(Proc::tails)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            rp.tails()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (n, run) in honest.iter().enumerate() {
+        let status = run.exit.expect("reaped");
+        assert!(status.success(), "honest {n}: {status}\n{}", run.tails());
+        let cow = format!("< honest {n} >");
+        assert!(run.last("stdout").contains(&cow), "{}", run.last("stdout"));
+    }
+
+    // Every dead job creator's deal is still open: no timeout freed those slots.
+    for (n, (_, at, deal)) in victims.iter().enumerate() {
+        let deal = deal.as_ref().expect("killed with a deal");
+        let key = deal_key(deal.chain_id().unwrap(), &terms_of(deal));
+        let agreement = reader.agreement(key).await.unwrap();
+        let state = DealState::try_from(agreement.state).unwrap();
+        let open = match at {
+            KillAt::DealMade => DealState::DealNegotiating,
+            KillAt::JobCreatorAgreed => DealState::ResultsSubmitted,
+        };
+        assert_eq!(
+            state, open,
+            "victim {n} (killed at {at:?}): deal {} is {state}",
+            deal.id
+        );
+        eprintln!("victim {n}, killed at {at:?}: its deal is {state}");
+    }
+    {
+        let containers = containers.lock().unwrap();
+        let owner = lilypad::executor::docker::owner_of(&world.dir.join("rp0/rp"));
+        let at_once = containers.most.get(&owner).copied().unwrap_or(0);
+        assert!(at_once <= SLOTS, "{at_once} containers at once");
+    }
+    rp.stop().await;
+    solver.stop().await;
+    watcher.abort();
 }
