@@ -97,6 +97,8 @@ impl SolverClient {
         body: Vec<u8>,
         signed: bool,
     ) -> Result<reqwest::Response, ClientError> {
+        // Shared, not copied, between attempts (uploads run to tens of MiB).
+        let body = bytes::Bytes::from(body);
         let mut attempt = 0;
         loop {
             let sent = self
@@ -125,7 +127,7 @@ impl SolverClient {
         &self,
         method: Method,
         path: &str,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         signed: bool,
     ) -> Result<reqwest::Response, ClientError> {
         let mut request = self
