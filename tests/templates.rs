@@ -51,6 +51,10 @@ const TEMPLATES: &[&str] = &[
     r#"{{ printf "%x %X %10s|%-5s|%.3s|%v" .A .A .A .A .A .B }}"#,
     r#"{{ printf "%+q|%#q|%8q|%-8q|%x" .A .A .A .A " " }}"#,
     r#"{{ printf "%[2]s %[1]s %*d" .A .B 5 42 }}"#,
+    // Widths and precisions too large for Go end the format (found by fuzzing: the engine
+    // tried to pad to 444 GB).
+    r#"{{ .A | printf "%444444443139q" }}|{{ printf "a%5dz%12345678d|%d" 1 2 3 }}"#,
+    r#"{{ printf "%.99999999f" 1.5 }}|{{ printf "%[99999999]d" 1 }}"#,
     r#"{{ index . "Missing" }}|{{ len .A }}|{{ slice .A 1 }}"#,
     r#"{{ range $i, $c := "abc" }}{{ $i }}{{ end }}|{{ range . }}{{ if eq . """" }}{{ break }}{{ end }}{{ . }}{{ end }}"#,
     // The missing-input cases Go renders rather than refuses.

@@ -161,6 +161,22 @@ fn subst(args: &[Value]) -> gotmpl::Result<Value> {
 /// string quotes it as Go's `strconv.Quote` does (the engine keeps some characters Go
 /// escapes, such as U+0080 or U+2028, unescaped).
 fn go_printf(format: &str, args: &[Value]) -> gotmpl::Result<Value> {
+    // A width or precision too large for Go ends the format there, as Go's fmt ends it
+    // ("%!(NOVERB)", then the unused arguments); the engine would try to pad to it.
+    let (format, tail) = match go_oversized_verb(format) {
+        Some(at) => (&format[..at], "%%!(NOVERB)"),
+        None => (format, ""),
+    };
+    if format.contains('*')
+        && args
+            .iter()
+            .any(|arg| matches!(arg, Value::Int(n) if n.unsigned_abs() > GO_MAX_WIDTH))
+    {
+        // Go prints %!(BADWIDTH) where the argument lands on a star; the engine would pad.
+        return Err(TemplateError::Exec(format!(
+            "printf: a width or precision taken from an argument is over {GO_MAX_WIDTH}"
+        )));
+    }
     let mut args = args.to_vec();
     let mut fixed = String::with_capacity(format.len());
     let mut next_arg = 0;
@@ -192,7 +208,7 @@ fn go_printf(format: &str, args: &[Value]) -> gotmpl::Result<Value> {
         if spec.contains(['*', '[']) {
             // Argument indexes and star widths move the argument cursor: leave the whole
             // format to the engine.
-            let mut all = vec![Value::from(format)];
+            let mut all = vec![Value::from(format!("{format}{tail}"))];
             all.extend(args.iter().cloned());
             return go_printf_raw(&all);
         }
@@ -208,9 +224,58 @@ fn go_printf(format: &str, args: &[Value]) -> gotmpl::Result<Value> {
         }
         next_arg += 1;
     }
+    fixed.push_str(tail);
     let mut all = vec![Value::from(fixed)];
     all.extend(args);
     go_printf_raw(&all)
+}
+
+/// The largest width or precision Go's fmt reads digit by digit: it stops at a number
+/// already above this before its next digit (its `tooLarge`).
+const GO_MAX_WIDTH: u64 = 1_000_000;
+
+/// Where the `%` of the first verb whose width or precision Go's fmt finds too large is.
+fn go_oversized_verb(format: &str) -> Option<usize> {
+    let bytes = format.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        i += 1;
+        // Flags, then width, then precision; digit runs are what Go parses as numbers.
+        while i < bytes.len() && b"+-# 0".contains(&bytes[i]) {
+            i += 1;
+        }
+        loop {
+            let mut number: u64 = 0;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                if number > GO_MAX_WIDTH {
+                    return Some(start);
+                }
+                number = number * 10 + u64::from(bytes[i] - b'0');
+                i += 1;
+            }
+            match bytes.get(i) {
+                // An argument index: Go reads it whole (a bad one is BADINDEX, for the
+                // engine to say); it allocates nothing.
+                Some(b'[') => {
+                    while i < bytes.len() && bytes[i] != b']' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                // Precision or a star: numbers may follow.
+                Some(b'.' | b'*') => i += 1,
+                _ => break,
+            }
+        }
+        // The verb (a `%%` included) ends the spec.
+        i += 1;
+    }
+    None
 }
 
 /// `%q` of `text` with the flags, width and precision in `spec`, as Go's fmt does it:
@@ -448,6 +513,18 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn widths_too_large_for_go_end_the_format_instead_of_filling_memory() {
+        let inputs = BTreeMap::from([("A".to_string(), "abc".to_string())]);
+        // The fuzzer's find: a 444 GB pad.
+        let text = render_text(r#"{{ .A | printf "%444444443139q" }}"#, &inputs).unwrap();
+        assert_eq!(text, r#"%!(NOVERB)%!(EXTRA string="abc")"#);
+        let error = render_text(r#"{{ printf "%*d" 4444444444444 1 }}"#, &inputs).unwrap_err();
+        assert!(error.contains("over 1000000"), "{error}");
+        // Go pads to a million; the engine renders it without running away.
+        assert!(render_text(r#"{{ printf "%1000000q" .A | len }}"#, &inputs).is_ok());
     }
 
     #[test]
