@@ -37,7 +37,8 @@ tools: ## Build the pinned engines (deploy/tools/versions.env: geth, kubo, Bacal
 
 test: test-contracts test-anvil test-rust ## Run every test: forge (unit, fuzz, invariant), the anvil deployment check, cargo
 
-test-unit: ## Rust tests that need neither Docker nor anvil (unit, property, ledger and store tests on SQLite in a temp dir, artifacts, deploy files)
+test-unit: ## Rust tests that need neither Docker nor anvil (unit, property, ledger tests on SQLite in a temp dir, the solver store on SQLite and PostgreSQL, artifacts, deploy files)
+	deploy/postgres.sh
 	$(CARGO) test --locked --lib --test contracts --test deploy
 
 test-contracts: deps ## Forge tests; FOUNDRY_PROFILE=ci runs CI's larger fuzz/invariant campaign
@@ -46,7 +47,8 @@ test-contracts: deps ## Forge tests; FOUNDRY_PROFILE=ci runs CI's larger fuzz/in
 test-anvil: deps ## Deploy to a real anvil node and settle one deal over JSON-RPC
 	contracts/tools/anvil-check.sh
 
-test-rust: deps images tools-for-tests ## Cargo tests (unit and tests/: end to end on anvil, geth, kubo, Bacalhau + Docker)
+test-rust: deps images tools-for-tests ## Cargo tests (unit and tests/: end to end on anvil, geth, kubo, Bacalhau + Docker; the solver store also on PostgreSQL)
+	deploy/postgres.sh
 	$(CARGO) test --locked --all-targets
 
 # The engines the tests start (geth for tests/e2e_geth.rs, kubo for tests/ipfs.rs, Bacalhau

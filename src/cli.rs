@@ -160,6 +160,9 @@ pub struct ExecutorArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the solver: the HTTP/WebSocket market that matches offers into deals
+    ///
+    /// Its store is SQLite under DATA_DIR, or the PostgreSQL database SOLVER_DATABASE_URL names
+    /// (postgres://USER:PASSWORD@HOST:5432/DB; environment or settings file only, never a flag).
     Solver(SolverArgs),
     /// Run a resource provider: sell this machine's CPU/RAM/GPUs and run jobs in Docker
     Rp(RpArgs),

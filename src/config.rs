@@ -27,6 +27,19 @@ impl serde::Serialize for Secret {
     }
 }
 
+impl From<String> for Secret {
+    fn from(value: String) -> Secret {
+        Secret(value)
+    }
+}
+
+impl Secret {
+    /// The value itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_empty() {
@@ -89,6 +102,10 @@ pub struct Settings {
     pub retain_results: u64,
     /// `solver`: newest events kept (RETAIN_EVENTS).
     pub retain_events: u64,
+    /// `solver`: a PostgreSQL database for the store (`postgres://USER:PASSWORD@HOST/DB`)
+    /// instead of SQLite under DATA_DIR. Environment or settings file only, never a flag:
+    /// it may hold a password.
+    pub solver_database_url: Option<Secret>,
     /// The example client contract `run-cowsay-onchain` calls (WEB3_EXAMPLE_CLIENT_ADDRESS).
     pub web3_example_client_address: Option<String>,
     /// `jc`: seconds a requested job may wait for a resource provider before it fails.
@@ -525,8 +542,9 @@ mod tests {
             }
             pending.extend(command.get_subcommands());
         }
-        // The key has no flag (never on a command line); the settings file is not a setting.
+        // The key and the database URL have no flag (never on a command line); the settings file is not a setting.
         options.insert("web3_private_key".into());
+        options.insert("solver_database_url".into());
         options.remove("lilypad_config");
         assert_eq!(fields, options);
     }

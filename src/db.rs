@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -141,6 +142,31 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A table of named values a role keeps, such as a chain follower's checkpoint: a role's own
+/// SQLite database, or the solver's store (SQLite or PostgreSQL).
+pub trait MetaTable: Send + Sync {
+    /// A named value, if set.
+    fn meta<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<String>, DbError>>;
+    /// Sets a named value.
+    fn set_meta<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, Result<(), DbError>>;
+    /// A corrupt-data error naming this database.
+    fn corrupt(&self, what: &str, detail: &str) -> DbError;
+}
+
+impl MetaTable for Db {
+    fn meta<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<String>, DbError>> {
+        Box::pin(Db::meta(self, key))
+    }
+
+    fn set_meta<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, Result<(), DbError>> {
+        Box::pin(Db::set_meta(self, key, value))
+    }
+
+    fn corrupt(&self, what: &str, detail: &str) -> DbError {
+        Db::corrupt(self, what, detail)
     }
 }
 

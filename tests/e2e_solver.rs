@@ -13,6 +13,7 @@ use lilypad::chain::terms::{deal_key, terms_of};
 use lilypad::client::SolverClient;
 use lilypad::data::signing::{self, now_secs, ADDRESS_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use lilypad::data::{ContentAddressed, Deal, DealState};
+use lilypad::dev::DevRoles;
 use lilypad::run::run_job;
 
 /// Sends a POST with explicit signature headers.
@@ -290,8 +291,28 @@ async fn the_rp_refuses_a_deal_whose_terms_differ_from_its_offer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restarting_the_solver_mid_job_loses_nothing() {
+    restart_mid_job(None).await;
+}
+
+/// The same on a solver whose store is PostgreSQL (SOLVER_DATABASE_URL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restarting_a_solver_on_postgresql_mid_job_loses_nothing() {
+    let url = common::postgres_database().await;
+    restart_mid_job(Some(url)).await;
+}
+
+async fn restart_mid_job(database_url: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut network = network(dir.path()).await;
+    let mut options = common::options_with(dir.path(), DevRoles::default(), &[]);
+    options.settings.solver_database_url = database_url.clone().map(Into::into);
+    let mut network = common::start(options).await;
+    if let Some(url) = &database_url {
+        let name = network.solver.solver.store.name().display().to_string();
+        assert!(
+            name.starts_with("postgres://") && url.ends_with(name.rsplit('/').next().unwrap()),
+            "{name}"
+        );
+    }
     let jc_chain = network.job_creator_chain().await.unwrap();
     let request = cowsay_request(&network, dir.path(), "restart");
     let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
@@ -340,6 +361,24 @@ async fn restarting_the_solver_mid_job_loses_nothing() {
     }
     assert_eq!(state, DealState::ResultsAccepted.number());
     network.stop().await;
+    if let Some(url) = &database_url {
+        // The deal and its events are in PostgreSQL, not in a file under DATA_DIR.
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let stored: i64 = sqlx::query_scalar("SELECT state FROM deals WHERE id = $1")
+            .bind(&deal_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, i64::from(DealState::ResultsAccepted.number()));
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(events >= 6, "{events} events");
+        pool.close().await;
+    }
+    let file = dir.path().join("solver/solver.db");
+    assert_eq!(file.exists(), database_url.is_none(), "{}", file.display());
 }
 
 /// A job creator that gives up takes its offer back, so no resource provider is matched to

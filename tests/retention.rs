@@ -101,7 +101,7 @@ async fn a_solvers_disk_use_is_bounded_by_its_retention() {
         events: 1_000,
     };
     let checkpoint = |store: &Store| {
-        let pool = store.db().pool().clone();
+        let pool = store.sqlite().expect("a SQLite store").pool().clone();
         async move {
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(&pool)

@@ -14,7 +14,7 @@ use ethers::types::{Filter, Log};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Chain, ChainError};
-use crate::db::{Db, DbError};
+use crate::db::{DbError, MetaTable};
 use crate::worker::Ticks;
 
 /// Largest block range asked for in one `eth_getLogs` call.
@@ -50,12 +50,14 @@ pub enum FollowError {
 /// The first block a follower has not handled, kept in its role's database.
 #[derive(Clone)]
 pub struct Checkpoint {
-    db: Db,
+    db: std::sync::Arc<dyn MetaTable>,
 }
 
 impl Checkpoint {
-    pub fn new(db: Db) -> Checkpoint {
-        Checkpoint { db }
+    pub fn new(db: impl MetaTable + 'static) -> Checkpoint {
+        Checkpoint {
+            db: std::sync::Arc::new(db),
+        }
     }
 
     /// The saved block, if any; a value that is not a block number is corrupt data.
@@ -65,7 +67,7 @@ impl Checkpoint {
             Some(text) => text.trim().parse().map(Some).map_err(|_| {
                 self.db.corrupt(
                     "the chain checkpoint (meta key next_block)",
-                    format!("{text:?} is not a block number"),
+                    &format!("{text:?} is not a block number"),
                 )
             }),
         }
@@ -222,7 +224,7 @@ mod tests {
     async fn a_checkpoint_that_is_not_a_block_is_an_error_naming_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mediator.db");
-        let db = Db::open(&path, "", 1).await.unwrap();
+        let db = crate::db::Db::open(&path, "", 1).await.unwrap();
         let checkpoint = Checkpoint::new(db.clone());
         assert_eq!(checkpoint.load().await.unwrap(), None);
         checkpoint.save(42).await.unwrap();

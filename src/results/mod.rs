@@ -462,8 +462,11 @@ mod tests {
         assert!(!target.path().join("escape").exists());
     }
 
-    /// A tar of `(path, Some(contents))` files and `(path, None)` directories, in that order.
-    fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+    /// `(path, Some(contents))` for a file, `(path, None)` for a directory.
+    type Entry<'a> = (&'a str, Option<&'a [u8]>);
+
+    /// A tar of these entries, in that order.
+    fn tar_of(entries: &[Entry]) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
         for (path, data) in entries {
             let mut header = tar::Header::new_gnu();
@@ -491,7 +494,7 @@ mod tests {
         let limits = Limits::default();
         let long = "n".repeat(MAX_NAME_BYTES + 1);
         let deep = vec!["d"; MAX_PATH_BYTES / 2 + 1].join("/");
-        let refused: &[(&str, &[(&str, Option<&[u8]>)])] = &[
+        let refused: &[(&str, &[Entry])] = &[
             (
                 "a file, then a file inside it",
                 &[("a", Some(b"1")), ("a/b", Some(b"2"))],

@@ -81,6 +81,9 @@ pub struct SolverSettings {
     pub listen: SocketAddr,
     /// Published in the Users contract so clients find the solver.
     pub public_url: Option<String>,
+    /// A PostgreSQL database for the store (SOLVER_DATABASE_URL); None: SQLite under
+    /// `data_dir`.
+    pub database_url: Option<crate::config::Secret>,
 }
 
 impl SolverSettings {
@@ -106,6 +109,10 @@ impl SolverSettings {
             },
             listen,
             public_url: settings.server_url.clone(),
+            database_url: settings
+                .solver_database_url
+                .clone()
+                .filter(|url| !url.expose().is_empty()),
         })
     }
 }
@@ -527,9 +534,11 @@ pub async fn start(
 ) -> anyhow::Result<SolverHandle> {
     use anyhow::Context;
     let db = settings.data_dir.join("solver.db");
-    let store = Store::open(&db)
-        .await
-        .with_context(|| format!("cannot open the solver database {}", db.display()))?;
+    let url = settings.database_url.as_ref().map(|url| url.expose());
+    let store = Store::open_or_connect(url, &db).await.context(
+        "cannot open the solver database (SOLVER_DATABASE_URL, or solver.db under DATA_DIR)",
+    )?;
+    tracing::info!(database = %store.name().display(), "solver store open");
     let solver = Arc::new(Solver {
         store,
         bus: Bus::default(),

@@ -1,16 +1,24 @@
 //! The solver's store: offers, deals, results, files, events, seen signatures and the last
-//! processed block, in SQLite under DATA_DIR (WAL, one transaction per matching pass), so a
-//! restart loses nothing.
+//! processed block. In SQLite under DATA_DIR by default (WAL), or in PostgreSQL when
+//! SOLVER_DATABASE_URL names a server (a store that outgrows one file, or that several
+//! machines back up). One transaction per matching pass; a restart loses nothing.
+//!
+//! Every statement is written once, in SQL both engines take (`$N` parameters, `ON
+//! CONFLICT`, `RETURNING`), and compiled for each engine's own driver; the schemas differ
+//! only in column types and in how rows are numbered.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
 
 use ethers::types::Address;
-use sqlx::Row;
+use futures::future::BoxFuture;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::bus::{Event, EventKind};
 use crate::data::records::{DealFilter, DealRecord, JobOfferRecord, ResourceOfferRecord, TxRecord};
 use crate::data::{Deal, DealState, JobOffer, JobResult, ResourceOffer};
-use crate::db::{encode, Db, DbError};
+use crate::db::{encode, Db, DbError, MetaTable};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -26,12 +34,90 @@ pub enum StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+/// The engine a store runs on.
 #[derive(Clone)]
-pub struct Store {
-    db: Db,
+enum Pool {
+    Sqlite(Db),
+    Postgres(PgPool),
 }
 
-const SCHEMA: &str = r#"
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    /// The database in errors: the SQLite file, or the server and database without the
+    /// password.
+    name: PathBuf,
+}
+
+/// Runs `$body` with `$pool` bound to the store's connection pool and `$pg` telling whether
+/// it is PostgreSQL; the body is compiled once for each engine.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident, $pg:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite(db) => {
+                let $pool = db.pool();
+                #[allow(unused_variables)]
+                let $pg = false;
+                $body
+            }
+            Pool::Postgres(pool) => {
+                let $pool = pool;
+                #[allow(unused_variables)]
+                let $pg = true;
+                $body
+            }
+        }
+    };
+}
+
+/// Begins a transaction that may add events. On PostgreSQL it first takes a lock that such
+/// transactions share, so events commit in the order of their numbers and a reader that has
+/// seen number n never later finds an n - 1 committed behind it (SQLite writes one
+/// transaction at a time anyway).
+macro_rules! begin_writing {
+    ($pool:expr, $pg:expr) => {{
+        let mut tx = $pool.begin().await?;
+        if $pg {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(EVENTS_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx
+    }};
+}
+
+/// Numbers and stores `$event` in transaction `$tx`; evaluates to the numbered event.
+macro_rules! insert_event {
+    ($tx:expr, $event:expr) => {{
+        let mut event: Event = $event;
+        let seq: i64 = sqlx::query_scalar("INSERT INTO events (json) VALUES ('') RETURNING seq")
+            .fetch_one(&mut *$tx)
+            .await?;
+        event.seq = seq as u64;
+        sqlx::query("UPDATE events SET json = $1 WHERE seq = $2")
+            .bind(encode(&event))
+            .bind(seq)
+            .execute(&mut *$tx)
+            .await?;
+        event
+    }};
+}
+
+/// Stores `$event` in `$tx`, commits, and evaluates to `Ok(Some(event))` to publish.
+macro_rules! commit_with_event {
+    ($tx:expr, $event:expr) => {{
+        let mut tx = $tx;
+        let event = insert_event!(tx, $event);
+        tx.commit().await?;
+        Ok(Some(event))
+    }};
+}
+
+/// The advisory lock key of transactions that add events (any number, the same everywhere).
+const EVENTS_LOCK: i64 = 0x11_1c_ba_d0;
+
+const SQLITE_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS job_offers (
     id TEXT PRIMARY KEY, json TEXT NOT NULL, created_at INTEGER NOT NULL, job_creator TEXT NOT NULL,
     deal_id TEXT);
@@ -54,6 +140,35 @@ CREATE TABLE IF NOT EXISTS seen_signatures (signature TEXT PRIMARY KEY, seen_at 
 CREATE INDEX IF NOT EXISTS seen_signatures_age ON seen_signatures (seen_at);
 CREATE TABLE IF NOT EXISTS txs (deal_id TEXT NOT NULL, address TEXT NOT NULL, action TEXT NOT NULL,
     tx_hash TEXT NOT NULL, PRIMARY KEY (deal_id, tx_hash));
+"#;
+
+/// The same tables on PostgreSQL: 64-bit integers throughout, rows numbered by sequences
+/// (`txs.seq` where SQLite has its implicit rowid), and the `meta` table SQLite roles share.
+const POSTGRES_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS job_offers (
+    id TEXT PRIMARY KEY, json TEXT NOT NULL, created_at BIGINT NOT NULL, job_creator TEXT NOT NULL,
+    deal_id TEXT);
+CREATE INDEX IF NOT EXISTS job_offers_open ON job_offers (created_at, id) WHERE deal_id IS NULL;
+CREATE INDEX IF NOT EXISTS job_offers_open_by_creator ON job_offers (job_creator) WHERE deal_id IS NULL;
+CREATE TABLE IF NOT EXISTS resource_offers (
+    id TEXT PRIMARY KEY, json TEXT NOT NULL, created_at BIGINT NOT NULL, resource_provider TEXT NOT NULL,
+    last_seen BIGINT NOT NULL, deal_id TEXT);
+CREATE INDEX IF NOT EXISTS resource_offers_open ON resource_offers (last_seen) WHERE deal_id IS NULL;
+CREATE INDEX IF NOT EXISTS resource_offers_by_provider ON resource_offers (resource_provider);
+CREATE TABLE IF NOT EXISTS deals (
+    id TEXT PRIMARY KEY, json TEXT NOT NULL, deal_key TEXT NOT NULL UNIQUE, job_offer TEXT NOT NULL,
+    job_creator TEXT NOT NULL, resource_provider TEXT NOT NULL, mediators TEXT NOT NULL,
+    state BIGINT NOT NULL, created_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS deals_negotiating ON deals (job_creator) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS deals_age ON deals (created_at);
+CREATE TABLE IF NOT EXISTS results (deal_id TEXT PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (deal_id TEXT PRIMARY KEY, results_cid TEXT NOT NULL, path TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (seq BIGSERIAL PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS seen_signatures (signature TEXT PRIMARY KEY, seen_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_signatures_age ON seen_signatures (seen_at);
+CREATE TABLE IF NOT EXISTS txs (seq BIGSERIAL, deal_id TEXT NOT NULL, address TEXT NOT NULL,
+    action TEXT NOT NULL, tx_hash TEXT NOT NULL, PRIMARY KEY (deal_id, tx_hash));
 "#;
 
 /// How long the solver keeps what it no longer needs (`RETAIN_*` settings).
@@ -96,51 +211,94 @@ fn address_text(address: Address) -> String {
 }
 
 impl Store {
-    /// Opens (creating if needed) `path`.
+    /// Opens (creating if needed) the SQLite database at `path`.
     pub async fn open(path: &Path) -> std::result::Result<Store, DbError> {
-        let db = Db::open(path, SCHEMA, 4).await?;
-        Ok(Store { db })
+        let db = Db::open(path, SQLITE_SCHEMA, 4).await?;
+        Ok(Store {
+            pool: Pool::Sqlite(db),
+            name: path.to_path_buf(),
+        })
+    }
+
+    /// Connects to the PostgreSQL database `url` names (`postgres://USER:PASSWORD@HOST:PORT/DB`)
+    /// and creates the tables it lacks. The password never appears in errors.
+    pub async fn connect(url: &str) -> std::result::Result<Store, DbError> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| DbError::Sql {
+            db: PathBuf::from("SOLVER_DATABASE_URL"),
+            source: redacted(e, url),
+        })?;
+        let name = PathBuf::from(format!(
+            "postgres://{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or(options.get_username()),
+        ));
+        let sql = |source| DbError::Sql {
+            db: name.clone(),
+            source,
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(sql)?;
+        sqlx::raw_sql(POSTGRES_SCHEMA)
+            .execute(&pool)
+            .await
+            .map_err(sql)?;
+        Ok(Store {
+            pool: Pool::Postgres(pool),
+            name,
+        })
+    }
+
+    /// The store SOLVER_DATABASE_URL names, or else the SQLite file `path`.
+    pub async fn open_or_connect(
+        url: Option<&str>,
+        path: &Path,
+    ) -> std::result::Result<Store, DbError> {
+        match url {
+            Some(url) => Store::connect(url).await,
+            None => Store::open(path).await,
+        }
+    }
+
+    /// The database in messages: the SQLite file, or the PostgreSQL server and database.
+    pub fn name(&self) -> &Path {
+        &self.name
+    }
+
+    /// The SQLite database, when the store is one.
+    pub fn sqlite(&self) -> Option<&Db> {
+        match &self.pool {
+            Pool::Sqlite(db) => Some(db),
+            Pool::Postgres(_) => None,
+        }
+    }
+
+    fn corrupt(&self, what: impl Into<String>, detail: impl std::fmt::Display) -> DbError {
+        DbError::Corrupt {
+            db: self.name.clone(),
+            what: what.into(),
+            detail: detail.to_string(),
+        }
     }
 
     /// Decodes a stored JSON value; damage is corrupt data naming the database.
     fn decode<T: serde::de::DeserializeOwned>(&self, what: &str, json: &str) -> Result<T> {
-        Ok(self.db.decode(what, json)?)
+        serde_json::from_str(json).map_err(|e| self.corrupt(what, e).into())
     }
 
-    /// The database, for the chain follower's checkpoint.
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
-    async fn insert_event(tx: &mut sqlx::SqliteConnection, mut event: Event) -> Result<Event> {
-        let id = sqlx::query("INSERT INTO events (json) VALUES ('')")
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
-        event.seq = id as u64;
-        sqlx::query("UPDATE events SET json = ? WHERE seq = ?")
-            .bind(encode(&event))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        Ok(event)
-    }
-
-    /// Stores `event` in `tx`, commits, and returns the numbered event to publish.
-    async fn commit_with_event(
-        mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
-        event: Event,
-    ) -> Result<Option<Event>> {
-        let event = Self::insert_event(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(Some(event))
-    }
-
-    fn resource_offer_record(&self, row: &sqlx::sqlite::SqliteRow) -> Result<ResourceOfferRecord> {
+    fn resource_offer_record(
+        &self,
+        (json, deal_id, last_seen): (String, Option<String>, i64),
+    ) -> Result<ResourceOfferRecord> {
         Ok(ResourceOfferRecord {
-            offer: self.decode("resource offer", row.get::<&str, _>(0))?,
-            deal_id: row.get(1),
-            last_seen: row.get::<i64, _>(2) as u64,
+            offer: self.decode("resource offer", &json)?,
+            deal_id,
+            last_seen: last_seen as u64,
         })
     }
 
@@ -157,36 +315,39 @@ impl Store {
 
     /// Stores a new job offer; None if it was already known.
     pub async fn add_job_offer(&self, offer: &JobOffer) -> Result<Option<Event>> {
-        let mut tx = self.db.pool().begin().await?;
-        let inserted = sqlx::query("INSERT OR IGNORE INTO job_offers (id, json, created_at, job_creator) VALUES (?, ?, ?, ?)")
-            .bind(&offer.id)
-            .bind(encode(offer))
-            .bind(offer.created_at as i64)
-            .bind(address_text(offer.job_creator))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if inserted == 0 {
-            return Ok(None);
-        }
-        Self::commit_with_event(
-            tx,
-            Event {
-                job_offer_id: Some(offer.id.clone()),
-                ..Self::event(EventKind::JobOfferAdded)
-            },
-        )
-        .await
+        on_pool!(self, |pool, pg| {
+            let mut tx = begin_writing!(pool, pg);
+            let inserted = sqlx::query("INSERT INTO job_offers (id, json, created_at, job_creator) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                .bind(&offer.id)
+                .bind(encode(offer))
+                .bind(offer.created_at as i64)
+                .bind(address_text(offer.job_creator))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if inserted == 0 {
+                return Ok(None);
+            }
+            commit_with_event!(
+                tx,
+                Event {
+                    job_offer_id: Some(offer.id.clone()),
+                    ..Self::event(EventKind::JobOfferAdded)
+                }
+            )
+        })
     }
 
     /// Deletes a job offer that has no deal; false if it has one (or is unknown).
     pub async fn withdraw_job_offer(&self, id: &str) -> Result<bool> {
-        let deleted = sqlx::query("DELETE FROM job_offers WHERE id = ? AND deal_id IS NULL")
-            .bind(id)
-            .execute(self.db.pool())
-            .await?
-            .rows_affected();
-        Ok(deleted == 1)
+        on_pool!(self, |pool, pg| {
+            let deleted = sqlx::query("DELETE FROM job_offers WHERE id = $1 AND deal_id IS NULL")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(deleted == 1)
+        })
     }
 
     /// Stores a new resource offer (seen now); None if it was already known (then it is refreshed).
@@ -195,35 +356,36 @@ impl Store {
         offer: &ResourceOffer,
         now_ms: u64,
     ) -> Result<Option<Event>> {
-        let mut tx = self.db.pool().begin().await?;
-        let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO resource_offers (id, json, created_at, resource_provider, last_seen) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&offer.id)
-        .bind(encode(offer))
-        .bind(offer.created_at as i64)
-        .bind(address_text(offer.resource_provider))
-        .bind(now_ms as i64)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            sqlx::query("UPDATE resource_offers SET last_seen = ? WHERE id = ?")
-                .bind(now_ms as i64)
-                .bind(&offer.id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            return Ok(None);
-        }
-        Self::commit_with_event(
-            tx,
-            Event {
-                resource_offer_id: Some(offer.id.clone()),
-                ..Self::event(EventKind::ResourceOfferAdded)
-            },
-        )
-        .await
+        on_pool!(self, |pool, pg| {
+            let mut tx = begin_writing!(pool, pg);
+            let inserted = sqlx::query(
+                "INSERT INTO resource_offers (id, json, created_at, resource_provider, last_seen) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(&offer.id)
+            .bind(encode(offer))
+            .bind(offer.created_at as i64)
+            .bind(address_text(offer.resource_provider))
+            .bind(now_ms as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                sqlx::query("UPDATE resource_offers SET last_seen = $1 WHERE id = $2")
+                    .bind(now_ms as i64)
+                    .bind(&offer.id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(None);
+            }
+            commit_with_event!(
+                tx,
+                Event {
+                    resource_offer_id: Some(offer.id.clone()),
+                    ..Self::event(EventKind::ResourceOfferAdded)
+                }
+            )
+        })
     }
 
     /// Marks a resource offer as alive now. False if no such offer of `owner` exists.
@@ -233,40 +395,44 @@ impl Store {
         owner: Address,
         now_ms: u64,
     ) -> Result<bool> {
-        let updated = sqlx::query(
-            "UPDATE resource_offers SET last_seen = ? WHERE id = ? AND resource_provider = ?",
-        )
-        .bind(now_ms as i64)
-        .bind(id)
-        .bind(address_text(owner))
-        .execute(self.db.pool())
-        .await?
-        .rows_affected();
-        Ok(updated > 0)
+        on_pool!(self, |pool, pg| {
+            let updated = sqlx::query(
+                "UPDATE resource_offers SET last_seen = $1 WHERE id = $2 AND resource_provider = $3",
+            )
+            .bind(now_ms as i64)
+            .bind(id)
+            .bind(address_text(owner))
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(updated > 0)
+        })
     }
 
     pub async fn job_offer(&self, id: &str) -> Result<Option<JobOfferRecord>> {
-        let row = sqlx::query("SELECT json, deal_id FROM job_offers WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?;
-        row.map(|row| {
+        let row: Option<(String, Option<String>)> = on_pool!(self, |pool, pg| {
+            sqlx::query_as("SELECT json, deal_id FROM job_offers WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|(json, deal_id)| {
             Ok(JobOfferRecord {
-                offer: self.decode("job offer", row.get::<&str, _>(0))?,
-                deal_id: row.get(1),
+                offer: self.decode("job offer", &json)?,
+                deal_id,
             })
         })
         .transpose()
     }
 
     pub async fn resource_offer(&self, id: &str) -> Result<Option<ResourceOfferRecord>> {
-        let row = sqlx::query("SELECT json, deal_id, last_seen FROM resource_offers WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?;
-        row.as_ref()
-            .map(|row| self.resource_offer_record(row))
-            .transpose()
+        let row = on_pool!(self, |pool, pg| {
+            sqlx::query_as("SELECT json, deal_id, last_seen FROM resource_offers WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|row| self.resource_offer_record(row)).transpose()
     }
 
     /// Resource offers, optionally of one provider.
@@ -274,28 +440,33 @@ impl Store {
         &self,
         owner: Option<Address>,
     ) -> Result<Vec<ResourceOfferRecord>> {
-        let rows = match owner {
-            Some(owner) => sqlx::query("SELECT json, deal_id, last_seen FROM resource_offers WHERE resource_provider = ? ORDER BY created_at, id")
+        let rows: Vec<(String, Option<String>, i64)> = on_pool!(self, |pool, pg| {
+            match owner {
+            Some(owner) => sqlx::query_as("SELECT json, deal_id, last_seen FROM resource_offers WHERE resource_provider = $1 ORDER BY created_at, id")
                 .bind(address_text(owner))
-                .fetch_all(self.db.pool())
+                .fetch_all(pool)
                 .await?,
-            None => sqlx::query("SELECT json, deal_id, last_seen FROM resource_offers ORDER BY created_at, id").fetch_all(self.db.pool()).await?,
-        };
-        rows.iter()
+            None => sqlx::query_as("SELECT json, deal_id, last_seen FROM resource_offers ORDER BY created_at, id")
+                .fetch_all(pool)
+                .await?,
+        }
+        });
+        rows.into_iter()
             .map(|row| self.resource_offer_record(row))
             .collect()
     }
 
-    /// Unmatched job offers, oldest first.
     /// How many unmatched job offers `job_creator` has open.
     pub async fn open_job_offer_count(&self, job_creator: Address) -> Result<u64> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM job_offers WHERE job_creator = ? AND deal_id IS NULL",
-        )
-        .bind(address_text(job_creator))
-        .fetch_one(self.db.pool())
-        .await?;
-        Ok(row.get::<i64, _>(0).max(0) as u64)
+        let count: i64 = on_pool!(self, |pool, pg| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM job_offers WHERE job_creator = $1 AND deal_id IS NULL",
+            )
+            .bind(address_text(job_creator))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(count.max(0) as u64)
     }
 
     /// Per job creator, how many of its deals are still negotiating (it has not agreed, or
@@ -303,45 +474,50 @@ impl Store {
     pub async fn negotiating_deals_by_job_creator(
         &self,
     ) -> Result<std::collections::HashMap<Address, u64>> {
-        let rows = sqlx::query(
-            // 0 is DealNegotiating, written out so the partial index applies.
-            "SELECT job_creator, COUNT(*) FROM deals WHERE state = 0 GROUP BY job_creator",
-        )
-        .fetch_all(self.db.pool())
-        .await?;
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool, pg| {
+            sqlx::query_as(
+                // 0 is DealNegotiating, written out so the partial index applies.
+                "SELECT job_creator, COUNT(*) FROM deals WHERE state = 0 GROUP BY job_creator",
+            )
+            .fetch_all(pool)
+            .await?
+        });
         let mut counts = std::collections::HashMap::new();
-        for row in rows {
-            let text: &str = row.get(0);
-            let address = text.parse::<Address>().map_err(|e| {
-                self.db
-                    .corrupt("a deal's job creator", format!("{text:?}: {e}"))
-            })?;
-            counts.insert(address, row.get::<i64, _>(1).max(0) as u64);
+        for (text, count) in rows {
+            let address = text
+                .parse::<Address>()
+                .map_err(|e| self.corrupt("a deal's job creator", format!("{text:?}: {e}")))?;
+            counts.insert(address, count.max(0) as u64);
         }
         Ok(counts)
     }
 
+    /// Unmatched job offers, oldest first.
     pub async fn open_job_offers(&self) -> Result<Vec<JobOffer>> {
-        let rows = sqlx::query(
-            "SELECT json FROM job_offers WHERE deal_id IS NULL ORDER BY created_at, id",
-        )
-        .fetch_all(self.db.pool())
-        .await?;
+        let rows: Vec<String> = on_pool!(self, |pool, pg| {
+            sqlx::query_scalar(
+                "SELECT json FROM job_offers WHERE deal_id IS NULL ORDER BY created_at, id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
         rows.iter()
-            .map(|row| self.decode("job offer", row.get::<&str, _>(0)))
+            .map(|json| self.decode("job offer", json))
             .collect()
     }
 
     /// Unmatched resource offers refreshed at or after `alive_since_ms`.
     pub async fn live_resource_offers(&self, alive_since_ms: u64) -> Result<Vec<ResourceOffer>> {
-        let rows = sqlx::query(
-            "SELECT json FROM resource_offers WHERE deal_id IS NULL AND last_seen >= ?",
-        )
-        .bind(alive_since_ms as i64)
-        .fetch_all(self.db.pool())
-        .await?;
+        let rows: Vec<String> = on_pool!(self, |pool, pg| {
+            sqlx::query_scalar(
+                "SELECT json FROM resource_offers WHERE deal_id IS NULL AND last_seen >= $1",
+            )
+            .bind(alive_since_ms as i64)
+            .fetch_all(pool)
+            .await?
+        });
         rows.iter()
-            .map(|row| self.decode("resource offer", row.get::<&str, _>(0)))
+            .map(|json| self.decode("resource offer", json))
             .collect()
     }
 
@@ -349,56 +525,60 @@ impl Store {
     /// taken meanwhile (passes are serialised, so this means a bug), nothing is stored.
     /// Returns the events to publish.
     pub async fn commit_deals(&self, deals: &[(Deal, String)]) -> Result<Vec<Event>> {
-        let mut tx = self.db.pool().begin().await?;
-        let mut events = Vec::new();
-        for (deal, deal_key) in deals {
-            let job =
-                sqlx::query("UPDATE job_offers SET deal_id = ? WHERE id = ? AND deal_id IS NULL")
-                    .bind(&deal.id)
-                    .bind(&deal.job_offer.id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            let resource = sqlx::query(
-                "UPDATE resource_offers SET deal_id = ? WHERE id = ? AND deal_id IS NULL",
-            )
-            .bind(&deal.id)
-            .bind(&deal.resource_offer.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if job != 1 || resource != 1 {
-                return Err(StoreError::Conflict(deal.id.clone()));
+        on_pool!(self, |pool, pg| {
+            let mut tx = begin_writing!(pool, pg);
+            let mut events = Vec::new();
+            for (deal, deal_key) in deals {
+                let job = sqlx::query(
+                    "UPDATE job_offers SET deal_id = $1 WHERE id = $2 AND deal_id IS NULL",
+                )
+                .bind(&deal.id)
+                .bind(&deal.job_offer.id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let resource = sqlx::query(
+                    "UPDATE resource_offers SET deal_id = $1 WHERE id = $2 AND deal_id IS NULL",
+                )
+                .bind(&deal.id)
+                .bind(&deal.resource_offer.id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if job != 1 || resource != 1 {
+                    return Err(StoreError::Conflict(deal.id.clone()));
+                }
+                sqlx::query(
+                    "INSERT INTO deals (id, json, deal_key, job_offer, job_creator, resource_provider, mediators, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)",
+                )
+                .bind(&deal.id)
+                .bind(encode(deal))
+                .bind(deal_key)
+                .bind(&deal.job_offer.id)
+                .bind(address_text(deal.members.job_creator))
+                .bind(address_text(deal.members.resource_provider))
+                .bind(address_text(deal.members.mediator))
+                .bind(crate::data::offers::now_millis() as i64)
+                .execute(&mut *tx)
+                .await?;
+                let event = Event {
+                    deal_id: Some(deal.id.clone()),
+                    job_offer_id: Some(deal.job_offer.id.clone()),
+                    resource_offer_id: Some(deal.resource_offer.id.clone()),
+                    state: Some(0),
+                    ..Self::event(EventKind::DealCreated)
+                };
+                events.push(insert_event!(tx, event));
             }
-            sqlx::query(
-                "INSERT INTO deals (id, json, deal_key, job_offer, job_creator, resource_provider, mediators, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
-            )
-            .bind(&deal.id)
-            .bind(encode(deal))
-            .bind(deal_key)
-            .bind(&deal.job_offer.id)
-            .bind(address_text(deal.members.job_creator))
-            .bind(address_text(deal.members.resource_provider))
-            .bind(address_text(deal.members.mediator))
-            .bind(crate::data::offers::now_millis() as i64)
-            .execute(&mut *tx)
-            .await?;
-            let event = Event {
-                deal_id: Some(deal.id.clone()),
-                job_offer_id: Some(deal.job_offer.id.clone()),
-                resource_offer_id: Some(deal.resource_offer.id.clone()),
-                state: Some(0),
-                ..Self::event(EventKind::DealCreated)
-            };
-            events.push(Self::insert_event(&mut tx, event).await?);
-        }
-        tx.commit().await?;
-        Ok(events)
+            tx.commit().await?;
+            Ok(events)
+        })
     }
 
-    fn deal_record(&self, row: &sqlx::sqlite::SqliteRow) -> Result<DealRecord> {
-        let deal: Deal = self.decode("deal", row.get::<&str, _>(0))?;
-        let state = row.get::<i64, _>(1) as u8;
+    fn deal_record(&self, (json, state, deal_key): (String, i64, String)) -> Result<DealRecord> {
+        let deal: Deal = self.decode("deal", &json)?;
+        let state = u8::try_from(state)
+            .map_err(|_| self.corrupt(format!("deal {}'s state", deal.id), state))?;
         let state_name = DealState::try_from(state)
             .map(|s| s.name().to_string())
             .unwrap_or_else(|e| e.to_string());
@@ -406,157 +586,182 @@ impl Store {
             deal,
             state,
             state_name,
-            deal_key: row.get(2),
+            deal_key,
         })
     }
 
     pub async fn deal(&self, id: &str) -> Result<Option<DealRecord>> {
-        let row = sqlx::query("SELECT json, state, deal_key FROM deals WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?;
-        row.as_ref().map(|row| self.deal_record(row)).transpose()
+        let row = on_pool!(self, |pool, pg| {
+            sqlx::query_as("SELECT json, state, deal_key FROM deals WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|row| self.deal_record(row)).transpose()
     }
 
     pub async fn deal_by_key(&self, deal_key: &str) -> Result<Option<DealRecord>> {
-        let row = sqlx::query("SELECT json, state, deal_key FROM deals WHERE deal_key = ?")
-            .bind(deal_key)
-            .fetch_optional(self.db.pool())
-            .await?;
-        row.as_ref().map(|row| self.deal_record(row)).transpose()
+        let row = on_pool!(self, |pool, pg| {
+            sqlx::query_as("SELECT json, state, deal_key FROM deals WHERE deal_key = $1")
+                .bind(deal_key)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|row| self.deal_record(row)).transpose()
     }
 
     pub async fn deals(&self, filter: &DealFilter) -> Result<Vec<DealRecord>> {
         let mut sql = String::from("SELECT json, state, deal_key FROM deals WHERE 1 = 1");
         let mut binds: Vec<String> = Vec::new();
+        let mut condition = |sql: &mut String, template: &str, value: String| {
+            binds.push(value);
+            sql.push_str(&template.replace('?', &format!("${}", binds.len())));
+        };
         if let Some(jc) = filter.job_creator {
-            sql.push_str(" AND job_creator = ?");
-            binds.push(address_text(jc));
+            condition(&mut sql, " AND job_creator = ?", address_text(jc));
         }
         if let Some(rp) = filter.resource_provider {
-            sql.push_str(" AND resource_provider = ?");
-            binds.push(address_text(rp));
+            condition(&mut sql, " AND resource_provider = ?", address_text(rp));
         }
         if let Some(mediator) = filter.mediator {
-            sql.push_str(" AND instr(mediators, ?) > 0");
-            binds.push(address_text(mediator));
+            // `mediators` lists addresses; an address has no LIKE wildcards in it.
+            condition(
+                &mut sql,
+                " AND mediators LIKE '%' || ? || '%'",
+                address_text(mediator),
+            );
         }
         if let Some(job_offer) = &filter.job_offer {
-            sql.push_str(" AND job_offer = ?");
-            binds.push(job_offer.clone());
+            condition(&mut sql, " AND job_offer = ?", job_offer.clone());
         }
         if let Some(state) = filter.state {
-            sql.push_str(" AND state = ?");
-            binds.push(state.to_string());
+            condition(
+                &mut sql,
+                " AND state = CAST(? AS BIGINT)",
+                state.to_string(),
+            );
         }
         if let Some(key) = &filter.deal_key {
-            sql.push_str(" AND deal_key = ?");
-            binds.push(key.to_ascii_lowercase());
+            condition(&mut sql, " AND deal_key = ?", key.to_ascii_lowercase());
         }
         sql.push_str(" ORDER BY created_at, id");
-        let mut query = sqlx::query(&sql);
-        for bind in &binds {
-            query = query.bind(bind);
-        }
-        let rows = query.fetch_all(self.db.pool()).await?;
-        rows.iter().map(|row| self.deal_record(row)).collect()
+        let rows: Vec<(String, i64, String)> = on_pool!(self, |pool, pg| {
+            let mut query = sqlx::query_as(&sql);
+            for bind in &binds {
+                query = query.bind(bind);
+            }
+            query.fetch_all(pool).await?
+        });
+        rows.into_iter().map(|row| self.deal_record(row)).collect()
     }
 
     /// Records a deal's on-chain state; None if it did not change.
     pub async fn set_deal_state(&self, deal_id: &str, state: u8) -> Result<Option<Event>> {
-        let mut tx = self.db.pool().begin().await?;
-        let changed = sqlx::query("UPDATE deals SET state = ? WHERE id = ? AND state != ?")
-            .bind(state as i64)
-            .bind(deal_id)
-            .bind(state as i64)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if changed == 0 {
-            return Ok(None);
-        }
-        Self::commit_with_event(
-            tx,
-            Event {
-                deal_id: Some(deal_id.to_string()),
-                state: Some(state),
-                ..Self::event(EventKind::DealStateChanged)
-            },
-        )
-        .await
+        on_pool!(self, |pool, pg| {
+            let mut tx = begin_writing!(pool, pg);
+            let changed = sqlx::query("UPDATE deals SET state = $1 WHERE id = $2 AND state != $1")
+                .bind(state as i64)
+                .bind(deal_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if changed == 0 {
+                return Ok(None);
+            }
+            commit_with_event!(
+                tx,
+                Event {
+                    deal_id: Some(deal_id.to_string()),
+                    state: Some(state),
+                    ..Self::event(EventKind::DealStateChanged)
+                }
+            )
+        })
     }
 
     /// Records a deal's result (the first one wins; a repeat of the same is fine).
     pub async fn put_result(&self, result: &JobResult) -> Result<Option<Event>> {
-        let mut tx = self.db.pool().begin().await?;
-        let inserted = sqlx::query("INSERT OR IGNORE INTO results (deal_id, json) VALUES (?, ?)")
+        on_pool!(self, |pool, pg| {
+            let mut tx = begin_writing!(pool, pg);
+            let inserted = sqlx::query(
+                "INSERT INTO results (deal_id, json) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
             .bind(&result.deal_id)
             .bind(encode(result))
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        if inserted == 0 {
-            return Ok(None);
-        }
-        Self::commit_with_event(
-            tx,
-            Event {
-                deal_id: Some(result.deal_id.clone()),
-                ..Self::event(EventKind::ResultAdded)
-            },
-        )
-        .await
+            if inserted == 0 {
+                return Ok(None);
+            }
+            commit_with_event!(
+                tx,
+                Event {
+                    deal_id: Some(result.deal_id.clone()),
+                    ..Self::event(EventKind::ResultAdded)
+                }
+            )
+        })
     }
 
     pub async fn result(&self, deal_id: &str) -> Result<Option<JobResult>> {
-        let row = sqlx::query("SELECT json FROM results WHERE deal_id = ?")
-            .bind(deal_id)
-            .fetch_optional(self.db.pool())
-            .await?;
-        row.map(|row| self.decode("result", row.get::<&str, _>(0)))
-            .transpose()
+        let json: Option<String> = on_pool!(self, |pool, pg| {
+            sqlx::query_scalar("SELECT json FROM results WHERE deal_id = $1")
+                .bind(deal_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        json.map(|json| self.decode("result", &json)).transpose()
     }
 
     pub async fn put_file(&self, deal_id: &str, results_cid: &str, path: &Path) -> Result<()> {
-        sqlx::query("INSERT OR REPLACE INTO files (deal_id, results_cid, path) VALUES (?, ?, ?)")
+        on_pool!(self, |pool, pg| {
+            sqlx::query(
+                "INSERT INTO files (deal_id, results_cid, path) VALUES ($1, $2, $3) ON CONFLICT (deal_id) DO UPDATE SET results_cid = excluded.results_cid, path = excluded.path",
+            )
             .bind(deal_id)
             .bind(results_cid)
             .bind(path.display().to_string())
-            .execute(self.db.pool())
+            .execute(pool)
             .await?;
+        });
         Ok(())
     }
 
     /// (results CID, path) of a deal's uploaded results.
     pub async fn file(&self, deal_id: &str) -> Result<Option<(String, String)>> {
-        let row = sqlx::query("SELECT results_cid, path FROM files WHERE deal_id = ?")
-            .bind(deal_id)
-            .fetch_optional(self.db.pool())
-            .await?;
-        Ok(row.map(|row| (row.get(0), row.get(1))))
+        Ok(on_pool!(self, |pool, pg| {
+            sqlx::query_as("SELECT results_cid, path FROM files WHERE deal_id = $1")
+                .bind(deal_id)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// Events after `since`, oldest first, at most `limit`.
     pub async fn events_since(&self, since: u64, limit: u32) -> Result<Vec<Event>> {
-        let rows = sqlx::query("SELECT json FROM events WHERE seq > ? ORDER BY seq LIMIT ?")
-            .bind(since as i64)
-            .bind(limit as i64)
-            .fetch_all(self.db.pool())
-            .await?;
-        rows.iter()
-            .map(|row| self.decode("event", row.get::<&str, _>(0)))
-            .collect()
+        let rows: Vec<String> = on_pool!(self, |pool, pg| {
+            sqlx::query_scalar("SELECT json FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(since.min(i64::MAX as u64) as i64)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.iter().map(|json| self.decode("event", json)).collect()
     }
 
     /// Remembers a request signature; false if it was seen before (a replay).
     pub async fn remember_signature(&self, signature: &str, now_secs: u64) -> Result<bool> {
-        let inserted =
-            sqlx::query("INSERT OR IGNORE INTO seen_signatures (signature, seen_at) VALUES (?, ?)")
-                .bind(signature.to_ascii_lowercase())
-                .bind(now_secs as i64)
-                .execute(self.db.pool())
-                .await?
-                .rows_affected();
+        let inserted = on_pool!(self, |pool, pg| {
+            sqlx::query(
+                "INSERT INTO seen_signatures (signature, seen_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(signature.to_ascii_lowercase())
+            .bind(now_secs as i64)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
         Ok(inserted == 1)
     }
 
@@ -564,10 +769,12 @@ impl Store {
     /// again is refused as stale, so remembering it no longer matters.
     pub async fn forget_old_signatures(&self, now_secs: u64) -> Result<()> {
         let horizon = now_secs.saturating_sub(2 * crate::data::signing::MAX_SKEW_SECS + 1);
-        sqlx::query("DELETE FROM seen_signatures WHERE seen_at < ?")
-            .bind(horizon as i64)
-            .execute(self.db.pool())
-            .await?;
+        on_pool!(self, |pool, pg| {
+            sqlx::query("DELETE FROM seen_signatures WHERE seen_at < $1")
+                .bind(horizon as i64)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -578,108 +785,116 @@ impl Store {
         &self,
         now_ms: u64,
         retention: &Retention,
-    ) -> Result<(Pruned, Vec<std::path::PathBuf>)> {
+    ) -> Result<(Pruned, Vec<PathBuf>)> {
         let states = forgettable_states();
         let deals_before = now_ms.saturating_sub(retention.deals_ms) as i64;
         let results_before = now_ms.saturating_sub(retention.results_ms) as i64;
         let old_deals =
-            format!("SELECT id FROM deals WHERE state IN ({states}) AND created_at < ?");
-        let mut tx = self.db.pool().begin().await?;
+            format!("SELECT id FROM deals WHERE state IN ({states}) AND created_at < $1");
         // Results files: of deals that ended (state 0 is negotiating) before the results
         // horizon, and of deals forgotten.
         let files_of = format!(
-            "DELETE FROM files WHERE deal_id IN (SELECT id FROM deals WHERE state IN ({states}) AND state != 0 AND created_at < ?) OR deal_id IN ({old_deals}) RETURNING path"
+            "DELETE FROM files WHERE deal_id IN (SELECT id FROM deals WHERE state IN ({states}) AND state != 0 AND created_at < $2) OR deal_id IN ({old_deals}) RETURNING path"
         );
-        let paths: Vec<std::path::PathBuf> = sqlx::query(&files_of)
-            .bind(results_before)
-            .bind(deals_before)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| std::path::PathBuf::from(row.get::<&str, _>(0)))
-            .collect();
-        let mut pruned = Pruned {
-            files: paths.len() as u64,
-            ..Pruned::default()
-        };
-        for table in ["results", "txs"] {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE deal_id IN ({old_deals})"
-            ))
-            .bind(deals_before)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for table in ["job_offers", "resource_offers"] {
-            pruned.offers += sqlx::query(&format!(
-                "DELETE FROM {table} WHERE deal_id IN ({old_deals})"
-            ))
-            .bind(deals_before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        pruned.deals = sqlx::query(&format!("DELETE FROM deals WHERE id IN ({old_deals})"))
-            .bind(deals_before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        // Offers nobody took: job offers that old, resource offers not refreshed since.
-        pruned.offers +=
-            sqlx::query("DELETE FROM job_offers WHERE deal_id IS NULL AND created_at < ?")
+        let (pruned, paths) = on_pool!(self, |pool, pg| {
+            let mut tx = pool.begin().await?;
+            let paths: Vec<PathBuf> = sqlx::query_scalar::<_, String>(&files_of)
+                .bind(deals_before)
+                .bind(results_before)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(PathBuf::from)
+                .collect();
+            let mut pruned = Pruned {
+                files: paths.len() as u64,
+                ..Pruned::default()
+            };
+            for table in ["results", "txs"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE deal_id IN ({old_deals})"
+                ))
+                .bind(deals_before)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for table in ["job_offers", "resource_offers"] {
+                pruned.offers += sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE deal_id IN ({old_deals})"
+                ))
                 .bind(deals_before)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        pruned.offers +=
-            sqlx::query("DELETE FROM resource_offers WHERE deal_id IS NULL AND last_seen < ?")
+            }
+            pruned.deals = sqlx::query(&format!("DELETE FROM deals WHERE id IN ({old_deals})"))
                 .bind(deals_before)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        pruned.events =
-            sqlx::query("DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?")
-                .bind(retention.events.min(i64::MAX as u64) as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        tx.commit().await?;
-        if pruned != Pruned::default() {
-            self.db.release_free_pages().await?;
+            // Offers nobody took: job offers that old, resource offers not refreshed since.
+            pruned.offers +=
+                sqlx::query("DELETE FROM job_offers WHERE deal_id IS NULL AND created_at < $1")
+                    .bind(deals_before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            pruned.offers +=
+                sqlx::query("DELETE FROM resource_offers WHERE deal_id IS NULL AND last_seen < $1")
+                    .bind(deals_before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            pruned.events =
+                sqlx::query("DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - $1")
+                    .bind(retention.events.min(i64::MAX as u64) as i64)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            tx.commit().await?;
+            (pruned, paths)
+        });
+        if let (Some(db), true) = (self.sqlite(), pruned != Pruned::default()) {
+            db.release_free_pages().await?;
         }
         Ok((pruned, paths))
     }
 
     pub async fn add_tx(&self, record: &TxRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT OR IGNORE INTO txs (deal_id, address, action, tx_hash) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&record.deal_id)
-        .bind(address_text(record.address))
-        .bind(&record.action)
-        .bind(&record.tx_hash)
-        .execute(self.db.pool())
-        .await?;
+        on_pool!(self, |pool, pg| {
+            sqlx::query(
+                "INSERT INTO txs (deal_id, address, action, tx_hash) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(&record.deal_id)
+            .bind(address_text(record.address))
+            .bind(&record.action)
+            .bind(&record.tx_hash)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
     pub async fn txs(&self, deal_id: &str) -> Result<Vec<TxRecord>> {
-        let rows = sqlx::query(
-            "SELECT deal_id, address, action, tx_hash FROM txs WHERE deal_id = ? ORDER BY rowid",
-        )
-        .bind(deal_id)
-        .fetch_all(self.db.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
+        let rows: Vec<(String, String, String, String)> = on_pool!(self, |pool, pg| {
+            // In the order they were noted: SQLite's implicit rowid, PostgreSQL's `seq`.
+            let order = if pg { "seq" } else { "rowid" };
+            sqlx::query_as(&format!(
+                "SELECT deal_id, address, action, tx_hash FROM txs WHERE deal_id = $1 ORDER BY {order}"
+            ))
+            .bind(deal_id)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(deal_id, address, action, tx_hash)| {
                 Ok(TxRecord {
-                    deal_id: row.get(0),
-                    address: row
-                        .get::<&str, _>(1)
+                    deal_id,
+                    address: address
                         .parse()
-                        .map_err(|e| self.db.corrupt("a tx record's address", e))?,
-                    action: row.get(2),
-                    tx_hash: row.get(3),
+                        .map_err(|e| self.corrupt("a tx record's address", e))?,
+                    action,
+                    tx_hash,
                 })
             })
             .collect()
@@ -687,32 +902,108 @@ impl Store {
 
     /// Counts for /metrics: (deals per state, open job offers, open resource offers, last event).
     pub async fn counts(&self) -> Result<(Vec<(u8, u64)>, u64, u64, u64)> {
-        let rows = sqlx::query("SELECT state, COUNT(*) FROM deals GROUP BY state")
-            .fetch_all(self.db.pool())
-            .await?;
+        let (rows, jobs, resources, last): (Vec<(i64, i64)>, i64, i64, i64) =
+            on_pool!(self, |pool, pg| {
+                let rows = sqlx::query_as("SELECT state, COUNT(*) FROM deals GROUP BY state")
+                    .fetch_all(pool)
+                    .await?;
+                let jobs =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM job_offers WHERE deal_id IS NULL")
+                        .fetch_one(pool)
+                        .await?;
+                let resources = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM resource_offers WHERE deal_id IS NULL",
+                )
+                .fetch_one(pool)
+                .await?;
+                let last = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+                    .fetch_one(pool)
+                    .await?;
+                (rows, jobs, resources, last)
+            });
         let per_state = rows
-            .iter()
-            .map(|row| (row.get::<i64, _>(0) as u8, row.get::<i64, _>(1) as u64))
+            .into_iter()
+            .map(|(state, count)| (state as u8, count as u64))
             .collect();
-        let jobs: i64 = sqlx::query("SELECT COUNT(*) FROM job_offers WHERE deal_id IS NULL")
-            .fetch_one(self.db.pool())
-            .await?
-            .get(0);
-        let resources: i64 =
-            sqlx::query("SELECT COUNT(*) FROM resource_offers WHERE deal_id IS NULL")
-                .fetch_one(self.db.pool())
-                .await?
-                .get(0);
-        let last: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
-            .fetch_one(self.db.pool())
-            .await?
-            .get(0);
         Ok((per_state, jobs as u64, resources as u64, last as u64))
     }
 
     pub async fn close(&self) {
-        self.db.pool().close().await;
+        match &self.pool {
+            Pool::Sqlite(db) => db.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
     }
+}
+
+/// The chain follower's checkpoint lives in the store's `meta` table.
+impl MetaTable for Store {
+    fn meta<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<Option<String>, DbError>> {
+        Box::pin(async move {
+            match &self.pool {
+                Pool::Sqlite(db) => db.meta(key).await,
+                Pool::Postgres(pool) => sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(|source| self.sql(source)),
+            }
+        })
+    }
+
+    fn set_meta<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<(), DbError>> {
+        Box::pin(async move {
+            match &self.pool {
+                Pool::Sqlite(db) => db.set_meta(key, value).await,
+                Pool::Postgres(pool) => sqlx::query(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(key)
+                .bind(value)
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(|source| self.sql(source)),
+            }
+        })
+    }
+
+    fn corrupt(&self, what: &str, detail: &str) -> DbError {
+        Store::corrupt(self, what, detail)
+    }
+}
+
+impl Store {
+    fn sql(&self, source: sqlx::Error) -> DbError {
+        DbError::Sql {
+            db: self.name.clone(),
+            source,
+        }
+    }
+}
+
+/// A connection string that did not parse, said without repeating the string (it may
+/// hold a password).
+fn redacted(error: sqlx::Error, url: &str) -> sqlx::Error {
+    let mut text = error.to_string();
+    // postgres://USER:PASSWORD@HOST…: the password runs from the first ':' after the scheme
+    // to the last '@'.
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    if let Some((userinfo, _)) = after_scheme.rsplit_once('@') {
+        if let Some((_, password)) = userinfo.split_once(':') {
+            if !password.is_empty() {
+                text = text.replace(password, "***");
+            }
+        }
+    }
+    sqlx::Error::Configuration(text.into())
 }
 
 #[cfg(test)]
@@ -720,16 +1011,100 @@ mod tests {
     use super::*;
     use crate::data::examples;
 
-    async fn store() -> (tempfile::TempDir, std::path::PathBuf, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("solver.db");
-        let store = Store::open(&path).await.unwrap();
-        (dir, path, store)
+    /// Where a test's store lives, to open it again.
+    struct Place {
+        _dir: tempfile::TempDir,
+        /// The SQLite file, or the PostgreSQL database's URL.
+        path: PathBuf,
+        url: Option<String>,
     }
 
-    #[tokio::test]
-    async fn offers_match_once_into_a_deal_whose_state_and_events_survive_a_reopen() {
-        let (_dir, path, store) = store().await;
+    impl Place {
+        async fn open(&self) -> Store {
+            Store::open_or_connect(self.url.as_deref(), &self.path)
+                .await
+                .unwrap()
+        }
+    }
+
+    /// The PostgreSQL server the tests use: LILYPAD_TEST_POSTGRES_URL, or the role
+    /// `deploy/postgres.sh` sets up on the local cluster (`make test` runs it).
+    fn postgres_admin_url() -> String {
+        std::env::var("LILYPAD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://lilypad:lilypad@127.0.0.1:5432/postgres".into())
+    }
+
+    /// A new, empty store: a SQLite file in a temporary directory, or a database of its own
+    /// on the PostgreSQL server.
+    async fn fresh(postgres: bool) -> (Place, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("solver.db");
+        let url = if postgres {
+            let admin = postgres_admin_url();
+            let name = format!("lilypad_test_{}", crate::data::offers::new_nonce());
+            let connection = PgPool::connect(&admin).await.unwrap_or_else(|e| {
+                panic!("no PostgreSQL server for the store tests ({e}): run deploy/postgres.sh, or set LILYPAD_TEST_POSTGRES_URL")
+            });
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&connection)
+                .await
+                .unwrap();
+            connection.close().await;
+            let (server, _) = admin.rsplit_once('/').unwrap();
+            Some(format!("{server}/{name}"))
+        } else {
+            None
+        };
+        let place = Place {
+            _dir: dir,
+            path,
+            url,
+        };
+        let store = place.open().await;
+        (place, store)
+    }
+
+    /// Drops a test's PostgreSQL database (a SQLite one goes with its directory).
+    async fn remove(place: Place) {
+        if let Some(url) = &place.url {
+            let name = url.rsplit_once('/').unwrap().1;
+            let connection = PgPool::connect(&postgres_admin_url()).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&connection)
+                .await
+                .unwrap();
+            connection.close().await;
+        }
+    }
+
+    /// Runs each test body on SQLite and on PostgreSQL.
+    macro_rules! on_both {
+        ($($name:ident => $body:ident;)*) => {
+            mod on_sqlite {
+                $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$body(false).await
+                })*
+            }
+            mod on_postgres {
+                $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$body(true).await
+                })*
+            }
+        };
+    }
+
+    on_both! {
+        offers_match_once_into_a_deal_whose_state_and_events_survive_a_reopen => matches_once;
+        a_signature_is_accepted_once => signature_once;
+        a_corrupt_row_is_an_error_naming_the_database => corrupt_row;
+        events_written_at_once_are_all_seen_by_a_reader_that_follows_them => events_in_order;
+        files_txs_checkpoints_counts_and_pruning_work_alike => the_rest;
+    }
+
+    async fn matches_once(postgres: bool) {
+        let (place, store) = fresh(postgres).await;
         let deal = examples::deal();
         let (job, resource) = (&deal.job_offer, &deal.resource_offer);
         assert!(store.add_job_offer(job).await.unwrap().is_some());
@@ -745,11 +1120,28 @@ mod tests {
             .unwrap()
             .is_none());
         assert_eq!(store.open_job_offers().await.unwrap(), vec![job.clone()]);
+        assert_eq!(
+            store.open_job_offer_count(job.job_creator).await.unwrap(),
+            1
+        );
         assert!(
             store.live_resource_offers(2_001).await.unwrap().is_empty(),
             "not refreshed since 2000"
         );
         assert_eq!(store.live_resource_offers(2_000).await.unwrap().len(), 1);
+        assert!(store
+            .refresh_resource_offer(&resource.id, resource.resource_provider, 3_000)
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .refresh_resource_offer(&resource.id, job.job_creator, 4_000)
+                .await
+                .unwrap(),
+            "only by its owner"
+        );
+        let record = store.resource_offer(&resource.id).await.unwrap().unwrap();
+        assert_eq!((record.last_seen, record.deal_id), (3_000, None));
 
         let events = store
             .commit_deals(&[(deal.clone(), "0xkey".into())])
@@ -763,6 +1155,16 @@ mod tests {
             matches!(again, Err(StoreError::Conflict(_))),
             "no double booking"
         );
+        assert_eq!(
+            store.job_offer(&job.id).await.unwrap().unwrap().deal_id,
+            Some(deal.id.clone())
+        );
+        assert!(
+            !store.withdraw_job_offer(&job.id).await.unwrap(),
+            "it has a deal"
+        );
+        let negotiating = store.negotiating_deals_by_job_creator().await.unwrap();
+        assert_eq!(negotiating.get(&job.job_creator), Some(&1));
 
         assert!(store.set_deal_state(&deal.id, 1).await.unwrap().is_some());
         assert!(
@@ -771,21 +1173,30 @@ mod tests {
         );
         store.close().await;
 
-        let store = Store::open(&path).await.unwrap();
+        let store = place.open().await;
         let record = store.deal_by_key("0xkey").await.unwrap().unwrap();
         assert_eq!(record.deal, deal);
         assert_eq!(
             (record.state, record.state_name.as_str()),
             (1, "DealAgreed")
         );
+        assert_eq!(store.deal(&deal.id).await.unwrap().unwrap().deal, deal);
         let filter = DealFilter {
             resource_provider: Some(deal.members.resource_provider),
+            mediator: Some(deal.members.mediator),
+            job_creator: Some(deal.members.job_creator),
+            job_offer: Some(job.id.clone()),
+            deal_key: Some("0xKEY".into()),
             state: Some(1),
-            ..DealFilter::default()
         };
         assert_eq!(store.deals(&filter).await.unwrap().len(), 1);
         let filter = DealFilter {
             state: Some(2),
+            ..DealFilter::default()
+        };
+        assert!(store.deals(&filter).await.unwrap().is_empty());
+        let filter = DealFilter {
+            mediator: Some(Address::repeat_byte(9)),
             ..DealFilter::default()
         };
         assert!(store.deals(&filter).await.unwrap().is_empty());
@@ -798,11 +1209,28 @@ mod tests {
             .collect();
         assert_eq!(seqs, vec![1, 2, 3, 4], "every event, numbered without gaps");
         assert_eq!(store.events_since(3, 100).await.unwrap()[0].seq, 4);
+        store.close().await;
+        remove(place).await;
     }
 
     #[tokio::test]
-    async fn a_signature_is_accepted_once() {
-        let (_dir, _path, store) = store().await;
+    async fn a_database_url_s_password_never_reaches_an_error() {
+        for url in [
+            "postgres://lilypad:s3cret-pw@127.0.0.1:1/solver",
+            "postgres://lilypad:s3cret-pw@127.0.0.1:notaport/solver",
+            "postgres://lilypad:s3cret-pw@[::1/solver",
+        ] {
+            let error = match Store::connect(url).await {
+                Ok(_) => panic!("{url} connected"),
+                Err(error) => error.to_string(),
+            };
+            assert!(!error.contains("s3cret-pw"), "{error}");
+            assert!(error.contains("database"), "{error}");
+        }
+    }
+
+    async fn signature_once(postgres: bool) {
+        let (place, store) = fresh(postgres).await;
         assert!(store.remember_signature("0xAB", 100).await.unwrap());
         assert!(
             !store.remember_signature("0xab", 101).await.unwrap(),
@@ -810,19 +1238,163 @@ mod tests {
         );
         store.forget_old_signatures(10_000).await.unwrap();
         assert!(store.remember_signature("0xab", 10_000).await.unwrap());
+        store.close().await;
+        remove(place).await;
     }
 
-    #[tokio::test]
-    async fn a_corrupt_row_is_an_error_naming_the_database() {
-        let (_dir, path, store) = store().await;
+    async fn corrupt_row(postgres: bool) {
+        let (place, store) = fresh(postgres).await;
         let job = examples::job_offer(1, 5, 1000);
         store.add_job_offer(&job).await.unwrap();
-        sqlx::query("UPDATE job_offers SET json = 'not json'")
-            .execute(store.db.pool())
+        on_pool!(store, |pool, pg| {
+            sqlx::query("UPDATE job_offers SET json = 'not json'")
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        let error = store.job_offer(&job.id).await.unwrap_err().to_string();
+        assert!(
+            error.contains(&store.name().display().to_string()),
+            "{error}"
+        );
+        assert!(store.open_job_offers().await.is_err());
+        if let Some(url) = &place.url {
+            let password = url.split_once("://").unwrap().1.split_once('@').unwrap().0;
+            let password = password.split_once(':').unwrap().1;
+            assert!(!error.contains(&format!(":{password}@")), "{error}");
+        }
+        store.close().await;
+        remove(place).await;
+    }
+
+    /// Writers add offers from several tasks at once while a reader follows the events the
+    /// way a `/ws` subscriber resumes (everything after the last number it saw): it misses
+    /// none, so no event ever commits behind a later-numbered one.
+    async fn events_in_order(postgres: bool) {
+        let (place, store) = fresh(postgres).await;
+        const WRITERS: u64 = 8;
+        const EACH: u64 = 25;
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for n in 0..EACH {
+                        let offer = examples::job_offer(writer * 1000 + n, 5, 1000);
+                        store.add_job_offer(&offer).await.unwrap().unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut seen: Vec<u64> = Vec::new();
+        let follow = |store: Store, cursor: u64| async move {
+            let events = store.events_since(cursor, 1000).await.unwrap();
+            events.iter().map(|event| event.seq).collect::<Vec<_>>()
+        };
+        while !writers.iter().all(|writer| writer.is_finished()) {
+            let cursor = seen.last().copied().unwrap_or(0);
+            seen.extend(follow(store.clone(), cursor).await);
+        }
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let cursor = seen.last().copied().unwrap_or(0);
+        seen.extend(follow(store.clone(), cursor).await);
+        let all: Vec<u64> = store
+            .events_since(0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|event| event.seq)
+            .collect();
+        assert_eq!(seen, all, "the follower saw every event, in order");
+        store.close().await;
+        remove(place).await;
+    }
+
+    async fn the_rest(postgres: bool) {
+        let (place, store) = fresh(postgres).await;
+        let deal = examples::deal();
+        store.add_job_offer(&deal.job_offer).await.unwrap();
+        store
+            .add_resource_offer(&deal.resource_offer, 1_000)
             .await
             .unwrap();
-        let error = store.job_offer(&job.id).await.unwrap_err().to_string();
-        assert!(error.contains(&path.display().to_string()), "{error}");
-        assert!(store.open_job_offers().await.is_err());
+        store
+            .commit_deals(&[(deal.clone(), "0xkey".into())])
+            .await
+            .unwrap();
+        let result = JobResult {
+            deal_id: deal.id.clone(),
+            results_cid: "cid-1".into(),
+            error: None,
+            exit_code: Some(0),
+            instruction_count: 1,
+        };
+        assert!(store.put_result(&result).await.unwrap().is_some());
+        assert!(store.put_result(&result).await.unwrap().is_none(), "once");
+        assert_eq!(store.result(&deal.id).await.unwrap(), Some(result));
+        let file = place._dir.path().join("results.tar");
+        store.put_file(&deal.id, "cid-1", &file).await.unwrap();
+        store.put_file(&deal.id, "cid-2", &file).await.unwrap();
+        assert_eq!(
+            store.file(&deal.id).await.unwrap(),
+            Some(("cid-2".into(), file.display().to_string())),
+            "the latest upload"
+        );
+        for (n, action) in ["agree", "submit", "agree"].iter().enumerate() {
+            let record = TxRecord {
+                deal_id: deal.id.clone(),
+                address: deal.members.resource_provider,
+                action: action.to_string(),
+                tx_hash: format!("0x{}", if n == 2 { 0 } else { n }),
+            };
+            store.add_tx(&record).await.unwrap();
+        }
+        let actions: Vec<String> = store
+            .txs(&deal.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|tx| tx.action)
+            .collect();
+        assert_eq!(actions, ["agree", "submit"], "in order, each hash once");
+
+        let checkpoint = crate::chain::follower::Checkpoint::new(store.clone());
+        assert_eq!(checkpoint.load().await.unwrap(), None);
+        checkpoint.save(41).await.unwrap();
+        checkpoint.save(42).await.unwrap();
+        assert_eq!(checkpoint.load().await.unwrap(), Some(42));
+
+        store
+            .set_deal_state(&deal.id, DealState::ResultsAccepted.number())
+            .await
+            .unwrap();
+        let (states, jobs, resources, last) = store.counts().await.unwrap();
+        assert_eq!(states, vec![(DealState::ResultsAccepted.number(), 1)]);
+        assert_eq!((jobs, resources, last), (0, 0, 5));
+
+        let retention = Retention {
+            deals_ms: 1_000,
+            results_ms: 1_000,
+            events: 2,
+        };
+        let later = crate::data::offers::now_millis() + 10_000;
+        let (pruned, paths) = store.prune(later, &retention).await.unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                deals: 1,
+                offers: 2,
+                files: 1,
+                events: 3
+            }
+        );
+        assert_eq!(paths, vec![file]);
+        assert!(store.deal(&deal.id).await.unwrap().is_none());
+        assert!(store.result(&deal.id).await.unwrap().is_none());
+        assert!(store.txs(&deal.id).await.unwrap().is_empty());
+        assert_eq!(store.events_since(0, 100).await.unwrap().len(), 2);
+        store.close().await;
+        remove(place).await;
     }
 }

@@ -47,7 +47,7 @@ pub async fn deal_states(chain: &Chain, solver: &Solver) -> Result<Follower, Fol
     Follower::open(
         chain,
         filter,
-        Checkpoint::new(solver.store.db().clone()),
+        Checkpoint::new(solver.store.clone()),
         StartAt::Head,
     )
     .await

@@ -463,3 +463,24 @@ pub fn row<'a>(table: &'a str, check: &str) -> &'a str {
         .find(|line| line.split_whitespace().next() == Some(check))
         .unwrap_or_else(|| panic!("no {check} row in\n{table}"))
 }
+
+/// A new, empty PostgreSQL database for one test, as a URL: on the server in
+/// LILYPAD_TEST_POSTGRES_URL, or the local one `deploy/postgres.sh` prepares (`make test`
+/// runs it).
+pub async fn postgres_database() -> String {
+    let admin = std::env::var("LILYPAD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://lilypad:lilypad@127.0.0.1:5432/postgres".into());
+    let server = sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| {
+        panic!(
+            "no PostgreSQL server ({e}): run deploy/postgres.sh, or set LILYPAD_TEST_POSTGRES_URL"
+        )
+    });
+    let name = format!("lilypad_e2e_{}", lilypad::data::offers::new_nonce());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&server)
+        .await
+        .unwrap();
+    server.close().await;
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
