@@ -10,7 +10,7 @@ FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 
 TOOLS ?= geth kubo bacalhau
 
-.PHONY: bench-matcher chaos fuzz bench-disk tools tools-for-tests help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench bench-blocktime
+.PHONY: bench-matcher bench-solver chaos fuzz bench-disk tools tools-for-tests help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench bench-blocktime
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -92,6 +92,11 @@ demo: deps build images ## Build, then run the cowsay job end to end on an embed
 FUZZ_TARGETS := signed_request offer_json results_tar module_template module_spec
 bench-matcher: ## One matcher pass over 1k, 10k and 50k job x resource offers (MATCHER_SIZES): time, ratio to building the same deals, peak memory
 	$(CARGO) bench --locked --bench matcher
+
+bench-solver: deps ## The solver process under load (tests/bench/solver.rs): signed-offer intake (requests/s, p50/p99) against a GET /health baseline, /ws fan-out to 1,000 subscribers, memory; on SQLite with a perf profile, then on PostgreSQL
+	deploy/postgres.sh
+	BENCH_PROFILE=1 $(CARGO) bench --locked --bench solver
+	BENCH_DATABASE=postgres $(CARGO) bench --locked --bench solver
 
 CHAOS_SEEDS ?= 1,2,3,4,5,6,7,8,9,10
 chaos: deps images ## The chaos test (tests/chaos.rs) over CHAOS_SEEDS (1 to 10; make test runs seeds 1,2,3): twenty jobs while processes are killed with SIGKILL and started again

@@ -126,6 +126,9 @@ pub struct Solver {
     pub shutdown: CancellationToken,
     /// One matching pass at a time.
     matching: Mutex<()>,
+    /// Wakes the matcher task: an offer arrived. Wake-ups while a pass runs fold into one
+    /// more pass, so a burst of offers costs a few passes, not one each.
+    match_wanted: tokio::sync::Notify,
 }
 
 /// A running solver.
@@ -199,7 +202,7 @@ impl Solver {
             tracing::info!(job_offer_id = %offer.id, module = %offer.module, "job offer added");
             self.publish([event]);
         }
-        self.match_now().await?;
+        self.match_soon();
         Ok(self
             .store
             .job_offer(&offer.id)
@@ -227,7 +230,7 @@ impl Solver {
             tracing::info!(resource_offer_id = %offer.id, "resource offer added");
             self.publish([event]);
         }
-        self.match_now().await?;
+        self.match_soon();
         self.store
             .resource_offer(&offer.id)
             .await?
@@ -282,6 +285,17 @@ impl Solver {
     }
 
     /// One matching pass over everything open; stores the deals in one transaction.
+    /// Asks the matcher task for a pass soon (it runs one pass for any number of requests
+    /// made while the last one ran).
+    pub fn match_soon(&self) {
+        self.match_wanted.notify_one();
+    }
+
+    /// Waits until a pass is wanted ([`Solver::match_soon`]).
+    pub async fn match_wanted(&self) {
+        self.match_wanted.notified().await;
+    }
+
     pub async fn match_now(&self) -> Result<usize, SolverError> {
         let _pass = self.matching.lock().await;
         let jobs = self.store.open_job_offers().await?;
@@ -546,6 +560,7 @@ pub async fn start(
         settings: settings.clone(),
         shutdown: shutdown.clone(),
         matching: Mutex::new(()),
+        match_wanted: tokio::sync::Notify::new(),
     });
     let routes = api::routes(solver.clone());
     let signal = shutdown.clone();
@@ -574,11 +589,13 @@ pub async fn start(
         solver.clone(),
     ));
     let ticker = tokio::spawn(watcher::tick(solver.clone(), chain.poll_interval()));
+    let matcher = tokio::spawn(watcher::match_when_wanted(solver.clone()));
     let closing = solver.clone();
     let task = tokio::spawn(async move {
         server.await;
         let _ = watcher.await;
         let _ = ticker.await;
+        let _ = matcher.await;
         closing.store.close().await;
         tracing::info!("solver stopped");
     });

@@ -89,6 +89,20 @@ async fn record_state_change(solver: &Solver, log: &Log) -> Result<(), StoreErro
     Ok(())
 }
 
+/// Runs a matching pass whenever new offers ask for one, until shutdown; offers that arrive
+/// during a pass are matched by the next.
+pub async fn match_when_wanted(solver: Arc<Solver>) {
+    loop {
+        tokio::select! {
+            _ = solver.shutdown.cancelled() => return,
+            _ = solver.match_wanted() => {}
+        }
+        if let Err(error) = solver.match_now().await {
+            tracing::warn!(%error, "matching pass failed; the next tick tries again");
+        }
+    }
+}
+
 /// How often the solver forgets what its retention settings let go.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 

@@ -1,0 +1,545 @@
+//! Solver benchmark (`make bench-solver`): a `lilypad solver` process (release build, its
+//! own process so its memory and profile are its own) on a real anvil chain, loaded by a
+//! generator of ours over loopback:
+//!
+//! 1. baseline: unsigned `GET /health` at the same concurrency, to put the intake in the
+//!    scale of this machine and this HTTP stack;
+//! 2. intake: signed job and resource offers from many keys (requests/s, p50/p99 latency),
+//!    while the solver runs a matching pass after each (some jobs find a provider: deals
+//!    are made during the run);
+//! 3. fan-out: 1,000 `/ws` subscribers, then more offers: every subscriber must receive
+//!    every event (events delivered per second, and none lost).
+//!
+//! Requests are signed before each phase starts, so the generator's own signing is not in
+//! the figures. `BENCH_DATABASE=postgres` runs the solver on PostgreSQL (`make bench-solver`
+//! runs both); `BENCH_PROFILE=1` records the solver with `perf` during the intake and prints
+//! where its time goes. Under `cargo test` it runs a small, checked round.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ethers::signers::{LocalWallet, Signer};
+use futures::StreamExt;
+use lilypad::data::events::{Event, EventKind};
+use lilypad::data::signing::{now_secs, sign, ADDRESS_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use lilypad::data::{examples, ContentAddressed, Services};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::process::{Child, Command};
+
+/// How big a round is.
+struct Sizes {
+    /// Keys on each side (job creators, resource providers).
+    keys: usize,
+    /// Signed offers in the intake phase.
+    offers: usize,
+    /// Requests in flight at once.
+    concurrency: usize,
+    /// `/ws` subscribers, and the offers whose events each must receive.
+    subscribers: usize,
+    events: usize,
+}
+
+const FULL: Sizes = Sizes {
+    keys: 200,
+    offers: 20_000,
+    concurrency: 64,
+    subscribers: 1_000,
+    events: 200,
+};
+
+const CHECK: Sizes = Sizes {
+    keys: 4,
+    offers: 200,
+    concurrency: 8,
+    subscribers: 20,
+    events: 20,
+};
+
+fn main() {
+    let full = std::env::args().any(|arg| arg == "--bench");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(round(if full { &FULL } else { &CHECK }, full));
+}
+
+/// Latencies of one phase, and its wall time.
+struct Phase {
+    latencies: Vec<Duration>,
+    wall: Duration,
+    failures: Vec<String>,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.wall.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let at = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+        sorted[at]
+    }
+
+    fn line(&self, what: &str) -> String {
+        format!(
+            "{what:<34} {:>9.0} requests/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests, {} failed)",
+            self.rate(),
+            self.percentile(0.50).as_secs_f64() * 1e3,
+            self.percentile(0.99).as_secs_f64() * 1e3,
+            self.latencies.len(),
+            self.failures.len()
+        )
+    }
+}
+
+/// One prepared request: a path and, for a POST, its body and signature headers.
+struct Request {
+    path: &'static str,
+    body: Option<Vec<u8>>,
+    headers: Vec<(&'static str, String)>,
+}
+
+fn signed(wallet: &LocalWallet, path: &'static str, body: Vec<u8>) -> Request {
+    let headers = sign(wallet, "POST", path, now_secs(), &body);
+    Request {
+        path,
+        headers: vec![
+            (ADDRESS_HEADER, format!("{:?}", headers.address)),
+            (TIMESTAMP_HEADER, headers.timestamp.to_string()),
+            (SIGNATURE_HEADER, headers.signature),
+        ],
+        body: Some(body),
+    }
+}
+
+/// Sends `requests` to `base` with `concurrency` in flight, timing each.
+async fn load(base: &str, requests: Vec<Request>, concurrency: usize) -> Phase {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let requests = Arc::new(requests);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (http, requests, next) = (http.clone(), requests.clone(), next.clone());
+            let base = base.to_string();
+            tokio::spawn(async move {
+                let (mut latencies, mut failures) = (Vec::new(), Vec::new());
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(request) = requests.get(n) else {
+                        break;
+                    };
+                    let url = format!("{base}{}", request.path);
+                    let mut call = match &request.body {
+                        Some(body) => http.post(&url).body(body.clone()),
+                        None => http.get(&url),
+                    };
+                    for (name, value) in &request.headers {
+                        call = call.header(*name, value);
+                    }
+                    let sent = Instant::now();
+                    match call.send().await {
+                        Ok(response) if response.status().is_success() => {
+                            let _ = response.bytes().await;
+                        }
+                        Ok(response) => {
+                            let status = response.status();
+                            let text = response.text().await.unwrap_or_default();
+                            failures.push(format!("{status}: {text}"));
+                        }
+                        Err(error) => failures.push(error.to_string()),
+                    }
+                    latencies.push(sent.elapsed());
+                }
+                (latencies, failures)
+            })
+        })
+        .collect();
+    let mut phase = Phase {
+        latencies: Vec::new(),
+        wall: Duration::ZERO,
+        failures: Vec::new(),
+    };
+    for worker in workers {
+        let (latencies, failures) = worker.await.unwrap();
+        phase.latencies.extend(latencies);
+        phase.failures.extend(failures);
+    }
+    phase.wall = started.elapsed();
+    phase
+}
+
+/// `count` offers, half job offers and half resource offers, from `keys` keys on each side,
+/// signed now. About one job in ten can pay a provider's price, so deals are made.
+fn offers(
+    job_creators: &[LocalWallet],
+    providers: &[LocalWallet],
+    services: &Services,
+    count: usize,
+    seed: u64,
+) -> Vec<Request> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let created = lilypad::data::offers::now_millis();
+    (0..count)
+        .map(|n| {
+            let nonce = format!("{seed}-{n}");
+            if n % 2 == 0 {
+                let wallet = &job_creators[rng.gen_range(0..job_creators.len())];
+                let mut offer = examples::job_offer(created, rng.gen_range(1..=10), 500);
+                offer.id.clear();
+                offer.job_creator = wallet.address();
+                offer.services = services.clone();
+                offer.nonce = nonce;
+                let offer = offer.seal();
+                signed(
+                    wallet,
+                    "/api/v1/job_offers",
+                    serde_json::to_vec(&offer).unwrap(),
+                )
+            } else {
+                let wallet = &providers[rng.gen_range(0..providers.len())];
+                let mut offer = examples::resource_offer(created, rng.gen_range(9..=90), 1000);
+                offer.id.clear();
+                offer.resource_provider = wallet.address();
+                offer.services = services.clone();
+                offer.nonce = nonce;
+                let offer = offer.seal();
+                signed(
+                    wallet,
+                    "/api/v1/resource_offers",
+                    serde_json::to_vec(&offer).unwrap(),
+                )
+            }
+        })
+        .collect()
+}
+
+/// The solver process and what it needs.
+struct Solver {
+    child: Child,
+    base: String,
+    data_dir: PathBuf,
+    services: Services,
+    _anvil: Child,
+}
+
+async fn start_solver(dir: &Path, database_url: Option<&str>) -> Solver {
+    let anvil = lilypad::dev::find_anvil(None).expect("anvil (make deps)");
+    let (node, rpc_url) = lilypad::dev::start_anvil(&anvil, &[]).await.unwrap();
+    let deployer = lilypad::config::parse_key(lilypad::dev::ANVIL_DEPLOYER_KEY).unwrap();
+    let solver = lilypad::keys::generate();
+    let (deployment, _) =
+        lilypad::dev::deploy_and_fund(&rpc_url, &deployer, deployer.address(), &[solver.address()])
+            .await
+            .expect("the contracts deploy");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data_dir = dir.join("solver");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let key = data_dir.join("key");
+    lilypad::keys::write_key(&key, &solver).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lilypad"));
+    command
+        .arg("solver")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &data_dir)
+        .env("DATA_DIR", &data_dir)
+        .env("LOG_LEVEL", "warn")
+        .env("WEB3_PRIVATE_KEY_FILE", &key)
+        .env("WEB3_RPC_URL", &rpc_url)
+        .env(
+            "WEB3_CONTROLLER_ADDRESS",
+            format!("{:?}", deployment.controller),
+        )
+        .env("SERVER_PORT", port.to_string())
+        .env("MAX_OPEN_JOB_OFFERS", "1000000")
+        .env("OFFER_TTL", "3600")
+        .env("POLL_INTERVAL_MS", "1000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("solver.log")).unwrap(),
+        ))
+        .kill_on_drop(true);
+    if let Some(url) = database_url {
+        command.env("SOLVER_DATABASE_URL", url);
+    }
+    let child = command.spawn().expect("the lilypad binary starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if http.get(format!("{base}/health")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Solver {
+        child,
+        base,
+        data_dir,
+        services: Services {
+            solver: solver.address(),
+            mediators: vec![lilypad::keys::generate().address()],
+        },
+        _anvil: node,
+    }
+}
+
+/// A value from /proc/PID/status, in KiB (VmRSS, VmHWM).
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Opens `count` `/ws` subscribers; each counts the resource offers in `wanted` it hears of.
+/// Returns once all are connected, with a receiver of each one's finish time.
+async fn subscribe(
+    base: &str,
+    count: usize,
+    wanted: Arc<std::collections::HashSet<String>>,
+) -> tokio::sync::mpsc::Receiver<(usize, Instant)> {
+    let url = format!("{}/ws", base.replacen("http", "ws", 1));
+    let (done, finished) = tokio::sync::mpsc::channel(count);
+    let connected = Arc::new(tokio::sync::Barrier::new(count + 1));
+    for _ in 0..count {
+        let (url, wanted, done, connected) =
+            (url.clone(), wanted.clone(), done.clone(), connected.clone());
+        tokio::spawn(async move {
+            let (socket, _) = tokio_tungstenite::connect_async(&url)
+                .await
+                .expect("a /ws connection");
+            connected.wait().await;
+            let (_, mut incoming) = socket.split();
+            let mut heard = 0;
+            while let Some(Ok(message)) = incoming.next().await {
+                let Ok(text) = message.to_text() else {
+                    continue;
+                };
+                let Ok(event) = serde_json::from_str::<Event>(text) else {
+                    continue;
+                };
+                if event.kind == EventKind::ResourceOfferAdded
+                    && event
+                        .resource_offer_id
+                        .as_ref()
+                        .is_some_and(|id| wanted.contains(id))
+                {
+                    heard += 1;
+                    if heard == wanted.len() {
+                        break;
+                    }
+                }
+            }
+            let _ = done.send((heard, Instant::now())).await;
+        });
+    }
+    connected.wait().await;
+    finished
+}
+
+async fn round(sizes: &Sizes, full: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "sqlite".into());
+    let url = match database.as_str() {
+        "postgres" => Some(postgres_database().await),
+        "sqlite" => None,
+        other => panic!("BENCH_DATABASE: sqlite or postgres, not {other:?}"),
+    };
+    let mut solver = start_solver(dir.path(), url.as_deref()).await;
+    let pid = solver.child.id().expect("the solver runs");
+    let job_creators: Vec<LocalWallet> =
+        (0..sizes.keys).map(|_| lilypad::keys::generate()).collect();
+    let providers: Vec<LocalWallet> = (0..sizes.keys).map(|_| lilypad::keys::generate()).collect();
+    println!(
+        "solver benchmark: a lilypad solver process on {database}, {} keys a side, {} requests in flight",
+        sizes.keys, sizes.concurrency
+    );
+
+    // 1. The baseline: the cheapest request this server answers.
+    let health: Vec<Request> = (0..sizes.offers)
+        .map(|_| Request {
+            path: "/health",
+            body: None,
+            headers: Vec::new(),
+        })
+        .collect();
+    let baseline = load(&solver.base, health, sizes.concurrency).await;
+    println!("{}", baseline.line("baseline: GET /health"));
+
+    // 2. Intake of signed offers, a matching pass after each.
+    let requests = offers(&job_creators, &providers, &solver.services, sizes.offers, 1);
+    let profile = (full && std::env::var_os("BENCH_PROFILE").is_some())
+        .then(|| start_profile(pid, dir.path()));
+    let intake = load(&solver.base, requests, sizes.concurrency).await;
+    println!("{}", intake.line("intake: signed offers"));
+    println!(
+        "  intake / baseline: {:.2} of the requests per second",
+        intake.rate() / baseline.rate()
+    );
+    let metrics = reqwest::get(format!("{}/metrics", solver.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let deals: u64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("lilypad_deals{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    println!("  deals made during the intake: {deals}");
+    if let Some(profile) = profile {
+        finish_profile(profile, dir.path()).await;
+    }
+    assert!(
+        intake.failures.is_empty(),
+        "{} offers refused, the first: {}",
+        intake.failures.len(),
+        intake.failures[0]
+    );
+
+    // 3. Fan-out to subscribers that keep up.
+    let mut requests = Vec::new();
+    let mut wanted = std::collections::HashSet::new();
+    let created = lilypad::data::offers::now_millis();
+    for n in 0..sizes.events {
+        let wallet = &providers[n % providers.len()];
+        let mut offer = examples::resource_offer(created, 200, 1000);
+        offer.id.clear();
+        offer.resource_provider = wallet.address();
+        offer.services = solver.services.clone();
+        offer.nonce = format!("fan-out {n}");
+        let offer = offer.seal();
+        wanted.insert(offer.id.clone());
+        requests.push(signed(
+            wallet,
+            "/api/v1/resource_offers",
+            serde_json::to_vec(&offer).unwrap(),
+        ));
+    }
+    let mut finished = subscribe(&solver.base, sizes.subscribers, Arc::new(wanted)).await;
+    let started = Instant::now();
+    let posted = load(&solver.base, requests, 8).await;
+    assert!(posted.failures.is_empty(), "{:?}", posted.failures.first());
+    let (mut complete, mut last) = (0, started);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while complete < sizes.subscribers {
+        match tokio::time::timeout_at(deadline, finished.recv()).await {
+            Ok(Some((heard, at))) => {
+                assert_eq!(
+                    heard, sizes.events,
+                    "a subscriber that keeps up lost events"
+                );
+                complete += 1;
+                last = last.max(at);
+            }
+            _ => break,
+        }
+    }
+    let wall = last - started;
+    println!(
+        "fan-out: {} subscribers x {} events: {} subscribers got every event, the last {:.0} ms after the first post ({:.0} events delivered/s)",
+        sizes.subscribers,
+        sizes.events,
+        complete,
+        wall.as_secs_f64() * 1e3,
+        (complete * sizes.events) as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "solver memory: {:.1} MiB now, {:.1} MiB at most",
+        proc_kib(pid, "VmRSS") as f64 / 1024.0,
+        proc_kib(pid, "VmHWM") as f64 / 1024.0
+    );
+    assert_eq!(
+        complete, sizes.subscribers,
+        "some subscribers did not get every event"
+    );
+    let _ = solver.child.start_kill();
+    let _ = solver.child.wait().await;
+    let _ = std::fs::remove_dir_all(&solver.data_dir);
+}
+
+/// A new, empty PostgreSQL database (LILYPAD_TEST_POSTGRES_URL, or the local server
+/// `deploy/postgres.sh` prepares), as a URL.
+async fn postgres_database() -> String {
+    let admin = std::env::var("LILYPAD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://lilypad:lilypad@127.0.0.1:5432/postgres".into());
+    let server = sqlx::PgPool::connect(&admin)
+        .await
+        .expect("a PostgreSQL server: run deploy/postgres.sh");
+    let name = format!("lilypad_bench_{}", lilypad::data::offers::new_nonce());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&server)
+        .await
+        .unwrap();
+    server.close().await;
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+/// `perf record` of the solver process, running until [`finish_profile`].
+fn start_profile(pid: u32, dir: &Path) -> Child {
+    Command::new("perf")
+        .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+        .arg(dir.join("perf.data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("perf (BENCH_PROFILE=1 needs linux perf)")
+}
+
+/// Stops the recording and prints the functions the solver spent most time in (self time),
+/// then the same grouped by library.
+async fn finish_profile(mut perf: Child, dir: &Path) {
+    if let Some(pid) = perf.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+    }
+    let _ = perf.wait().await;
+    let data = dir.join("perf.data");
+    for sort in ["symbol", "dso"] {
+        let report = Command::new("perf")
+            .args([
+                "report",
+                "--no-children",
+                "--stdio",
+                "--percent-limit",
+                "1.5",
+                "-g",
+                "none",
+                "--sort",
+                sort,
+                "-i",
+            ])
+            .arg(&data)
+            .output()
+            .await
+            .expect("perf report");
+        println!("  profile of the solver during the intake, by {sort} (self time):");
+        for line in String::from_utf8_lossy(&report.stdout)
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .take(25)
+        {
+            println!("    {line}");
+        }
+    }
+}
