@@ -129,6 +129,10 @@ pub struct Solver {
     /// Wakes the matcher task: an offer arrived. Wake-ups while a pass runs fold into one
     /// more pass, so a burst of offers costs a few passes, not one each.
     match_wanted: tokio::sync::Notify,
+    /// Held from a write that stores events until they are published, so subscribers get
+    /// events in the order of their numbers (a `/ws` client resumes after the last number it
+    /// saw; one published out of order would be lost to it).
+    publishing: Mutex<()>,
 }
 
 /// A running solver.
@@ -144,7 +148,12 @@ impl Solver {
         self.settings.data_dir.join("files")
     }
 
-    fn publish(&self, events: impl IntoIterator<Item = Event>) {
+    /// Taken around a store write that adds events and the publishing of those events.
+    pub async fn publishing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.publishing.lock().await
+    }
+
+    pub fn publish(&self, events: impl IntoIterator<Item = Event>) {
         for event in events {
             self.bus.publish(event);
         }
@@ -198,10 +207,12 @@ impl Solver {
                 retry_after: OPEN_OFFERS_RETRY_AFTER_SECS,
             });
         }
+        let publishing = self.publishing().await;
         if let Some(event) = self.store.add_job_offer(&offer).await? {
             tracing::info!(job_offer_id = %offer.id, module = %offer.module, "job offer added");
             self.publish([event]);
         }
+        drop(publishing);
         self.match_soon();
         Ok(self
             .store
@@ -226,10 +237,12 @@ impl Solver {
             "the resource provider",
             "resource offer",
         )?;
+        let publishing = self.publishing().await;
         if let Some(event) = self.store.add_resource_offer(&offer, now_millis()).await? {
             tracing::info!(resource_offer_id = %offer.id, "resource offer added");
             self.publish([event]);
         }
+        drop(publishing);
         self.match_soon();
         self.store
             .resource_offer(&offer.id)
@@ -319,12 +332,14 @@ impl Solver {
             let key = format!("0x{}", hex::encode(deal_key(id, &terms_of(&deal))));
             keyed.push((deal, key));
         }
+        let publishing = self.publishing().await;
         let events = self.store.commit_deals(&keyed).await?;
         for (deal, _) in &keyed {
             tracing::info!(deal_id = %deal.id, job_offer_id = %deal.job_offer.id, resource_offer_id = %deal.resource_offer.id, "deal created");
         }
         let count = events.len();
         self.publish(events);
+        drop(publishing);
         Ok(count)
     }
 
@@ -438,9 +453,11 @@ impl Solver {
                 )))
             }
         }
+        let publishing = self.publishing().await;
         if let Some(event) = self.store.put_result(&result).await? {
             self.publish([event]);
         }
+        drop(publishing);
         self.store
             .result(deal_id)
             .await?
@@ -561,6 +578,7 @@ pub async fn start(
         shutdown: shutdown.clone(),
         matching: Mutex::new(()),
         match_wanted: tokio::sync::Notify::new(),
+        publishing: Mutex::new(()),
     });
     let routes = api::routes(solver.clone());
     let signal = shutdown.clone();

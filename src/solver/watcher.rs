@@ -82,9 +82,10 @@ async fn record_state_change(solver: &Solver, log: &Log) -> Result<(), StoreErro
     let Some(record) = solver.store.deal_by_key(&format!("{key:?}")).await? else {
         return Ok(()); // another solver's deal
     };
+    let _publishing = solver.publishing().await;
     if let Some(event) = solver.store.set_deal_state(&record.deal.id, state).await? {
         tracing::info!(deal_id = %record.deal.id, state, "deal state changed on chain");
-        solver.bus.publish(event);
+        solver.publish([event]);
     }
     Ok(())
 }

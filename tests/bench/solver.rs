@@ -30,7 +30,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::process::{Child, Command};
 
-/// How big a round is.
+/// How big a round is (`BENCH_OFFERS`, `BENCH_SUBSCRIBERS` and `BENCH_EVENTS` change three).
+#[derive(Clone, Copy)]
 struct Sizes {
     /// Keys on each side (job creators, resource providers).
     keys: usize,
@@ -61,11 +62,24 @@ const CHECK: Sizes = Sizes {
 
 fn main() {
     let full = std::env::args().any(|arg| arg == "--bench");
+    let number = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .map(|value| value.parse().expect("a number"))
+            .unwrap_or(default)
+    };
+    let base = if full { &FULL } else { &CHECK };
+    let sizes = Sizes {
+        offers: number("BENCH_OFFERS", base.offers),
+        subscribers: number("BENCH_SUBSCRIBERS", base.subscribers),
+        events: number("BENCH_EVENTS", base.events),
+        ..*base
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    runtime.block_on(round(if full { &FULL } else { &CHECK }, full));
+    runtime.block_on(round(&sizes, full));
 }
 
 /// Latencies of one phase, and its wall time.
@@ -298,6 +312,20 @@ async fn start_solver(dir: &Path, database_url: Option<&str>) -> Solver {
     }
 }
 
+/// The sum of the solver's `/metrics` samples whose line starts with `prefix`.
+async fn metric(base: &str, prefix: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| line.starts_with(prefix))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// A value from /proc/PID/status, in KiB (VmRSS, VmHWM).
 fn proc_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -308,19 +336,27 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Opens `count` `/ws` subscribers; each counts the resource offers in `wanted` it hears of.
+/// Opens `count` `/ws` subscribers, each from event `since` on (as a client that must not
+/// miss anything subscribes); each counts the resource offers in `wanted` it hears of.
 /// Returns once all are connected, with a receiver of each one's finish time.
 async fn subscribe(
     base: &str,
+    since: u64,
     count: usize,
     wanted: Arc<std::collections::HashSet<String>>,
+    heard_in_all: Arc<AtomicUsize>,
 ) -> tokio::sync::mpsc::Receiver<(usize, Instant)> {
-    let url = format!("{}/ws", base.replacen("http", "ws", 1));
+    let url = format!("{}/ws?since={since}", base.replacen("http", "ws", 1));
     let (done, finished) = tokio::sync::mpsc::channel(count);
     let connected = Arc::new(tokio::sync::Barrier::new(count + 1));
     for _ in 0..count {
-        let (url, wanted, done, connected) =
-            (url.clone(), wanted.clone(), done.clone(), connected.clone());
+        let (url, wanted, done, connected, heard_in_all) = (
+            url.clone(),
+            wanted.clone(),
+            done.clone(),
+            connected.clone(),
+            heard_in_all.clone(),
+        );
         tokio::spawn(async move {
             let (socket, _) = tokio_tungstenite::connect_async(&url)
                 .await
@@ -342,6 +378,7 @@ async fn subscribe(
                         .is_some_and(|id| wanted.contains(id))
                 {
                     heard += 1;
+                    heard_in_all.fetch_add(1, Ordering::Relaxed);
                     if heard == wanted.len() {
                         break;
                     }
@@ -393,17 +430,7 @@ async fn round(sizes: &Sizes, full: bool) {
         "  intake / baseline: {:.2} of the requests per second",
         intake.rate() / baseline.rate()
     );
-    let metrics = reqwest::get(format!("{}/metrics", solver.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let deals: u64 = metrics
-        .lines()
-        .filter(|line| line.starts_with("lilypad_deals{"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
+    let deals = metric(&solver.base, "lilypad_deals{").await;
     println!("  deals made during the intake: {deals}");
     if let Some(profile) = profile {
         finish_profile(profile, dir.path()).await;
@@ -434,7 +461,16 @@ async fn round(sizes: &Sizes, full: bool) {
             serde_json::to_vec(&offer).unwrap(),
         ));
     }
-    let mut finished = subscribe(&solver.base, sizes.subscribers, Arc::new(wanted)).await;
+    let heard = Arc::new(AtomicUsize::new(0));
+    let since = metric(&solver.base, "lilypad_events_total ").await;
+    let mut finished = subscribe(
+        &solver.base,
+        since,
+        sizes.subscribers,
+        Arc::new(wanted),
+        heard.clone(),
+    )
+    .await;
     let started = Instant::now();
     let posted = load(&solver.base, requests, 8).await;
     assert!(posted.failures.is_empty(), "{:?}", posted.failures.first());
@@ -468,8 +504,11 @@ async fn round(sizes: &Sizes, full: bool) {
         proc_kib(pid, "VmHWM") as f64 / 1024.0
     );
     assert_eq!(
-        complete, sizes.subscribers,
-        "some subscribers did not get every event"
+        complete,
+        sizes.subscribers,
+        "some subscribers did not get every event ({} of {} events delivered)",
+        heard.load(Ordering::Relaxed),
+        sizes.subscribers * sizes.events
     );
     let _ = solver.child.start_kill();
     let _ = solver.child.wait().await;
@@ -539,7 +578,7 @@ async fn finish_profile(mut perf: Child, dir: &Path) {
             .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
             .take(25)
         {
-            println!("    {line}");
+            println!("    {}", line.trim_end());
         }
     }
 }
