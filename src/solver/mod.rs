@@ -297,7 +297,6 @@ impl Solver {
         Ok(())
     }
 
-    /// One matching pass over everything open; stores the deals in one transaction.
     /// Asks the matcher task for a pass soon (it runs one pass for any number of requests
     /// made while the last one ran).
     pub fn match_soon(&self) {
@@ -309,6 +308,7 @@ impl Solver {
         self.match_wanted.notified().await;
     }
 
+    /// One matching pass over everything open; stores the deals in one transaction.
     pub async fn match_now(&self) -> Result<usize, SolverError> {
         let _pass = self.matching.lock().await;
         let jobs = self.store.open_job_offers().await?;
