@@ -15,6 +15,9 @@
 //! runs both); `BENCH_PROFILE=1` records the solver with `perf` during the intake and prints
 //! where its time goes. Under `cargo test` it runs a small, checked round.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -395,7 +398,7 @@ async fn round(sizes: &Sizes, full: bool) {
     let dir = tempfile::tempdir().unwrap();
     let database = std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "sqlite".into());
     let url = match database.as_str() {
-        "postgres" => Some(postgres_database().await),
+        "postgres" => Some(common::postgres_database().await),
         "sqlite" => None,
         other => panic!("BENCH_DATABASE: sqlite or postgres, not {other:?}"),
     };
@@ -513,24 +516,6 @@ async fn round(sizes: &Sizes, full: bool) {
     let _ = solver.child.start_kill();
     let _ = solver.child.wait().await;
     let _ = std::fs::remove_dir_all(&solver.data_dir);
-}
-
-/// A new, empty PostgreSQL database (LILYPAD_TEST_POSTGRES_URL, or the local server
-/// `deploy/postgres.sh` prepares), as a URL.
-async fn postgres_database() -> String {
-    let admin = std::env::var("LILYPAD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://lilypad:lilypad@127.0.0.1:5432/postgres".into());
-    let server = sqlx::PgPool::connect(&admin)
-        .await
-        .expect("a PostgreSQL server: run deploy/postgres.sh");
-    let name = format!("lilypad_bench_{}", lilypad::data::offers::new_nonce());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&server)
-        .await
-        .unwrap();
-    server.close().await;
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
 }
 
 /// `perf record` of the solver process, running until [`finish_profile`].
