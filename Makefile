@@ -10,7 +10,7 @@ FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 
 TOOLS ?= geth kubo bacalhau
 
-.PHONY: bench-matcher bench-solver chaos fuzz bench-disk tools tools-for-tests help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench bench-blocktime
+.PHONY: bench-matcher bench-network bench-solver chaos fuzz bench-disk tools tools-for-tests help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench bench-blocktime
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -106,6 +106,9 @@ FUZZ_SECONDS ?= 60
 
 fuzz: ## Fuzz each parser of untrusted input (signed headers, offers/deals JSON, results tars, module templates and specs) for FUZZ_SECONDS (60) with cargo-fuzz on nightly
 	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+bench-network: deps images ## 200 jobs from 10 job creators on 8 slots through lilypad dev (jobs/minute, p50/p99, failures, transactions and gas per job, peak memory), then a solver holding 50,000 open offers
+	$(CARGO) bench --locked --bench network
 
 bench-disk: ## A solver store's disk use after 10,000 jobs, after its retention pass, and after 10,000 more (RETENTION_JOBS sets the number)
 	RETENTION_JOBS=$${RETENTION_JOBS:-10000} $(CARGO) test --locked --release --test retention -- --nocapture

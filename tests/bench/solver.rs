@@ -17,8 +17,9 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod load;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,8 +28,8 @@ use std::time::{Duration, Instant};
 use ethers::signers::{LocalWallet, Signer};
 use futures::StreamExt;
 use lilypad::data::events::{Event, EventKind};
-use lilypad::data::signing::{now_secs, sign, ADDRESS_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use lilypad::data::{examples, ContentAddressed, Services};
+use load::{load, metric, proc_kib, signed, start_solver, Request};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::process::{Child, Command};
@@ -85,117 +86,6 @@ fn main() {
     runtime.block_on(round(&sizes, full));
 }
 
-/// Latencies of one phase, and its wall time.
-struct Phase {
-    latencies: Vec<Duration>,
-    wall: Duration,
-    failures: Vec<String>,
-}
-
-impl Phase {
-    fn rate(&self) -> f64 {
-        self.latencies.len() as f64 / self.wall.as_secs_f64()
-    }
-
-    fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        let at = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-        sorted[at]
-    }
-
-    fn line(&self, what: &str) -> String {
-        format!(
-            "{what:<34} {:>9.0} requests/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests, {} failed)",
-            self.rate(),
-            self.percentile(0.50).as_secs_f64() * 1e3,
-            self.percentile(0.99).as_secs_f64() * 1e3,
-            self.latencies.len(),
-            self.failures.len()
-        )
-    }
-}
-
-/// One prepared request: a path and, for a POST, its body and signature headers.
-struct Request {
-    path: &'static str,
-    body: Option<Vec<u8>>,
-    headers: Vec<(&'static str, String)>,
-}
-
-fn signed(wallet: &LocalWallet, path: &'static str, body: Vec<u8>) -> Request {
-    let headers = sign(wallet, "POST", path, now_secs(), &body);
-    Request {
-        path,
-        headers: vec![
-            (ADDRESS_HEADER, format!("{:?}", headers.address)),
-            (TIMESTAMP_HEADER, headers.timestamp.to_string()),
-            (SIGNATURE_HEADER, headers.signature),
-        ],
-        body: Some(body),
-    }
-}
-
-/// Sends `requests` to `base` with `concurrency` in flight, timing each.
-async fn load(base: &str, requests: Vec<Request>, concurrency: usize) -> Phase {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
-    let requests = Arc::new(requests);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (http, requests, next) = (http.clone(), requests.clone(), next.clone());
-            let base = base.to_string();
-            tokio::spawn(async move {
-                let (mut latencies, mut failures) = (Vec::new(), Vec::new());
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(request) = requests.get(n) else {
-                        break;
-                    };
-                    let url = format!("{base}{}", request.path);
-                    let mut call = match &request.body {
-                        Some(body) => http.post(&url).body(body.clone()),
-                        None => http.get(&url),
-                    };
-                    for (name, value) in &request.headers {
-                        call = call.header(*name, value);
-                    }
-                    let sent = Instant::now();
-                    match call.send().await {
-                        Ok(response) if response.status().is_success() => {
-                            let _ = response.bytes().await;
-                        }
-                        Ok(response) => {
-                            let status = response.status();
-                            let text = response.text().await.unwrap_or_default();
-                            failures.push(format!("{status}: {text}"));
-                        }
-                        Err(error) => failures.push(error.to_string()),
-                    }
-                    latencies.push(sent.elapsed());
-                }
-                (latencies, failures)
-            })
-        })
-        .collect();
-    let mut phase = Phase {
-        latencies: Vec::new(),
-        wall: Duration::ZERO,
-        failures: Vec::new(),
-    };
-    for worker in workers {
-        let (latencies, failures) = worker.await.unwrap();
-        phase.latencies.extend(latencies);
-        phase.failures.extend(failures);
-    }
-    phase.wall = started.elapsed();
-    phase
-}
-
 /// `count` offers, half job offers and half resource offers, from `keys` keys on each side,
 /// signed now. About one job in ten can pay a provider's price, so deals are made.
 fn offers(
@@ -239,104 +129,6 @@ fn offers(
             }
         })
         .collect()
-}
-
-/// The solver process and what it needs.
-struct Solver {
-    child: Child,
-    base: String,
-    data_dir: PathBuf,
-    services: Services,
-    _anvil: Child,
-}
-
-async fn start_solver(dir: &Path, database_url: Option<&str>) -> Solver {
-    let anvil = lilypad::dev::find_anvil(None).expect("anvil (make deps)");
-    let (node, rpc_url) = lilypad::dev::start_anvil(&anvil, &[]).await.unwrap();
-    let deployer = lilypad::config::parse_key(lilypad::dev::ANVIL_DEPLOYER_KEY).unwrap();
-    let solver = lilypad::keys::generate();
-    let (deployment, _) =
-        lilypad::dev::deploy_and_fund(&rpc_url, &deployer, deployer.address(), &[solver.address()])
-            .await
-            .expect("the contracts deploy");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let data_dir = dir.join("solver");
-    std::fs::create_dir_all(&data_dir).unwrap();
-    let key = data_dir.join("key");
-    lilypad::keys::write_key(&key, &solver).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lilypad"));
-    command
-        .arg("solver")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &data_dir)
-        .env("DATA_DIR", &data_dir)
-        .env("LOG_LEVEL", "warn")
-        .env("WEB3_PRIVATE_KEY_FILE", &key)
-        .env("WEB3_RPC_URL", &rpc_url)
-        .env(
-            "WEB3_CONTROLLER_ADDRESS",
-            format!("{:?}", deployment.controller),
-        )
-        .env("SERVER_PORT", port.to_string())
-        .env("MAX_OPEN_JOB_OFFERS", "1000000")
-        .env("OFFER_TTL", "3600")
-        .env("POLL_INTERVAL_MS", "1000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("solver.log")).unwrap(),
-        ))
-        .kill_on_drop(true);
-    if let Some(url) = database_url {
-        command.env("SOLVER_DATABASE_URL", url);
-    }
-    let child = command.spawn().expect("the lilypad binary starts");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if http.get(format!("{base}/health")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Solver {
-        child,
-        base,
-        data_dir,
-        services: Services {
-            solver: solver.address(),
-            mediators: vec![lilypad::keys::generate().address()],
-        },
-        _anvil: node,
-    }
-}
-
-/// The sum of the solver's `/metrics` samples whose line starts with `prefix`.
-async fn metric(base: &str, prefix: &str) -> u64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|line| line.starts_with(prefix))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
-/// A value from /proc/PID/status, in KiB (VmRSS, VmHWM).
-fn proc_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Opens `count` `/ws` subscribers, each from event `since` on (as a client that must not
