@@ -11,6 +11,7 @@
 //! (one check says whether the whole class fits it), so a pass costs jobs x classes, however
 //! many offers each class holds.
 
+use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 
@@ -98,14 +99,17 @@ fn order(offer: &ResourceOffer) -> (u128, u64, &str) {
 /// still negotiating (`negotiating`, plus those made in this pass), so a job creator that
 /// floods the solver with offers it never agrees to is served after every other, and an
 /// honest one waits for at most one freed slot.
-pub fn match_offers(
-    jobs: &[JobOffer],
-    resources: &[ResourceOffer],
+///
+/// The offers may be owned or shared (`Arc`: the solver keeps decoded offers between passes).
+pub fn match_offers<J: Borrow<JobOffer>, R: Borrow<ResourceOffer>>(
+    jobs: &[J],
+    resources: &[R],
     negotiating: &HashMap<Address, u64>,
     mut draw: impl FnMut() -> u64,
 ) -> Vec<Deal> {
     let mut queues: BTreeMap<Address, Vec<&JobOffer>> = BTreeMap::new();
     for job in jobs {
+        let job = job.borrow();
         queues.entry(job.job_creator).or_default().push(job);
     }
     let mut queues: BTreeMap<Address, VecDeque<&JobOffer>> = queues
@@ -188,9 +192,10 @@ fn seal_all(pairs: &[(&JobOffer, &ResourceOffer, u64)]) -> Vec<Deal> {
 
 /// The classes of `resources`, each sorted cheapest first, in a fixed order (that of their
 /// cheapest offer), so a pass does not depend on the order offers arrived in.
-fn classes_of(resources: &[ResourceOffer]) -> Vec<Class<'_>> {
+fn classes_of<R: Borrow<ResourceOffer>>(resources: &[R]) -> Vec<Class<'_>> {
     let mut by_shape: HashMap<Shape<'_>, Vec<&ResourceOffer>> = HashMap::new();
     for offer in resources {
+        let offer = offer.borrow();
         by_shape.entry(Shape::of(offer)).or_default().push(offer);
     }
     let mut classes: Vec<Class<'_>> = by_shape

@@ -3,6 +3,7 @@
 //! over `/ws`. State lives in SQLite under DATA_DIR, so a restart loses nothing.
 
 pub mod api;
+mod decoded;
 pub mod matcher;
 mod metrics;
 mod query;

@@ -9,12 +9,14 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ethers::types::Address;
 use futures::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use super::decoded::Decoded;
 use crate::bus::{Event, EventKind};
 use crate::data::records::{DealFilter, DealRecord, JobOfferRecord, ResourceOfferRecord, TxRecord};
 use crate::data::{Deal, DealState, JobOffer, JobResult, ResourceOffer};
@@ -47,7 +49,14 @@ pub struct Store {
     /// The database in errors: the SQLite file, or the server and database without the
     /// password.
     name: PathBuf,
+    /// Open offers decoded by earlier matching passes.
+    open_jobs: Decoded<JobOffer>,
+    open_resources: Decoded<ResourceOffer>,
 }
+
+/// A matching pass that misses more offers than this reads all open offers of the table in
+/// one query (a solver's first pass) instead of one query each.
+const READ_ALL_ABOVE: usize = 512;
 
 /// Runs `$body` with `$pool` bound to the store's connection pool and `$pg` telling whether
 /// it is PostgreSQL; the body is compiled once for each engine.
@@ -217,6 +226,8 @@ impl Store {
         Ok(Store {
             pool: Pool::Sqlite(db),
             name: path.to_path_buf(),
+            open_jobs: Decoded::default(),
+            open_resources: Decoded::default(),
         })
     }
 
@@ -251,6 +262,8 @@ impl Store {
         Ok(Store {
             pool: Pool::Postgres(pool),
             name,
+            open_jobs: Decoded::default(),
+            open_resources: Decoded::default(),
         })
     }
 
@@ -492,33 +505,78 @@ impl Store {
         Ok(counts)
     }
 
-    /// Unmatched job offers, oldest first.
-    pub async fn open_job_offers(&self) -> Result<Vec<JobOffer>> {
-        let rows: Vec<String> = on_pool!(self, |pool, pg| {
+    /// Unmatched job offers, oldest first. Only offers no earlier call returned are read
+    /// and decoded (an id names one offer forever).
+    pub async fn open_job_offers(&self) -> Result<Vec<Arc<JobOffer>>> {
+        let open: Vec<String> = on_pool!(self, |pool, pg| {
             sqlx::query_scalar(
-                "SELECT json FROM job_offers WHERE deal_id IS NULL ORDER BY created_at, id",
+                "SELECT id FROM job_offers WHERE deal_id IS NULL ORDER BY created_at, id",
             )
             .fetch_all(pool)
             .await?
         });
-        rows.iter()
-            .map(|json| self.decode("job offer", json))
-            .collect()
+        let missing = self.open_jobs.missing(&open);
+        for (id, json) in self.offers_json("job_offers", &missing).await? {
+            self.open_jobs.insert(id, self.decode("job offer", &json)?);
+        }
+        Ok(self.open_jobs.take_open(&open))
     }
 
-    /// Unmatched resource offers refreshed at or after `alive_since_ms`.
-    pub async fn live_resource_offers(&self, alive_since_ms: u64) -> Result<Vec<ResourceOffer>> {
-        let rows: Vec<String> = on_pool!(self, |pool, pg| {
+    /// Unmatched resource offers refreshed at or after `alive_since_ms`, read and decoded
+    /// as [`Store::open_job_offers`] does.
+    pub async fn live_resource_offers(
+        &self,
+        alive_since_ms: u64,
+    ) -> Result<Vec<Arc<ResourceOffer>>> {
+        let open: Vec<String> = on_pool!(self, |pool, pg| {
             sqlx::query_scalar(
-                "SELECT json FROM resource_offers WHERE deal_id IS NULL AND last_seen >= $1",
+                "SELECT id FROM resource_offers WHERE deal_id IS NULL AND last_seen >= $1",
             )
             .bind(alive_since_ms as i64)
             .fetch_all(pool)
             .await?
         });
-        rows.iter()
-            .map(|json| self.decode("resource offer", json))
-            .collect()
+        let missing = self.open_resources.missing(&open);
+        for (id, json) in self.offers_json("resource_offers", &missing).await? {
+            self.open_resources
+                .insert(id, self.decode("resource offer", &json)?);
+        }
+        Ok(self.open_resources.take_open(&open))
+    }
+
+    /// The JSON of the unmatched offers `ids` of `table` (`job_offers` or `resource_offers`)
+    /// that are still there: one query each on a single connection, or, when many are
+    /// missing, one query over every unmatched offer of the table.
+    async fn offers_json(&self, table: &str, ids: &[&str]) -> Result<Vec<(String, String)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if ids.len() > READ_ALL_ABOVE {
+            let sql = format!("SELECT id, json FROM {table} WHERE deal_id IS NULL");
+            let rows: Vec<(String, String)> = on_pool!(self, |pool, pg| {
+                sqlx::query_as(&sql).fetch_all(pool).await?
+            });
+            let wanted: std::collections::HashSet<&str> = ids.iter().copied().collect();
+            return Ok(rows
+                .into_iter()
+                .filter(|(id, _)| wanted.contains(id.as_str()))
+                .collect());
+        }
+        let sql = format!("SELECT json FROM {table} WHERE id = $1 AND deal_id IS NULL");
+        let mut found = Vec::with_capacity(ids.len());
+        on_pool!(self, |pool, pg| {
+            let mut connection = pool.acquire().await?;
+            for id in ids {
+                let json: Option<String> = sqlx::query_scalar(&sql)
+                    .bind(*id)
+                    .fetch_optional(&mut *connection)
+                    .await?;
+                if let Some(json) = json {
+                    found.push((id.to_string(), json));
+                }
+            }
+        });
+        Ok(found)
     }
 
     /// Stores the deals of one matching pass in one transaction. If any deal's offers were
@@ -1010,6 +1068,7 @@ fn redacted(error: sqlx::Error, url: &str) -> sqlx::Error {
 mod tests {
     use super::*;
     use crate::data::examples;
+    use crate::data::offers::ContentAddressed;
 
     /// Where a test's store lives, to open it again.
     struct Place {
@@ -1101,6 +1160,47 @@ mod tests {
         a_corrupt_row_is_an_error_naming_the_database => corrupt_row;
         events_written_at_once_are_all_seen_by_a_reader_that_follows_them => events_in_order;
         files_txs_checkpoints_counts_and_pruning_work_alike => the_rest;
+        open_offers_are_read_once_in_order_and_leave_when_taken => open_offers_read_once;
+    }
+
+    /// More open offers than one pass reads one by one: all come back oldest first, from
+    /// a fresh store (one query) and again (nothing read); a withdrawn one leaves, and a
+    /// second store on the same database sees what the first wrote.
+    async fn open_offers_read_once(postgres: bool) {
+        let (place, store) = fresh(postgres).await;
+        let count = READ_ALL_ABOVE + 88;
+        let mut ids = Vec::new();
+        for n in 0..count {
+            // Created in reverse order of n, so the order is not that of insertion.
+            let mut offer = examples::job_offer(10_000 - n as u64, 5, 500);
+            offer.id.clear();
+            offer.nonce = format!("offer {n}");
+            let offer = offer.seal();
+            store.add_job_offer(&offer).await.unwrap();
+            ids.push(offer.id.clone());
+        }
+        ids.reverse();
+        let open =
+            |offers: Vec<Arc<JobOffer>>| offers.iter().map(|o| o.id.clone()).collect::<Vec<_>>();
+        assert_eq!(open(store.open_job_offers().await.unwrap()), ids);
+        assert_eq!(store.open_jobs.len(), count);
+        assert_eq!(open(store.open_job_offers().await.unwrap()), ids);
+
+        assert!(store.withdraw_job_offer(&ids[3]).await.unwrap());
+        let gone = ids.remove(3);
+        assert_eq!(open(store.open_job_offers().await.unwrap()), ids);
+        assert_eq!(store.open_jobs.len(), count - 1, "{gone} is dropped");
+
+        let mut late = examples::job_offer(1, 5, 500);
+        late.id.clear();
+        late.nonce = "late".into();
+        let late = late.seal();
+        let other = place.open().await;
+        other.add_job_offer(&late).await.unwrap();
+        ids.insert(0, late.id.clone());
+        assert_eq!(open(store.open_job_offers().await.unwrap()), ids);
+        drop((store, other));
+        remove(place).await;
     }
 
     async fn matches_once(postgres: bool) {
@@ -1119,7 +1219,10 @@ mod tests {
             .await
             .unwrap()
             .is_none());
-        assert_eq!(store.open_job_offers().await.unwrap(), vec![job.clone()]);
+        assert_eq!(
+            store.open_job_offers().await.unwrap(),
+            vec![Arc::new(job.clone())]
+        );
         assert_eq!(
             store.open_job_offer_count(job.job_creator).await.unwrap(),
             1
