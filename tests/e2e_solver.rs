@@ -262,7 +262,7 @@ async fn the_rp_refuses_a_deal_whose_terms_differ_from_its_offer() {
     tampered.pricing.instruction_price += 1;
     tampered.timeouts.submit_results_collateral *= 10;
     let tampered = tampered.seal();
-    solver.store.add_job_offer(&job).await.unwrap();
+    solver.store.add_job_offer(&job, None).await.unwrap();
     let key = deal_key(tampered.chain_id().unwrap(), &terms_of(&tampered));
     solver
         .store

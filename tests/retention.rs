@@ -45,9 +45,9 @@ async fn run_jobs(store: &Store, files: &Path, first: u64, count: u64) {
         for &n in batch {
             let job = lilypad::data::examples::job_offer(n, 5, 500);
             let resource = lilypad::data::examples::resource_offer(n, 3, 1000);
-            store.add_job_offer(&job).await.unwrap();
+            store.add_job_offer(&job, None).await.unwrap();
             store
-                .add_resource_offer(&resource, now_millis())
+                .add_resource_offer(&resource, now_millis(), None)
                 .await
                 .unwrap();
             let deal = Deal::propose(&job, &resource, 0).unwrap();

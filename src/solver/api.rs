@@ -78,18 +78,31 @@ impl RequestInfo {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Checks the signature, the clock and replays; returns the signer.
-    pub async fn authenticate(&self, solver: &Solver, body: &[u8]) -> Result<Address, SolverError> {
+    /// Checks the signature and the clock; the caller's store write remembers the
+    /// signature (offers: in the same transaction as the offer).
+    pub fn verify(&self, body: &[u8]) -> Result<signing::Verified, SolverError> {
         let headers = signing::parse_headers(
             self.header(signing::ADDRESS_HEADER),
             self.header(signing::TIMESTAMP_HEADER),
             self.header(signing::SIGNATURE_HEADER),
         )?;
         let now = signing::now_secs();
-        let verified = signing::verify(&headers, &self.method, &self.path_and_query, body, now)?;
+        Ok(signing::verify(
+            &headers,
+            &self.method,
+            &self.path_and_query,
+            body,
+            now,
+        )?)
+    }
+
+    /// Checks the signature, the clock and replays (remembering the signature); returns
+    /// the signer.
+    pub async fn authenticate(&self, solver: &Solver, body: &[u8]) -> Result<Address, SolverError> {
+        let verified = self.verify(body)?;
         if !solver
             .store
-            .remember_signature(&verified.canonical, now)
+            .remember_signature(&verified.canonical, signing::now_secs())
             .await?
         {
             return Err(AuthError::Replayed.into());
@@ -152,9 +165,9 @@ pub fn routes(
     let post_job = v1().and(warp::path!("job_offers")).and(signed_post()).then(
         |solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
             let result = async {
-                let signer = info.authenticate(&solver, &body).await?;
+                let signed = info.verify(&body)?;
                 solver
-                    .add_job_offer(parse_json(&body, "job offer")?, signer)
+                    .add_job_offer(parse_json(&body, "job offer")?, &signed)
                     .await
             };
             respond(result.await, StatusCode::CREATED)
@@ -200,9 +213,9 @@ pub fn routes(
         .then(
             |solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
                 let result = async {
-                    let signer = info.authenticate(&solver, &body).await?;
+                    let signed = info.verify(&body)?;
                     solver
-                        .add_resource_offer(parse_json(&body, "resource offer")?, signer)
+                        .add_resource_offer(parse_json(&body, "resource offer")?, &signed)
                         .await
                 };
                 respond(result.await, StatusCode::CREATED)

@@ -24,7 +24,7 @@ use crate::chain::terms::{deal_key, terms_of};
 use crate::chain::Chain;
 use crate::data::offers::now_millis;
 use crate::data::records::{DealRecord, JobOfferRecord, ResourceOfferRecord, TxRecord};
-use crate::data::signing::AuthError;
+use crate::data::signing::{AuthError, Verified};
 use crate::data::{ContentAddressed, JobOffer, JobResult, ResourceOffer};
 use crate::results::{self, Limits};
 use store::{Store, StoreError};
@@ -190,11 +190,14 @@ impl Solver {
         Ok(())
     }
 
+    /// Takes a job offer posted by the request `signed`; the request's signature is
+    /// remembered in the same transaction, so the same request is never taken twice.
     pub async fn add_job_offer(
         &self,
         offer: JobOffer,
-        signer: Address,
+        signed: &Verified,
     ) -> Result<JobOfferRecord, SolverError> {
+        let signer = signed.signer;
         let named = (offer.job_creator, offer.services.solver);
         self.check_offer(&offer, named, signer, "the job creator", "job offer")?;
         let open = self.store.open_job_offer_count(offer.job_creator).await?;
@@ -209,12 +212,19 @@ impl Solver {
             });
         }
         let publishing = self.publishing().await;
-        if let Some(event) = self.store.add_job_offer(&offer).await? {
+        let added = replayed_if_seen(self.store.add_job_offer(&offer, Some(seen(signed))).await)?;
+        if let Some(event) = added {
             tracing::info!(job_offer_id = %offer.id, module = %offer.module, "job offer added");
             self.publish([event]);
+            drop(publishing);
+            self.match_soon();
+            // New, so no deal yet.
+            return Ok(JobOfferRecord {
+                offer,
+                deal_id: None,
+            });
         }
         drop(publishing);
-        self.match_soon();
         Ok(self
             .store
             .job_offer(&offer.id)
@@ -225,11 +235,14 @@ impl Solver {
             }))
     }
 
+    /// Takes a resource offer posted (or posted again, which refreshes it) by the request
+    /// `signed`, remembering its signature as [`Solver::add_job_offer`] does.
     pub async fn add_resource_offer(
         &self,
         offer: ResourceOffer,
-        signer: Address,
+        signed: &Verified,
     ) -> Result<ResourceOfferRecord, SolverError> {
+        let signer = signed.signer;
         let named = (offer.resource_provider, offer.services.solver);
         self.check_offer(
             &offer,
@@ -239,9 +252,22 @@ impl Solver {
             "resource offer",
         )?;
         let publishing = self.publishing().await;
-        if let Some(event) = self.store.add_resource_offer(&offer, now_millis()).await? {
+        let now = now_millis();
+        let added = replayed_if_seen(
+            self.store
+                .add_resource_offer(&offer, now, Some(seen(signed)))
+                .await,
+        )?;
+        if let Some(event) = added {
             tracing::info!(resource_offer_id = %offer.id, "resource offer added");
             self.publish([event]);
+            drop(publishing);
+            self.match_soon();
+            return Ok(ResourceOfferRecord {
+                offer,
+                deal_id: None,
+                last_seen: now,
+            });
         }
         drop(publishing);
         self.match_soon();
@@ -624,4 +650,20 @@ pub async fn start(
         solver,
         task,
     })
+}
+
+/// What a store write remembers of the request `signed`, as of now.
+fn seen(signed: &Verified) -> store::Seen<'_> {
+    store::Seen {
+        signature: &signed.canonical,
+        at_secs: crate::data::signing::now_secs(),
+    }
+}
+
+/// A store write refused because its request's signature was used before is a replay.
+fn replayed_if_seen<T>(result: Result<T, StoreError>) -> Result<T, SolverError> {
+    match result {
+        Err(StoreError::Replayed) => Err(AuthError::Replayed.into()),
+        other => Ok(other?),
+    }
 }

@@ -32,7 +32,22 @@ pub enum StoreError {
     Db(#[from] DbError),
     #[error("the offers of deal {0} were taken by another matching pass")]
     Conflict(String),
+    /// The request's signature was remembered before: the write did not happen.
+    #[error("the request's signature was already used")]
+    Replayed,
 }
+
+/// A request's signature, remembered in the same transaction as what the request writes,
+/// so a request is accepted at most once and costs one commit.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    /// [`crate::data::signing::Verified::canonical`].
+    pub signature: &'a str,
+    pub at_secs: u64,
+}
+
+const REMEMBER_SIGNATURE: &str =
+    "INSERT INTO seen_signatures (signature, seen_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -74,6 +89,25 @@ macro_rules! on_pool {
                 #[allow(unused_variables)]
                 let $pg = true;
                 $body
+            }
+        }
+    };
+}
+
+/// Remembers `$seen` (an `Option<Seen>`) in the transaction `$tx`, returning
+/// [`StoreError::Replayed`] from the enclosing function (the transaction rolls back) if the
+/// signature was remembered before.
+macro_rules! remember_in {
+    ($tx:ident, $seen:expr) => {
+        if let Some(seen) = $seen {
+            let new = sqlx::query(REMEMBER_SIGNATURE)
+                .bind(seen.signature.to_ascii_lowercase())
+                .bind(seen.at_secs as i64)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+            if new == 0 {
+                return Err(StoreError::Replayed);
             }
         }
     };
@@ -326,10 +360,17 @@ impl Store {
         }
     }
 
-    /// Stores a new job offer; None if it was already known.
-    pub async fn add_job_offer(&self, offer: &JobOffer) -> Result<Option<Event>> {
+    /// Stores a new job offer, and the signature of the request that posted it if `seen`;
+    /// None if the offer was already known, [`StoreError::Replayed`] (nothing written) if
+    /// the signature was.
+    pub async fn add_job_offer(
+        &self,
+        offer: &JobOffer,
+        seen: Option<Seen<'_>>,
+    ) -> Result<Option<Event>> {
         on_pool!(self, |pool, pg| {
             let mut tx = begin_writing!(pool, pg);
+            remember_in!(tx, seen);
             let inserted = sqlx::query("INSERT INTO job_offers (id, json, created_at, job_creator) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
                 .bind(&offer.id)
                 .bind(encode(offer))
@@ -363,14 +404,18 @@ impl Store {
         })
     }
 
-    /// Stores a new resource offer (seen now); None if it was already known (then it is refreshed).
+    /// Stores a new resource offer (seen now), and the signature of the request that posted
+    /// it if `seen`; None if it was already known (then it is refreshed),
+    /// [`StoreError::Replayed`] (nothing written) if the signature was.
     pub async fn add_resource_offer(
         &self,
         offer: &ResourceOffer,
         now_ms: u64,
+        seen: Option<Seen<'_>>,
     ) -> Result<Option<Event>> {
         on_pool!(self, |pool, pg| {
             let mut tx = begin_writing!(pool, pg);
+            remember_in!(tx, seen);
             let inserted = sqlx::query(
                 "INSERT INTO resource_offers (id, json, created_at, resource_provider, last_seen) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             )
@@ -811,14 +856,12 @@ impl Store {
     /// Remembers a request signature; false if it was seen before (a replay).
     pub async fn remember_signature(&self, signature: &str, now_secs: u64) -> Result<bool> {
         let inserted = on_pool!(self, |pool, pg| {
-            sqlx::query(
-                "INSERT INTO seen_signatures (signature, seen_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(signature.to_ascii_lowercase())
-            .bind(now_secs as i64)
-            .execute(pool)
-            .await?
-            .rows_affected()
+            sqlx::query(REMEMBER_SIGNATURE)
+                .bind(signature.to_ascii_lowercase())
+                .bind(now_secs as i64)
+                .execute(pool)
+                .await?
+                .rows_affected()
         });
         Ok(inserted == 1)
     }
@@ -1176,7 +1219,7 @@ mod tests {
             offer.id.clear();
             offer.nonce = format!("offer {n}");
             let offer = offer.seal();
-            store.add_job_offer(&offer).await.unwrap();
+            store.add_job_offer(&offer, None).await.unwrap();
             ids.push(offer.id.clone());
         }
         ids.reverse();
@@ -1196,7 +1239,7 @@ mod tests {
         late.nonce = "late".into();
         let late = late.seal();
         let other = place.open().await;
-        other.add_job_offer(&late).await.unwrap();
+        other.add_job_offer(&late, None).await.unwrap();
         ids.insert(0, late.id.clone());
         assert_eq!(open(store.open_job_offers().await.unwrap()), ids);
         drop((store, other));
@@ -1207,15 +1250,35 @@ mod tests {
         let (place, store) = fresh(postgres).await;
         let deal = examples::deal();
         let (job, resource) = (&deal.job_offer, &deal.resource_offer);
-        assert!(store.add_job_offer(job).await.unwrap().is_some());
-        assert!(store.add_job_offer(job).await.unwrap().is_none(), "once");
+        let seen = |signature| {
+            Some(Seen {
+                signature,
+                at_secs: 1,
+            })
+        };
         assert!(store
-            .add_resource_offer(resource, 1_000)
+            .add_job_offer(job, seen("aa"))
+            .await
+            .unwrap()
+            .is_some());
+        assert!(
+            store.add_job_offer(job, None).await.unwrap().is_none(),
+            "once"
+        );
+        // A request whose signature was seen writes nothing, even a new offer.
+        assert!(matches!(
+            store.add_resource_offer(resource, 1_000, seen("AA")).await,
+            Err(StoreError::Replayed)
+        ));
+        assert!(store.resource_offer(&resource.id).await.unwrap().is_none());
+        assert!(!store.remember_signature("aa", 2).await.unwrap());
+        assert!(store
+            .add_resource_offer(resource, 1_000, seen("bb"))
             .await
             .unwrap()
             .is_some());
         assert!(store
-            .add_resource_offer(resource, 2_000)
+            .add_resource_offer(resource, 2_000, None)
             .await
             .unwrap()
             .is_none());
@@ -1348,7 +1411,7 @@ mod tests {
     async fn corrupt_row(postgres: bool) {
         let (place, store) = fresh(postgres).await;
         let job = examples::job_offer(1, 5, 1000);
-        store.add_job_offer(&job).await.unwrap();
+        store.add_job_offer(&job, None).await.unwrap();
         on_pool!(store, |pool, pg| {
             sqlx::query("UPDATE job_offers SET json = 'not json'")
                 .execute(pool)
@@ -1383,7 +1446,7 @@ mod tests {
                 tokio::spawn(async move {
                     for n in 0..EACH {
                         let offer = examples::job_offer(writer * 1000 + n, 5, 1000);
-                        store.add_job_offer(&offer).await.unwrap().unwrap();
+                        store.add_job_offer(&offer, None).await.unwrap().unwrap();
                     }
                 })
             })
@@ -1417,9 +1480,9 @@ mod tests {
     async fn the_rest(postgres: bool) {
         let (place, store) = fresh(postgres).await;
         let deal = examples::deal();
-        store.add_job_offer(&deal.job_offer).await.unwrap();
+        store.add_job_offer(&deal.job_offer, None).await.unwrap();
         store
-            .add_resource_offer(&deal.resource_offer, 1_000)
+            .add_resource_offer(&deal.resource_offer, 1_000, None)
             .await
             .unwrap();
         store
