@@ -357,13 +357,13 @@ async fn jobs(sizes: &Sizes) {
 /// Signed offers that stay open: job offers at 1 to 10 wei an instruction, provider offers
 /// at 1,000, half of each.
 fn unmatchable_offers(
-    count: usize,
+    numbers: std::ops::Range<usize>,
     job_creators: &[LocalWallet],
     providers: &[LocalWallet],
     services: &lilypad::data::Services,
 ) -> Vec<Request> {
     let created = lilypad::data::offers::now_millis();
-    (0..count)
+    numbers
         .map(|n| {
             if n % 2 == 0 {
                 let wallet = &job_creators[n / 2 % job_creators.len()];
@@ -396,6 +396,9 @@ fn unmatchable_offers(
         .collect()
 }
 
+/// Offers signed and sent at a time in the open-offers phase.
+const OPEN_OFFERS_BATCH: usize = 5_000;
+
 async fn open_offers(count: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut solver = start_solver(dir.path(), None).await;
@@ -404,8 +407,17 @@ async fn open_offers(count: usize) {
     let keys =
         |n: usize| -> Vec<LocalWallet> { (0..n).map(|_| lilypad::keys::generate()).collect() };
     let (job_creators, providers) = (keys(200), keys(200));
-    let requests = unmatchable_offers(count, &job_creators, &providers, &solver.services);
-    let intake = load(&solver.base, requests, 32).await;
+    // Signed a batch at a time, so no signature is older than the solver's clock window
+    // when it arrives.
+    let mut intake = load(&solver.base, Vec::new(), 1).await;
+    for start in (0..count).step_by(OPEN_OFFERS_BATCH) {
+        let numbers = start..(start + OPEN_OFFERS_BATCH).min(count);
+        let requests = unmatchable_offers(numbers, &job_creators, &providers, &solver.services);
+        let batch = load(&solver.base, requests, 32).await;
+        intake.latencies.extend(batch.latencies);
+        intake.failures.extend(batch.failures);
+        intake.wall += batch.wall;
+    }
     assert!(
         intake.failures.is_empty(),
         "{} offers refused, the first: {}",

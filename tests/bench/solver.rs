@@ -331,7 +331,9 @@ async fn finish_profile(mut perf: Child, dir: &Path) {
     }
     let _ = perf.wait().await;
     let data = dir.join("perf.data");
-    for sort in ["symbol", "dso"] {
+    for sort in ["sym", "dso"] {
+        // Only the share and the name (a wide symbol column would pad every line).
+        let fields = format!("overhead,{sort}");
         let report = Command::new("perf")
             .args([
                 "report",
@@ -341,8 +343,8 @@ async fn finish_profile(mut perf: Child, dir: &Path) {
                 "1.5",
                 "-g",
                 "none",
-                "--sort",
-                sort,
+                "-F",
+                &fields,
                 "-i",
             ])
             .arg(&data)
