@@ -219,8 +219,15 @@ async fn round(sizes: &Sizes, full: bool) {
     let requests = offers(&job_creators, &providers, &solver.services, sizes.offers, 1);
     let profile = (full && std::env::var_os("BENCH_PROFILE").is_some())
         .then(|| start_profile(pid, dir.path()));
+    let cpu_before = load::cpu_time(pid);
     let intake = load(&solver.base, requests, sizes.concurrency).await;
+    let cpu = load::cpu_time(pid) - cpu_before;
     println!("{}", intake.line("intake: signed offers"));
+    println!(
+        "  solver CPU: {:.0} us per offer, {:.2} cores busy on average",
+        cpu.as_secs_f64() * 1e6 / intake.latencies.len() as f64,
+        cpu.as_secs_f64() / intake.wall.as_secs_f64()
+    );
     println!(
         "  intake / baseline: {:.2} of the requests per second",
         intake.rate() / baseline.rate()
@@ -331,13 +338,23 @@ async fn finish_profile(mut perf: Child, dir: &Path) {
     }
     let _ = perf.wait().await;
     let data = dir.join("perf.data");
-    for sort in ["sym", "dso"] {
+    // Self time by function and by library, then time including callees (which part of
+    // the solver's work the time is spent under).
+    for (sort, children) in [
+        ("sym", "--no-children"),
+        ("dso", "--no-children"),
+        ("sym", "--children"),
+    ] {
         // Only the share and the name (a wide symbol column would pad every line).
-        let fields = format!("overhead,{sort}");
+        let fields = if children == "--children" {
+            format!("overhead_children,{sort}")
+        } else {
+            format!("overhead,{sort}")
+        };
         let report = Command::new("perf")
             .args([
                 "report",
-                "--no-children",
+                children,
                 "--stdio",
                 "--percent-limit",
                 "1.5",
