@@ -4,7 +4,8 @@
 //!    with 8 slots on the real Docker engine, a mediator and `jc`) serves 200 cowsay jobs from
 //!    10 job creators, each with its own key and running its 20 `lilypad run`s one after
 //!    another. Prints jobs per minute, the time per job (p50, p99, from starting
-//!    `lilypad run` to its exit), failures, the chain's transactions and gas per job (by
+//!    `lilypad run` to its exit) against a baseline measured first (one job alone, by an
+//!    eleventh key), failures, the chain's transactions and gas per job (by
 //!    sender), and peak memory: the `lilypad dev` process (every role but the chain), anvil,
 //!    and the largest `lilypad run`.
 //! 2. open offers: a `lilypad solver` process of its own holding 50,000 open offers (job
@@ -224,7 +225,8 @@ async fn jobs(sizes: &Sizes) {
     )
     .await
     .unwrap();
-    let job_creators: Vec<LocalWallet> = (0..sizes.job_creators)
+    // One more key runs the baseline: a job alone on the same network.
+    let job_creators: Vec<LocalWallet> = (0..=sizes.job_creators)
         .map(|_| lilypad::keys::generate())
         .collect();
     let mut keys = Vec::new();
@@ -242,6 +244,12 @@ async fn jobs(sizes: &Sizes) {
         lilypad::keys::write_key(&key, wallet).unwrap();
         keys.push(key);
     }
+
+    let alone_key = keys.pop().unwrap();
+    let alone_wallet = job_creators.last().unwrap().address();
+    let _warm_up = run_job(dir.path(), &alone_key, "warm-up").await;
+    let alone = run_job(dir.path(), &alone_key, "alone").await;
+    assert!(alone.failure.is_none(), "{:?}", alone.failure);
 
     let provider = Provider::<Http>::try_from(network.rpc_url.as_str()).unwrap();
     let first_block = provider.get_block_number().await.unwrap().as_u64() + 1;
@@ -278,6 +286,7 @@ async fn jobs(sizes: &Sizes) {
     // Every transaction the jobs caused, by who sent it.
     let mut names: BTreeMap<Address, &str> = job_creators
         .iter()
+        .filter(|wallet| wallet.address() != alone_wallet)
         .map(|wallet| (wallet.address(), "job creators"))
         .collect();
     names.insert(dev.resource_provider, "resource provider");
@@ -317,6 +326,15 @@ async fn jobs(sizes: &Sizes) {
         percentile(&times, 0.50).as_secs_f64(),
         percentile(&times, 0.99).as_secs_f64(),
         failures.len()
+    );
+    let floor = alone.took.as_secs_f64() * total as f64 / sizes.slots as f64;
+    println!(
+        "  baseline: a job alone {:.2} s; p50 is {:.2}x that; the {total} jobs took {:.2}x what {} slots need at that pace ({:.1} s)",
+        alone.took.as_secs_f64(),
+        percentile(&times, 0.50).as_secs_f64() / alone.took.as_secs_f64(),
+        wall.as_secs_f64() / floor,
+        sizes.slots,
+        floor
     );
     let (transactions, gas) = by_sender
         .values()
