@@ -53,11 +53,13 @@ async fn hostile_jobs_are_contained_capped_and_cleaned_up() {
     let dir = tempfile::tempdir().unwrap();
     let volumes_before = docker(&["volume", "ls", "-q"]);
 
-    // A fork bomb: the pids limit holds it; the timeout ends it.
+    // A fork bomb: the pids limit holds it; the timeout ends it. The shell then becomes
+    // `sleep` with exec, which needs no fork: a plain `sleep` could itself fail to fork
+    // once the bomb has taken every pid and the slot's memory, and end the job early.
     let (bomb, took) = run(
         &executor,
         &dir.path().join("bomb"),
-        "bomb() { bomb | bomb & }; bomb; sleep 60",
+        "bomb() { bomb | bomb & }; bomb; exec sleep 60",
         256,
         5,
     )
