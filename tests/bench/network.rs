@@ -189,6 +189,23 @@ fn children_peak_kib() -> u64 {
     usage.ru_maxrss as u64
 }
 
+/// The machine's CPU time so far, in clock ticks: (busy, all), from /proc/stat.
+fn machine_busy() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    let all: u64 = ticks.iter().sum();
+    // idle and iowait are the 4th and 5th.
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (all - idle, all)
+}
+
 /// The processes `pid` started (from every one of its threads).
 fn children_of(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -253,6 +270,7 @@ async fn jobs(sizes: &Sizes) {
 
     let provider = Provider::<Http>::try_from(network.rpc_url.as_str()).unwrap();
     let first_block = provider.get_block_number().await.unwrap().as_u64() + 1;
+    let busy_before = machine_busy();
     let started = Instant::now();
     let creators: Vec<_> = keys
         .iter()
@@ -273,6 +291,8 @@ async fn jobs(sizes: &Sizes) {
         runs.extend(creator.await.unwrap());
     }
     let wall = started.elapsed();
+    let (busy, all) = machine_busy();
+    let machine = (busy - busy_before.0) as f64 / (all - busy_before.1).max(1) as f64;
     let last_block = provider.get_block_number().await.unwrap().as_u64();
 
     let run_peak = children_peak_kib();
@@ -335,6 +355,11 @@ async fn jobs(sizes: &Sizes) {
         wall.as_secs_f64() / floor,
         sizes.slots,
         floor
+    );
+    println!(
+        "  the machine's CPUs were {:.0}% busy during the run ({} cores)",
+        machine * 100.0,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let (transactions, gas) = by_sender
         .values()
