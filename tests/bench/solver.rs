@@ -338,23 +338,15 @@ async fn finish_profile(mut perf: Child, dir: &Path) {
     }
     let _ = perf.wait().await;
     let data = dir.join("perf.data");
-    // Self time by function and by library, then time including callees (which part of
-    // the solver's work the time is spent under).
-    for (sort, children) in [
-        ("sym", "--no-children"),
-        ("dso", "--no-children"),
-        ("sym", "--children"),
-    ] {
+    // Self time only: the release build keeps no frame pointers, so time with callees
+    // cannot be laid at the solver's own functions.
+    for sort in ["sym", "dso"] {
         // Only the share and the name (a wide symbol column would pad every line).
-        let fields = if children == "--children" {
-            format!("overhead_children,{sort}")
-        } else {
-            format!("overhead,{sort}")
-        };
+        let fields = format!("overhead,{sort}");
         let report = Command::new("perf")
             .args([
                 "report",
-                children,
+                "--no-children",
                 "--stdio",
                 "--percent-limit",
                 "1.5",
