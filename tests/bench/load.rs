@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ethers::signers::{LocalWallet, Signer};
 use lilypad::data::signing::{now_secs, sign, ADDRESS_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use lilypad::data::Services;
+use lilypad::data::{examples, ContentAddressed, Services};
 use tokio::process::{Child, Command};
 
 /// Latencies of one phase, and its wall time.
@@ -238,4 +238,63 @@ pub fn cpu_time(pid: u32) -> Duration {
     // SAFETY: sysconf only reads a configuration value.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// A cowsay job offer of `wallet` for `services` (`cpu` millicores, paying up to `max_price`
+/// an instruction), sealed and signed as a POST: its id and the request.
+pub fn signed_job_offer(
+    wallet: &LocalWallet,
+    services: &Services,
+    created: u64,
+    max_price: u128,
+    nonce: String,
+) -> (String, Request) {
+    let mut offer = examples::job_offer(created, max_price, 500);
+    offer.id.clear();
+    offer.job_creator = wallet.address();
+    offer.services = services.clone();
+    offer.nonce = nonce;
+    let offer = offer.seal();
+    let body = serde_json::to_vec(&offer).unwrap();
+    (offer.id, signed(wallet, "/api/v1/job_offers", body))
+}
+
+/// A resource offer of `wallet` for `services` at `price` an instruction, sealed and signed
+/// as a POST: its id and the request.
+pub fn signed_resource_offer(
+    wallet: &LocalWallet,
+    services: &Services,
+    created: u64,
+    price: u128,
+    nonce: String,
+) -> (String, Request) {
+    let mut offer = examples::resource_offer(created, price, 1000);
+    offer.id.clear();
+    offer.resource_provider = wallet.address();
+    offer.services = services.clone();
+    offer.nonce = nonce;
+    let offer = offer.seal();
+    let body = serde_json::to_vec(&offer).unwrap();
+    (offer.id, signed(wallet, "/api/v1/resource_offers", body))
+}
+
+/// Whether this is `cargo bench` (a full run) rather than `cargo test` (a small, checked one).
+pub fn full_run() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
+/// The number in environment variable `name`, or `default`.
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .map(|value| value.parse().expect("a number"))
+        .unwrap_or(default)
+}
+
+/// The runtime a benchmark's generator runs on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
 }

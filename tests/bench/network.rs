@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 use ethers::providers::{Http, Middleware, Provider};
 use ethers::signers::{LocalWallet, Signer};
 use ethers::types::{Address, U256};
-use lilypad::data::{examples, ContentAddressed};
-use load::{load, metric, proc_kib, signed, start_solver, Request};
+use load::{
+    load, metric, proc_kib, signed_job_offer, signed_resource_offer, start_solver, Request,
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -57,13 +58,8 @@ const CHECK: Sizes = Sizes {
 };
 
 fn main() {
-    let full = std::env::args().any(|arg| arg == "--bench");
-    let number = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .map(|value| value.parse().expect("a number"))
-            .unwrap_or(default)
-    };
+    let full = load::full_run();
+    let number = load::env_number;
     let base = if full { FULL } else { CHECK };
     let sizes = Sizes {
         job_creators: number("BENCH_JOB_CREATORS", base.job_creators),
@@ -71,11 +67,7 @@ fn main() {
         slots: number("BENCH_SLOTS", base.slots),
         open_offers: number("BENCH_OPEN_OFFERS", base.open_offers),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
+    load::runtime().block_on(async {
         jobs(&sizes).await;
         open_offers(sizes.open_offers).await;
     });
@@ -410,30 +402,11 @@ fn unmatchable_offers(
         .map(|n| {
             if n % 2 == 0 {
                 let wallet = &job_creators[n / 2 % job_creators.len()];
-                let mut offer = examples::job_offer(created, 1 + (n as u128 % 10), 500);
-                offer.id.clear();
-                offer.job_creator = wallet.address();
-                offer.services = services.clone();
-                offer.nonce = format!("open {n}");
-                let offer = offer.seal();
-                signed(
-                    wallet,
-                    "/api/v1/job_offers",
-                    serde_json::to_vec(&offer).unwrap(),
-                )
+                let price = 1 + (n as u128 % 10);
+                signed_job_offer(wallet, services, created, price, format!("open {n}")).1
             } else {
                 let wallet = &providers[n / 2 % providers.len()];
-                let mut offer = examples::resource_offer(created, 1000, 1000);
-                offer.id.clear();
-                offer.resource_provider = wallet.address();
-                offer.services = services.clone();
-                offer.nonce = format!("open {n}");
-                let offer = offer.seal();
-                signed(
-                    wallet,
-                    "/api/v1/resource_offers",
-                    serde_json::to_vec(&offer).unwrap(),
-                )
+                signed_resource_offer(wallet, services, created, 1000, format!("open {n}")).1
             }
         })
         .collect()

@@ -25,11 +25,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ethers::signers::{LocalWallet, Signer};
+use ethers::signers::LocalWallet;
 use futures::StreamExt;
 use lilypad::data::events::{Event, EventKind};
-use lilypad::data::{examples, ContentAddressed, Services};
-use load::{load, metric, proc_kib, signed, start_solver, Request};
+use lilypad::data::Services;
+use load::{
+    load, metric, proc_kib, signed_job_offer, signed_resource_offer, start_solver, Request,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::process::{Child, Command};
@@ -65,13 +67,8 @@ const CHECK: Sizes = Sizes {
 };
 
 fn main() {
-    let full = std::env::args().any(|arg| arg == "--bench");
-    let number = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .map(|value| value.parse().expect("a number"))
-            .unwrap_or(default)
-    };
+    let full = load::full_run();
+    let number = load::env_number;
     let base = if full { &FULL } else { &CHECK };
     let sizes = Sizes {
         offers: number("BENCH_OFFERS", base.offers),
@@ -79,11 +76,7 @@ fn main() {
         events: number("BENCH_EVENTS", base.events),
         ..*base
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(round(&sizes, full));
+    load::runtime().block_on(round(&sizes, full));
 }
 
 /// `count` offers, half job offers and half resource offers, from `keys` keys on each side,
@@ -102,30 +95,11 @@ fn offers(
             let nonce = format!("{seed}-{n}");
             if n % 2 == 0 {
                 let wallet = &job_creators[rng.gen_range(0..job_creators.len())];
-                let mut offer = examples::job_offer(created, rng.gen_range(1..=10), 500);
-                offer.id.clear();
-                offer.job_creator = wallet.address();
-                offer.services = services.clone();
-                offer.nonce = nonce;
-                let offer = offer.seal();
-                signed(
-                    wallet,
-                    "/api/v1/job_offers",
-                    serde_json::to_vec(&offer).unwrap(),
-                )
+                signed_job_offer(wallet, services, created, rng.gen_range(1..=10), nonce).1
             } else {
                 let wallet = &providers[rng.gen_range(0..providers.len())];
-                let mut offer = examples::resource_offer(created, rng.gen_range(9..=90), 1000);
-                offer.id.clear();
-                offer.resource_provider = wallet.address();
-                offer.services = services.clone();
-                offer.nonce = nonce;
-                let offer = offer.seal();
-                signed(
-                    wallet,
-                    "/api/v1/resource_offers",
-                    serde_json::to_vec(&offer).unwrap(),
-                )
+                let price = rng.gen_range(9..=90);
+                signed_resource_offer(wallet, services, created, price, nonce).1
             }
         })
         .collect()
@@ -250,18 +224,15 @@ async fn round(sizes: &Sizes, full: bool) {
     let created = lilypad::data::offers::now_millis();
     for n in 0..sizes.events {
         let wallet = &providers[n % providers.len()];
-        let mut offer = examples::resource_offer(created, 200, 1000);
-        offer.id.clear();
-        offer.resource_provider = wallet.address();
-        offer.services = solver.services.clone();
-        offer.nonce = format!("fan-out {n}");
-        let offer = offer.seal();
-        wanted.insert(offer.id.clone());
-        requests.push(signed(
+        let (id, request) = signed_resource_offer(
             wallet,
-            "/api/v1/resource_offers",
-            serde_json::to_vec(&offer).unwrap(),
-        ));
+            &solver.services,
+            created,
+            200,
+            format!("fan-out {n}"),
+        );
+        wanted.insert(id);
+        requests.push(request);
     }
     let heard = Arc::new(AtomicUsize::new(0));
     let since = metric(&solver.base, "lilypad_events_total ").await;
