@@ -40,6 +40,11 @@ pub struct GlobalArgs {
     /// Where roles keep their databases, results and keys [default: ~/.lilypad]
     #[arg(long, global = true, env = "DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PEM file of certificates to trust for https:// and wss:// besides the public web
+    /// roots: the CA of a solver (or chain RPC) behind a TLS proxy with a private
+    /// certificate [default: public roots only]
+    #[arg(long, global = true, env = "TLS_CA_FILE", value_name = "FILE")]
+    pub tls_ca_file: Option<PathBuf>,
     /// Log filter, e.g. info or lilypad=debug
     #[arg(
         long,

@@ -71,7 +71,7 @@ pub struct SolverClient {
 
 impl SolverClient {
     pub fn new(base: &str, wallet: LocalWallet) -> SolverClient {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::http_client()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(5))
             .build()
@@ -409,10 +409,10 @@ impl SolverClient {
                 };
                 let connect = tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    connect = tokio_tungstenite::connect_async(&url) => connect,
+                    connect = crate::tls::connect_ws(&url) => connect,
                 };
                 match connect {
-                    Ok((mut stream, _)) => {
+                    Ok(mut stream) => {
                         backoff = Duration::from_millis(250);
                         loop {
                             let message = tokio::select! {

@@ -88,6 +88,8 @@ pub struct Settings {
     pub timeout_judge_results_collateral: String,
     pub timeout_mediate_results_time: u64,
     pub data_dir: PathBuf,
+    /// Extra certificates (PEM) trusted for https:// and wss:// (TLS_CA_FILE).
+    pub tls_ca_file: Option<PathBuf>,
     pub log_level: String,
     pub log_format: String,
     pub module_shortcut_prefix: String,

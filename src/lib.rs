@@ -27,5 +27,6 @@ pub mod results;
 pub mod rp;
 pub mod run;
 pub mod solver;
+pub mod tls;
 pub mod tools;
 pub mod worker;

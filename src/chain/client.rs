@@ -76,9 +76,12 @@ pub struct Chain {
 
 /// Connects to `rpc_url` and creates an HTTP provider that polls every `poll`.
 pub async fn provider(rpc_url: &str, poll: Duration) -> Result<(Provider<Http>, u64), ChainError> {
-    let provider = Provider::<Http>::try_from(rpc_url)
-        .map_err(|e| ChainError::Invalid(format!("WEB3_RPC_URL {rpc_url:?} is not a URL: {e}")))?
-        .interval(poll);
+    let url = reqwest::Url::parse(rpc_url)
+        .map_err(|e| ChainError::Invalid(format!("WEB3_RPC_URL {rpc_url:?} is not a URL: {e}")))?;
+    let http = crate::tls::http_client()
+        .build()
+        .map_err(|e| ChainError::Invalid(format!("cannot set up TLS for {rpc_url:?}: {e}")))?;
+    let provider = Provider::new(Http::new_with_client(url, http)).interval(poll);
     let chain_id = provider
         .get_chainid()
         .await

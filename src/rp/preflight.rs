@@ -280,7 +280,7 @@ async fn funds(
 
 /// The solver answers its health check, and its clock (the HTTP `Date`) agrees with ours.
 async fn solver_check(url: &str) -> Check {
-    let client = reqwest::Client::builder()
+    let client = crate::tls::http_client()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap_or_default();
