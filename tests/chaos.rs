@@ -19,10 +19,10 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::procs::{saved_job, settlement, wait_for_health, Proc};
 use common::LP;
 use ethers::signers::{LocalWallet, Signer};
 use ethers::types::{Address, U256};
@@ -34,7 +34,7 @@ use lilypad::client::SolverClient;
 use lilypad::data::{Deal, DealState};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// Resource providers, and the jobs each runs at once.
 const RPS: usize = 3;
@@ -66,19 +66,6 @@ async fn twenty_jobs_survive_processes_killed_at_random() {
         let report = chaos_run(seed).await;
         eprintln!("{report}");
     }
-}
-
-/// One process of the network, started again (on the same data directory) after each kill.
-struct Proc {
-    name: String,
-    args: Vec<String>,
-    key: PathBuf,
-    data_dir: PathBuf,
-    env: Vec<(String, String)>,
-    child: Option<Child>,
-    starts: usize,
-    /// How it ended by itself (a `lilypad run` or `run-cowsay-onchain`).
-    exit: Option<std::process::ExitStatus>,
 }
 
 /// The network of one seed: the chain (in this process) and its keys.
@@ -150,10 +137,6 @@ impl World {
     /// A process of `lilypad ARGS` signing with `wallet`, its data in `name/` (configured
     /// the way the README tells operators: environment and a key file).
     fn proc(&self, name: &str, args: &[&str], wallet: &LocalWallet) -> Proc {
-        let data_dir = self.dir.join(name);
-        std::fs::create_dir_all(&data_dir).unwrap();
-        let key = data_dir.join("key");
-        lilypad::keys::write_key(&key, wallet).unwrap();
         let env: Vec<(String, String)> = [
             ("WEB3_RPC_URL", self.rpc_url.clone()),
             (
@@ -181,16 +164,7 @@ impl World {
         .map(|(name, value)| (name.to_string(), value))
         .chain(common::terms_env())
         .collect();
-        Proc {
-            name: name.to_string(),
-            args: args.iter().map(|arg| arg.to_string()).collect(),
-            key,
-            data_dir,
-            env,
-            child: None,
-            starts: 0,
-            exit: None,
-        }
+        Proc::new(name, args, wallet, self.dir.join(name), env)
     }
 
     /// A chain client (reads only) for balances and deal records.
@@ -204,125 +178,6 @@ impl World {
         .await
         .unwrap()
     }
-}
-
-impl Proc {
-    fn log(&self, start: usize, stream: &str) -> PathBuf {
-        self.data_dir.join(format!("{stream}.{start}.log"))
-    }
-
-    /// Starts the process (again); a killed `run` resumes the job it saved, if it saved one.
-    fn start(&mut self) {
-        let mut args = self.args.clone();
-        if self.args[0] == "run" {
-            if let Some(id) = saved_job(&self.data_dir) {
-                args = [
-                    "run",
-                    "--resume",
-                    id.as_str(),
-                    "--quiet",
-                    "--timeout",
-                    "600",
-                ]
-                .iter()
-                .map(|arg| arg.to_string())
-                .collect();
-            }
-        }
-        self.starts += 1;
-        let stdout = std::fs::File::create(self.log(self.starts, "stdout")).unwrap();
-        let stderr = std::fs::File::create(self.log(self.starts, "stderr")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_lilypad"))
-            .args(&args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.data_dir)
-            .env("DATA_DIR", &self.data_dir)
-            .env("LOG_LEVEL", "info")
-            .env("WEB3_PRIVATE_KEY_FILE", &self.key)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name));
-        self.child = Some(child);
-    }
-
-    /// Whether it is running (a finished `run` is reaped here).
-    fn alive(&mut self) -> bool {
-        let Some(child) = self.child.as_mut() else {
-            return false;
-        };
-        match child.try_wait() {
-            Ok(None) => true,
-            Ok(Some(status)) => {
-                self.exit = Some(status);
-                self.child = None;
-                false
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// SIGKILL, as `kill -9` does.
-    async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-        }
-    }
-
-    /// SIGTERM, and waits for it to stop (the way an operator stops a role).
-    async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
-            }
-            if tokio::time::timeout(Duration::from_secs(20), child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-            }
-        }
-    }
-
-    /// The output of its last start.
-    fn last(&self, stream: &str) -> String {
-        std::fs::read_to_string(self.log(self.starts, stream)).unwrap_or_default()
-    }
-
-    /// The last lines of every start's stderr, for a failure message.
-    fn tails(&self) -> String {
-        (1..=self.starts)
-            .map(|start| {
-                let text = std::fs::read_to_string(self.log(start, "stderr")).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(15)..].join("\n");
-                format!("--- {} start {start}:\n{tail}", self.name)
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-/// The id of the job a killed `lilypad run` saved under its data dir, if it saved one.
-fn saved_job(data_dir: &Path) -> Option<String> {
-    let entries = std::fs::read_dir(data_dir.join("jobs")).ok()?;
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            entry
-                .file_name()
-                .to_str()?
-                .strip_suffix(".json")
-                .map(str::to_string)
-        })
-        .next()
 }
 
 /// Containers running at once per owner (a role's data dir), from the engine's events.
@@ -385,42 +240,6 @@ fn watch_containers() -> (
         }
     });
     (seen, task, listening)
-}
-
-/// What a deal's end does to each party's tokens (signed wei), as the contracts settle it.
-fn settlement(deal: &Deal, state: DealState, instructions: u64) -> [(Address, i128); 4] {
-    let cost = i128::try_from(deal.pricing.instruction_price).unwrap() * i128::from(instructions);
-    let fee = i128::try_from(deal.pricing.mediation_fee).unwrap();
-    let results = cost * i128::from(deal.pricing.results_collateral_multiple);
-    let submit = i128::try_from(deal.timeouts.submit_results_collateral).unwrap();
-    let judge = i128::try_from(deal.timeouts.judge_results_collateral).unwrap();
-    // Job creator, resource provider, mediator, treasury.
-    let [jc, rp, mediator, treasury] = match state {
-        DealState::ResultsAccepted => [-cost, cost, 0, 0],
-        DealState::MediationAccepted => [-cost - fee, cost, fee, 0],
-        DealState::MediationRejected => [-fee, -results - submit, fee, results + submit],
-        DealState::TimeoutAgree | DealState::TimeoutMediateResults => [0, 0, 0, 0],
-        DealState::TimeoutSubmitResults => [0, -submit, 0, submit],
-        DealState::TimeoutJudgeResults => [-cost - judge, cost, 0, judge],
-        active => panic!("deal {} is still {active}", deal.id),
-    };
-    [
-        (deal.members.job_creator, jc),
-        (deal.members.resource_provider, rp),
-        (deal.members.mediator, mediator),
-        (Address::zero(), treasury),
-    ]
-}
-
-/// Waits (at most 30 s) until the solver answers: it may have just been started again.
-async fn wait_for_health(solver: &SolverClient) {
-    for _ in 0..300 {
-        if solver.health().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the solver does not answer");
 }
 
 async fn chaos_run(seed: u64) -> String {

@@ -5,6 +5,7 @@
 pub mod bacalhau;
 pub mod gitrepo;
 pub mod kubo;
+pub mod procs;
 
 use std::time::Duration;
 
