@@ -40,6 +40,11 @@ pub struct GlobalArgs {
     /// Where roles keep their databases, results and keys [default: ~/.lilypad]
     #[arg(long, global = true, env = "DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The network to join: a profile's name (DATA_DIR/networks/NAME.toml, where `lilypad
+    /// dev` writes `dev`, or one built in) or a profile file's path. It sets the chain, the
+    /// contracts, the solver and the mediators; settings and flags still override each
+    #[arg(long, global = true, env = "LILYPAD_NETWORK", value_name = "NAME")]
+    pub network: Option<String>,
     /// PEM file of certificates to trust for https:// and wss:// besides the public web
     /// roots: the CA of a solver (or chain RPC) behind a TLS proxy with a private
     /// certificate [default: public roots only]
@@ -660,6 +665,12 @@ pub enum ChainCommand {
         /// Seconds before an unserved on-chain request may be cancelled
         #[arg(long, value_name = "SECS", default_value_t = 86_400)]
         request_timeout: u64,
+        /// Name of the network profile written for this deployment, to
+        /// DATA_DIR/networks/NAME.toml (nodes then join with --network NAME or the file).
+        /// It carries SERVICE_SOLVER, SOLVER_URL, SERVICE_MEDIATORS and TLS_CA_FILE's
+        /// certificates when those are set [default: chain-ID]
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
         #[command(flatten)]
         chain: ChainArgs,
     },

@@ -90,6 +90,11 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Extra certificates (PEM) trusted for https:// and wss:// (TLS_CA_FILE).
     pub tls_ca_file: Option<PathBuf>,
+    /// The network profile the settings were layered on (LILYPAD_NETWORK).
+    pub lilypad_network: Option<String>,
+    /// That profile, once found.
+    #[serde(skip)]
+    pub network_profile: Option<crate::profile::Profile>,
     pub log_level: String,
     pub log_format: String,
     pub module_shortcut_prefix: String,
@@ -171,11 +176,42 @@ impl Settings {
         for (key, value) in crate::cli::defaults(&crate::cli::Cli::command()) {
             builder = builder.set_default(key, value)?;
         }
+        let env = env.unwrap_or_else(|| std::env::vars().collect());
+        // The network profile: a layer just above the defaults (a default set again replaces it).
+        let flag = |key: &str| {
+            flags
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, value)| value.clone())
+        };
+        let network = flag("lilypad_network")
+            .or_else(|| env.get("LILYPAD_NETWORK").cloned())
+            .filter(|name| !name.is_empty());
+        let profile = match &network {
+            Some(name) => {
+                let data_dir = flag("data_dir")
+                    .or_else(|| env.get("DATA_DIR").cloned())
+                    .filter(|dir| !dir.is_empty())
+                    .map(PathBuf::from)
+                    .unwrap_or_else(default_data_dir);
+                let profile = crate::profile::Profile::find(name, &data_dir).map_err(|e| {
+                    ConfigError::Invalid {
+                        name: "LILYPAD_NETWORK",
+                        flag: "network",
+                        message: e.message,
+                    }
+                })?;
+                for (key, value) in profile.settings() {
+                    builder = builder.set_default(key, value)?;
+                }
+                Some(profile)
+            }
+            None => None,
+        };
         builder = match file {
             Some(path) => builder.add_source(config::File::from(path).required(true)),
             None => builder.add_source(config::File::with_name("lilypad.toml").required(false)),
         };
-        let env = env.unwrap_or_else(|| std::env::vars().collect());
         let env: HashMap<String, String> = env
             .into_iter()
             .filter(|(key, value)| {
@@ -193,7 +229,9 @@ impl Settings {
         for (key, value) in flags {
             builder = builder.set_override(key.as_str(), value.clone())?;
         }
-        Ok(builder.build()?.try_deserialize()?)
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.network_profile = profile;
+        Ok(settings)
     }
 
     /// The settings `lilypad ARGS...` runs with: its flags over the process environment
@@ -252,6 +290,24 @@ impl Settings {
     }
 
     /// The example client contract, if configured.
+    /// Refuses a chain whose id is not WEB3_CHAIN_ID (set, or from the network profile).
+    pub fn expect_chain_id(&self, rpc_url: &str, found: u64) -> Result<(), ConfigError> {
+        match self.web3_chain_id {
+            Some(expected) if expected != found => Err(ConfigError::Invalid {
+                name: "WEB3_CHAIN_ID",
+                flag: "chain-id",
+                message: format!(
+                    "{rpc_url} is chain {found}, but {}expects chain {expected}",
+                    match &self.network_profile {
+                        Some(profile) => format!("network {:?} ", profile.name),
+                        None => "this node ".into(),
+                    }
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     pub fn example_client(&self) -> Result<Option<Address>, ConfigError> {
         self.web3_example_client_address
             .as_deref()

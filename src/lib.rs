@@ -23,6 +23,7 @@ pub mod mediator;
 pub mod module;
 pub mod network;
 pub mod onchain;
+pub mod profile;
 pub mod results;
 pub mod rp;
 pub mod run;

@@ -31,11 +31,9 @@ fn main() -> ExitCode {
         _ => settings.log_level.clone(),
     };
     lilypad::logging::init(&level, &settings.log_format);
-    if let Some(path) = &settings.tls_ca_file {
-        if let Err(error) = lilypad::tls::trust_file(path) {
-            eprintln!("error: {error:#}");
-            return ExitCode::from(2);
-        }
+    if let Err(error) = lilypad::tls::trust_settings(&settings) {
+        eprintln!("error: {error:#}");
+        return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

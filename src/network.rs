@@ -42,6 +42,7 @@ impl ClientNetwork {
                 )
                 .await?,
             );
+            settings.expect_chain_id(&chain.rpc_url, chain.chain_id)?;
             let services = settings.services()?;
             let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
             let client = SolverClient::new(&url, chain.client.signer().clone());

@@ -11,30 +11,59 @@ use std::sync::{Arc, OnceLock};
 /// DER certificates trusted besides the public roots.
 static EXTRA: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
 
-/// Adds the PEM certificates in `path` to what this process trusts. Refuses a file that
-/// cannot be read or holds no certificate, so a wrong path is not silently ignored.
-pub fn trust_file(path: &Path) -> anyhow::Result<()> {
+/// The PEM certificates in `path` (`TLS_CA_FILE`). Refuses a file that cannot be read or
+/// holds no certificate, so a wrong path is not silently ignored.
+pub fn read_file(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     let text = std::fs::read(path)
         .map_err(|e| anyhow::anyhow!("TLS_CA_FILE {}: cannot read it: {e}", path.display()))?;
-    let certificates = rustls_pemfile::certs(&mut text.as_slice()).map_err(|e| {
-        anyhow::anyhow!("TLS_CA_FILE {}: not PEM certificates: {e}", path.display())
-    })?;
+    parse_pem(&text, &format!("TLS_CA_FILE {}", path.display()))
+}
+
+/// The certificates (DER) in PEM `text`; `origin` names where it came from in errors.
+pub fn parse_pem(text: &[u8], origin: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut reader = text;
+    let certificates = rustls_pemfile::certs(&mut reader)
+        .map_err(|e| anyhow::anyhow!("{origin}: not PEM certificates: {e}"))?;
     if certificates.is_empty() {
-        anyhow::bail!(
-            "TLS_CA_FILE {}: holds no certificate (expected -----BEGIN CERTIFICATE-----)",
-            path.display()
-        );
+        anyhow::bail!("{origin}: holds no certificate (expected -----BEGIN CERTIFICATE-----)");
     }
     let mut roots = rustls::RootCertStore::empty();
     for der in &certificates {
         roots
             .add(&rustls::Certificate(der.clone()))
-            .map_err(|e| anyhow::anyhow!("TLS_CA_FILE {}: {e}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
     }
-    if EXTRA.set(certificates).is_err() {
-        anyhow::bail!("TLS_CA_FILE was already loaded");
+    Ok(certificates)
+}
+
+/// Trusts `certificates` (DER) from now on, besides the public roots; once per process.
+pub fn trust(certificates: Vec<Vec<u8>>) -> anyhow::Result<()> {
+    EXTRA
+        .set(certificates)
+        .map_err(|_| anyhow::anyhow!("extra TLS certificates were already loaded"))
+}
+
+/// Trusts the PEM certificates in `path` (see [`read_file`]).
+pub fn trust_file(path: &Path) -> anyhow::Result<()> {
+    trust(read_file(path)?)
+}
+
+/// What `settings` say to trust: TLS_CA_FILE's certificates and the network profile's CA.
+pub fn trust_settings(settings: &crate::config::Settings) -> anyhow::Result<()> {
+    let mut certificates = Vec::new();
+    if let Some(path) = &settings.tls_ca_file {
+        certificates.extend(read_file(path)?);
     }
-    Ok(())
+    if let Some(profile) = &settings.network_profile {
+        if let Some(pem) = &profile.tls_ca {
+            let origin = format!("network {:?}: tls_ca", profile.name);
+            certificates.extend(parse_pem(pem.as_bytes(), &origin)?);
+        }
+    }
+    if certificates.is_empty() {
+        return Ok(());
+    }
+    trust(certificates)
 }
 
 fn extra() -> &'static [Vec<u8>] {

@@ -284,6 +284,44 @@ fn resuming_an_unknown_job_says_where_jobs_are_kept() {
 }
 
 #[test]
+fn unknown_networks_and_bad_ca_files_are_clear_errors_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = lilypad_in(
+        dir.path(),
+        &["run", "--network", "atlantis", "cowsay:v0.0.1"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("LILYPAD_NETWORK (--network)")
+            && stderr.contains("no such network")
+            && stderr.contains("networks/atlantis.toml"),
+        "{stderr}"
+    );
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "name = \"bad\"\nchain_id = \"one\"\n",
+    )
+    .unwrap();
+    let output = lilypad_in(dir.path(), &["rp", "--network", "./bad.toml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+
+    std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").unwrap();
+    for file in ["ca.pem", "missing.pem"] {
+        let output = lilypad_in(dir.path(), &["run", "--tls-ca-file", file, "cowsay:v0.0.1"]);
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("TLS_CA_FILE {file}"))
+                && (stderr.contains("no certificate") || stderr.contains("cannot read")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn a_mediation_chance_above_100_percent_is_refused() {
     let output = lilypad(&["run", "cowsay:v0.0.1", "--mediation-chance", "101"]);
     assert!(!output.status.success());

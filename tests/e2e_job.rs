@@ -153,13 +153,18 @@ async fn a_resource_provider_restarted_after_a_crash_finishes_the_job() {
 
 /// Twenty `lilypad run` processes with one key (the dev network's job creator) at once, on a
 /// running `lilypad dev` network: each has its own nonce manager, and every one gets its job
-/// done and its own cow.
+/// done and its own cow. Half find the network the way `lilypad run` does by itself (its
+/// `network.json`), half join it by name, `--network dev`, with the key in a file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_lilypad_run_processes_with_one_key_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = common::options(&dir.path().join("dev"), lilypad::dev::DevRoles::default());
     options.publish = true;
     let network = common::start(options).await;
+    let profile =
+        lilypad::profile::Profile::find("dev", dir.path()).expect("dev wrote its profile");
+    assert_eq!(profile, network.profile());
+    let key = dir.path().join("dev/keys/job-creator.key");
     let runs: Vec<_> = (0..20)
         .map(|n| {
             let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lilypad"));
@@ -173,6 +178,11 @@ async fn twenty_lilypad_run_processes_with_one_key_all_succeed() {
                 .env("DATA_DIR", dir.path())
                 .env("LOG_LEVEL", "warn")
                 .kill_on_drop(true);
+            if n % 2 == 1 {
+                command
+                    .env("LILYPAD_NETWORK", "dev")
+                    .env("WEB3_PRIVATE_KEY_FILE", &key);
+            }
             command.output()
         })
         .collect();
@@ -188,4 +198,8 @@ async fn twenty_lilypad_run_processes_with_one_key_all_succeed() {
         );
     }
     network.stop().await;
+    assert!(
+        lilypad::profile::Profile::find("dev", dir.path()).is_err(),
+        "a stopped dev network leaves no profile behind"
+    );
 }

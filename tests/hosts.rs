@@ -289,6 +289,24 @@ fn nginx(namespace: &str, dir: &Path) -> tokio::process::Child {
         .expect("nginx (Debian package nginx-light)")
 }
 
+/// Runs `lilypad ARGS` with only `env` (and PATH) as its environment; its stdout.
+fn lilypad_command(args: &[&str], env: &[(&str, String)]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_lilypad"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "lilypad {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Containers of the RP whose data is in `data_dir` running now.
 fn running_containers(data_dir: &Path) -> usize {
     let owner = lilypad::executor::docker::owner_of(&data_dir.join("rp"));
@@ -306,10 +324,11 @@ struct Network {
     hosts: Hosts,
     rpc_url: String,
     solver_url: String,
-    env: Vec<(String, String)>,
     deployer: LocalWallet,
     payments: Address,
     controller: Address,
+    /// The network's profile, as `lilypad chain deploy` wrote it.
+    network_file: String,
     laptop_key: LocalWallet,
     laptop: String,
     rps: Vec<(LocalWallet, String)>,
@@ -359,40 +378,75 @@ impl Network {
         let mediator = lilypad::keys::generate();
         let laptop_key = lilypad::keys::generate();
         let rp_keys = [lilypad::keys::generate(), lilypad::keys::generate()];
-        let funded: Vec<Address> = [&solver_key, &mediator, &laptop_key]
+        let funded: Vec<String> = [&solver_key, &mediator, &laptop_key]
             .into_iter()
             .chain(&rp_keys)
-            .map(|wallet| wallet.address())
+            .map(|wallet| format!("{:?}", wallet.address()))
             .collect();
-        let (deployment, _) =
-            lilypad::dev::deploy_and_fund(&rpc_url, &deployer, deployer.address(), &funded)
-                .await
-                .expect("the contracts deploy to the chain host");
 
-        // The solver host: the solver on loopback, nginx in front with the test CA's
-        // certificate; every client trusts that CA through TLS_CA_FILE.
+        // The solver host's certificate, from a test CA.
         let solver_ip = hosts.address(20);
         test_ca(dir, &solver_ip);
-        let nginx = nginx(&solver_host, dir);
         let solver_url = format!("https://{solver_ip}");
-        let ca = dir.join("ca.pem").display().to_string();
         lilypad::tls::trust_file(&dir.join("ca.pem")).unwrap();
 
+        // The operator (this host) deploys with `lilypad chain deploy`, which writes the
+        // network's profile (solver, mediators and CA included), then funds every key.
+        let admin = dir.join("admin");
+        std::fs::create_dir_all(&admin).unwrap();
+        let deployer_key = admin.join("deployer.key");
+        lilypad::keys::write_key(&deployer_key, &deployer).unwrap();
+        let ca = dir.join("ca.pem").display().to_string();
+        let operator_env = [
+            ("DATA_DIR", admin.display().to_string()),
+            ("WEB3_PRIVATE_KEY_FILE", deployer_key.display().to_string()),
+        ];
+        let deployed = lilypad_command(
+            &["chain", "deploy", "--name", "hosts"],
+            &[
+                &operator_env[..],
+                &[
+                    ("WEB3_RPC_URL", rpc_url.clone()),
+                    ("SERVICE_SOLVER", format!("{:?}", solver_key.address())),
+                    ("SOLVER_URL", solver_url.clone()),
+                    ("SERVICE_MEDIATORS", format!("{:?}", mediator.address())),
+                    ("TLS_CA_FILE", ca),
+                ],
+            ]
+            .concat(),
+        );
+        let profile_path = admin.join("networks/hosts.toml");
+        assert!(
+            deployed.contains(&format!("# network profile {}", profile_path.display())),
+            "{deployed}"
+        );
+        let profile = lilypad::profile::Profile::find("hosts", &admin).unwrap();
+        assert_eq!(profile.solver, Some(solver_key.address()));
+        assert_eq!(profile.mediators, vec![mediator.address()]);
+        assert!(profile
+            .tls_ca
+            .as_deref()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE"));
+        let fund: Vec<&str> = ["chain", "fund", "--network", "hosts"]
+            .into_iter()
+            .chain(funded.iter().map(String::as_str))
+            .collect();
+        lilypad_command(&fund, &operator_env);
+
+        // The solver host: the solver on loopback, nginx in front with the certificate.
+        let nginx = nginx(&solver_host, dir);
+
+        // Every node joins with the profile and its key; the roles poll faster than by
+        // default and log JSON.
+        let network_file = profile_path.display().to_string();
         let env: Vec<(String, String)> = [
-            ("WEB3_RPC_URL", rpc_url.clone()),
-            (
-                "WEB3_CONTROLLER_ADDRESS",
-                format!("{:?}", deployment.controller),
-            ),
-            ("SERVICE_SOLVER", format!("{:?}", solver_key.address())),
-            ("SERVICE_MEDIATORS", format!("{:?}", mediator.address())),
-            ("TLS_CA_FILE", ca),
+            ("LILYPAD_NETWORK", network_file.clone()),
             ("POLL_INTERVAL_MS", "100".into()),
             ("LOG_FORMAT", "json".into()),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
-        .chain(common::terms_env())
         .collect();
         let with = |extra: &[(&str, &str)]| {
             env.iter()
@@ -448,10 +502,10 @@ impl Network {
             hosts,
             rpc_url,
             solver_url,
-            env,
             deployer,
-            payments: deployment.payments,
-            controller: deployment.controller,
+            payments: Address::zero(),
+            controller: profile.controller,
+            network_file,
             laptop_key,
             laptop,
             rps,
@@ -461,6 +515,8 @@ impl Network {
             _chain: chain,
             _nginx: nginx,
         };
+        let mut network = network;
+        network.payments = network.reader().await.contracts.payments.address();
         // The solver answers through nginx before the others start.
         wait_for_health(&network.solver_client()).await;
         network
@@ -477,9 +533,9 @@ impl Network {
         SolverClient::new(&self.solver_url, lilypad::keys::generate())
     }
 
-    /// A `lilypad run ARGS` on the laptop host, its data in `laptop/NAME`. The laptop is
-    /// configured with the chain's URL, the controller, the solver's address and the
-    /// mediators; it finds the solver's URL in the Users contract.
+    /// A `lilypad run ARGS` on the laptop host, its data in `laptop/NAME`: it is given
+    /// the network (`LILYPAD_NETWORK`, the profile `chain deploy` wrote) and its key,
+    /// nothing else.
     fn run(&self, name: &str, args: &[&str]) -> Proc {
         let args = [&["run"], args, &["--quiet", "--timeout", "300"]].concat();
         let mut run = Proc::new(
@@ -487,7 +543,7 @@ impl Network {
             &args,
             &self.laptop_key,
             self.dir.join("laptop").join(name),
-            self.env.clone(),
+            vec![("LILYPAD_NETWORK".into(), self.network_file.clone())],
         );
         run.netns = Some(self.laptop.clone());
         run.start();
@@ -749,6 +805,28 @@ async fn a_network_of_hosts_behind_tls_survives_cut_links_and_killed_hosts() {
             .map(|(who, wei)| format!("{who:?}: {:+}", *wei as f64 / common::LP as f64))
             .collect::<Vec<_>>(),
         access.lines().count()
+    );
+
+    // A profile whose chain id is not the chain's is refused before anything is sent.
+    let mut wrong = lilypad::profile::Profile::find(&network.network_file, dir.path()).unwrap();
+    wrong.chain_id = 1;
+    let wrong_file = dir.path().join("wrong-chain.toml");
+    wrong.write(&wrong_file).unwrap();
+    let mut refused = Proc::new(
+        "wrong-chain",
+        &["run", "cowsay:v0.0.1", "-i", "Message=wrong chain"],
+        &network.laptop_key,
+        dir.path().join("laptop/wrong-chain"),
+        vec![("LILYPAD_NETWORK".into(), wrong_file.display().to_string())],
+    );
+    refused.netns = Some(network.laptop.clone());
+    refused.start();
+    let status = refused.wait(Duration::from_secs(60)).await;
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}");
+    assert!(
+        refused.last("stderr").contains("but network \"hosts\" expects chain 1"),
+        "{}",
+        refused.last("stderr")
     );
 
     // Clean-up: the processes stop, then every namespace goes.

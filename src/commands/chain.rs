@@ -11,6 +11,7 @@ use crate::chain::{client::signing_client, Chain};
 use crate::cli::ChainCommand;
 use crate::config::Settings;
 use crate::data::amount;
+use crate::profile::Profile;
 
 fn parse_address(text: &str) -> anyhow::Result<Address> {
     text.trim()
@@ -24,6 +25,46 @@ fn parse_amount(text: &str) -> anyhow::Result<U256> {
         .map_err(anyhow::Error::msg)
 }
 
+/// The profile of a network just deployed: its chain and controller, plus the solver, its
+/// URL, the mediators and a private CA where the settings name them.
+fn deployed_profile(
+    settings: &Settings,
+    name: String,
+    chain_id: u64,
+    controller: Address,
+) -> anyhow::Result<Profile> {
+    let tls_ca = match &settings.tls_ca_file {
+        Some(path) => {
+            crate::tls::read_file(path)?;
+            Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mediators = match settings.service_mediators {
+        Some(_) => settings.mediators()?,
+        None => Vec::new(),
+    };
+    let profile = Profile {
+        name,
+        chain_id,
+        rpc_url: settings.rpc_url()?,
+        ws_url: settings.web3_ws_url.clone(),
+        controller,
+        solver: settings
+            .service_solver
+            .as_ref()
+            .map(|_| settings.solver())
+            .transpose()?,
+        solver_url: settings.solver_url.clone(),
+        mediators,
+        tls_ca,
+    };
+    Ok(profile)
+}
+
 pub(super) async fn chain(command: ChainCommand, settings: Settings) -> anyhow::Result<()> {
     match command {
         ChainCommand::Deploy {
@@ -33,8 +74,16 @@ pub(super) async fn chain(command: ChainCommand, settings: Settings) -> anyhow::
             supply,
             job_deposit,
             request_timeout,
+            name,
             ..
         } => {
+            if let Some(name) = &name {
+                if !Profile::valid_name(name) || name.ends_with(".toml") {
+                    anyhow::bail!(
+                        "--name {name:?}: letters, digits, '-', '_' and '.' (a name --network finds)"
+                    );
+                }
+            }
             let wallet = settings.wallet()?;
             let deployer = wallet.address();
             let (client, chain_id) =
@@ -69,6 +118,24 @@ pub(super) async fn chain(command: ChainCommand, settings: Settings) -> anyhow::
                 "WEB3_EXAMPLE_CLIENT_ADDRESS={:?}",
                 deployment.example_client
             );
+            let profile = deployed_profile(
+                &settings,
+                name.unwrap_or_else(|| format!("chain-{chain_id}")),
+                chain_id,
+                deployment.controller,
+            )?;
+            let path = Profile::path(&settings.data_dir, &profile.name);
+            profile
+                .write(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!(
+                "# network profile {} (--network {}):",
+                path.display(),
+                profile.name
+            );
+            for line in profile.to_toml().lines() {
+                println!("#   {line}");
+            }
             Ok(())
         }
         ChainCommand::Fund { to, eth, lp, .. } => {

@@ -33,6 +33,10 @@ pub(super) async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()>
     }
     let network = DevNetwork::start(options).await?;
     println!("lilypad dev network is up");
+    println!(
+        "  profile: {} (other commands join with --network dev)",
+        DevNetwork::profile_file(&dir).display()
+    );
     println!("  WEB3_RPC_URL={}", network.rpc_url);
     println!("  WEB3_CHAIN_ID={}", network.chain_id);
     println!(

@@ -55,15 +55,7 @@ pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Arc<Chain>> {
     )
     .await?;
     chain.ws_url = settings.web3_ws_url.clone();
-    if let Some(expected) = settings.web3_chain_id {
-        if expected != chain.chain_id {
-            bail!(
-                "WEB3_CHAIN_ID is {expected} but {} is chain {}",
-                chain.rpc_url,
-                chain.chain_id
-            );
-        }
-    }
+    settings.expect_chain_id(&chain.rpc_url, chain.chain_id)?;
     Ok(Arc::new(chain))
 }
 

@@ -338,6 +338,27 @@ impl DevNetwork {
         data_dir.join("network.json")
     }
 
+    /// The network's profile (`--network dev` on this host).
+    pub fn profile(&self) -> crate::profile::Profile {
+        crate::profile::Profile {
+            name: "dev".into(),
+            chain_id: self.chain_id,
+            rpc_url: self.rpc_url.clone(),
+            ws_url: None,
+            controller: self.deployment.controller,
+            solver: Some(self.services.solver),
+            solver_url: Some(self.solver.url.clone()),
+            mediators: self.services.mediators.clone(),
+            tls_ca: None,
+        }
+    }
+
+    /// Where a published dev network's profile lives: DATA_DIR/networks/dev.toml, for the
+    /// network's directory DATA_DIR/dev.
+    pub fn profile_file(data_dir: &Path) -> PathBuf {
+        crate::profile::Profile::path(data_dir.parent().unwrap_or(data_dir), "dev")
+    }
+
     fn publish(&self) -> anyhow::Result<()> {
         let key_file = self.data_dir.join("keys/job-creator.key");
         let _ = std::fs::remove_file(&key_file);
@@ -354,6 +375,10 @@ impl DevNetwork {
         };
         let path = Self::network_file(&self.data_dir);
         std::fs::write(&path, serde_json::to_vec_pretty(&file)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let path = Self::profile_file(&self.data_dir);
+        self.profile()
+            .write(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(())
     }
@@ -402,7 +427,10 @@ impl DevNetwork {
         }
         self.shutdown.cancel();
         stop_within(&mut self.solver.task, "the solver").await;
-        let _ = std::fs::remove_file(Self::network_file(&self.data_dir));
+        if self.options.publish {
+            let _ = std::fs::remove_file(Self::network_file(&self.data_dir));
+            let _ = std::fs::remove_file(Self::profile_file(&self.data_dir));
+        }
         let _ = self.node.kill().await;
     }
 }
