@@ -732,6 +732,17 @@ pub enum KeysCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Write a new key for each service of a network (ADMIN, FAUCET, SOLVER, MEDIATOR,
+    /// RESOURCE_PROVIDER, JOB_CREATOR) as NAME_ADDRESS and NAME_PRIVATE_KEY lines to an env
+    /// file only you can read; prints the addresses (to fund), never the keys
+    GenerateAddresses {
+        /// The env file to create (never overwritten)
+        #[arg(long, value_name = "FILE", default_value = "prod.env")]
+        out: PathBuf,
+        /// Print the env file, keys included, to stdout instead of writing a file
+        #[arg(long, conflicts_with = "out")]
+        stdout: bool,
+    },
 }
 
 /// Every setting given on the command line or in the environment, as (settings key, raw

@@ -36,6 +36,37 @@ pub fn generate() -> LocalWallet {
     LocalWallet::new(&mut rand::thread_rng())
 }
 
+/// The services of a network, each with a key of its own, as `generate-addresses` names them.
+pub const SERVICES: [&str; 6] = [
+    "ADMIN",
+    "FAUCET",
+    "SOLVER",
+    "MEDIATOR",
+    "RESOURCE_PROVIDER",
+    "JOB_CREATOR",
+];
+
+/// A new key for each of [`SERVICES`].
+pub fn generate_services() -> Vec<(&'static str, LocalWallet)> {
+    SERVICES.iter().map(|name| (*name, generate())).collect()
+}
+
+/// An env file with `NAME_ADDRESS` and `NAME_PRIVATE_KEY` for each service.
+pub fn services_env(services: &[(&str, LocalWallet)]) -> String {
+    let mut out = String::from(
+        "# A key per Lilypad service (`lilypad keys generate-addresses`). Secret: keep it 0600,\n\
+         # fund the addresses, and give each service only its own key.\n",
+    );
+    for (name, wallet) in services {
+        out.push_str(&format!(
+            "{name}_ADDRESS={}\n{name}_PRIVATE_KEY=0x{}\n",
+            address_of(wallet),
+            hex_key(wallet)
+        ));
+    }
+    out
+}
+
 /// The address of a wallet, checksummed.
 pub fn address_of(wallet: &LocalWallet) -> String {
     ethers::utils::to_checksum(&wallet.address(), None)

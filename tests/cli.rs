@@ -231,6 +231,69 @@ fn keys_generate_writes_a_private_key_file() {
     );
 }
 
+#[test]
+fn keys_generate_addresses_writes_a_private_env_file_with_a_key_per_service() {
+    use ethers::signers::Signer;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let output = lilypad_in(dir.path(), &["keys", "generate-addresses"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let file = dir.path().join("prod.env");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            .to_string()
+    };
+    let mut addresses = std::collections::BTreeSet::new();
+    for service in [
+        "ADMIN",
+        "FAUCET",
+        "SOLVER",
+        "MEDIATOR",
+        "RESOURCE_PROVIDER",
+        "JOB_CREATOR",
+    ] {
+        let key = value(&format!("{service}_PRIVATE_KEY"));
+        let address = value(&format!("{service}_ADDRESS"));
+        let wallet = lilypad::config::parse_key(&key).unwrap();
+        assert_eq!(ethers::utils::to_checksum(&wallet.address(), None), address);
+        assert!(
+            stdout.contains(&address),
+            "the address to fund is shown: {stdout}"
+        );
+        assert!(
+            !stdout.contains(key.trim_start_matches("0x")),
+            "never the key"
+        );
+        addresses.insert(address);
+    }
+    assert_eq!(addresses.len(), 6, "six different keys");
+
+    // Never overwritten; printed only when asked.
+    let again = lilypad_in(dir.path(), &["keys", "generate-addresses"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    let printed = lilypad_in(dir.path(), &["keys", "generate-addresses", "--stdout"]);
+    let printed = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.contains("JOB_CREATOR_PRIVATE_KEY=0x"), "{printed}");
+    assert!(
+        !printed.contains(&value("ADMIN_PRIVATE_KEY")),
+        "new keys each time"
+    );
+}
+
 /// The real binary with no network configured: it starts the embedded network, says so,
 /// runs the job on the real Docker engine and prints the cow.
 #[test]

@@ -824,7 +824,9 @@ async fn a_network_of_hosts_behind_tls_survives_cut_links_and_killed_hosts() {
     let status = refused.wait(Duration::from_secs(60)).await;
     assert!(status.is_some_and(|s| !s.success()), "{status:?}");
     assert!(
-        refused.last("stderr").contains("but network \"hosts\" expects chain 1"),
+        refused
+            .last("stderr")
+            .contains("but network \"hosts\" expects chain 1"),
         "{}",
         refused.last("stderr")
     );

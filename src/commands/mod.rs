@@ -88,6 +88,25 @@ pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()
             );
             Ok(())
         }
+        Command::Keys(KeysCommand::GenerateAddresses { out, stdout }) => {
+            let services = crate::keys::generate_services();
+            let env = crate::keys::services_env(&services);
+            if stdout {
+                print!("{env}");
+                return Ok(());
+            }
+            crate::keys::write_secret(&out, &env).with_context(|| {
+                format!("cannot create {} (it is never overwritten)", out.display())
+            })?;
+            println!("wrote {} (mode 0600): a key per service", out.display());
+            for (name, wallet) in &services {
+                println!("  {name:<18} {}", crate::keys::address_of(wallet));
+            }
+            println!(
+                "fund each address, then give each service its own key (WEB3_PRIVATE_KEY_FILE)"
+            );
+            Ok(())
+        }
     }
 }
 
