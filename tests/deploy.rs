@@ -95,3 +95,58 @@ fn every_systemd_unit_runs_its_role_with_the_key_as_a_credential() {
         );
     }
 }
+
+/// `systemd-analyze verify` accepts every unit, with the binary installed where the units
+/// expect it (/usr/local/bin/lilypad) in a root of its own beside the system's units (the
+/// Docker engine's among them): no error and no warning.
+#[test]
+fn systemd_analyze_verify_passes_on_the_units() {
+    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = tempfile::tempdir().unwrap();
+    let install = |dir: &str| {
+        let dir = root.path().join(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_lilypad"),
+        install("usr/local/bin").join("lilypad"),
+    )
+    .unwrap();
+    let system = install("usr/lib/systemd/system");
+    for entry in std::fs::read_dir("/lib/systemd/system").expect("systemd's units") {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, system.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let units = install("etc/systemd/system");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(project.join("deploy/systemd")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::copy(&path, units.join(&name)).unwrap();
+        names.push(units.join(&name));
+    }
+    assert_eq!(names.len(), 5, "a unit per role");
+    let output = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(format!("--root={}", root.path().display()))
+        .args(&names)
+        .output()
+        .expect("systemd-analyze (Debian package systemd)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.trim().is_empty(), "warnings: {stderr}");
+
+    // The same check fails when the binary is not where the units expect it.
+    std::fs::remove_file(root.path().join("usr/local/bin/lilypad")).unwrap();
+    let output = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(format!("--root={}", root.path().display()))
+        .args(&names)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/usr/local/bin/lilypad"));
+}
