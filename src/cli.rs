@@ -459,6 +459,8 @@ pub struct RpArgs {
     pub ipfs: IpfsArgs,
     #[command(flatten)]
     pub retain_results: RetainResultsArgs,
+    #[command(flatten)]
+    pub ops: OpsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -523,6 +525,15 @@ pub struct RunArgs {
     pub ipfs: IpfsArgs,
 }
 
+/// Where a long-running role serves /health and /metrics.
+#[derive(Debug, Args)]
+pub struct OpsArgs {
+    /// Serve /health (200 when the chain, the solver and the engine answer, else 503) and
+    /// Prometheus /metrics on this address, e.g. 127.0.0.1:9461 [default: not served]
+    #[arg(long, env = "METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
+}
+
 /// Flags of `lilypad mediator`. The mediator's key must be one of the mediators that job
 /// creators and resource providers trust (their SERVICE_MEDIATORS).
 #[derive(Debug, Args)]
@@ -542,6 +553,8 @@ pub struct MediatorArgs {
     pub executor: ExecutorArgs,
     #[command(flatten)]
     pub ipfs: IpfsArgs,
+    #[command(flatten)]
+    pub ops: OpsArgs,
 }
 
 /// Flags of `lilypad jc`. Its key must be the job creator contract's operator; it pays
@@ -562,6 +575,8 @@ pub struct JcArgs {
     pub terms: TermsArgs,
     #[command(flatten)]
     pub ipfs: IpfsArgs,
+    #[command(flatten)]
+    pub ops: OpsArgs,
 }
 
 /// How the on-chain job service serves requests.

@@ -90,6 +90,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Extra certificates (PEM) trusted for https:// and wss:// (TLS_CA_FILE).
     pub tls_ca_file: Option<PathBuf>,
+    /// `rp`, `mediator`, `jc`: where /health and /metrics are served (METRICS_LISTEN).
+    pub metrics_listen: Option<String>,
     /// The network profile the settings were layered on (LILYPAD_NETWORK).
     pub lilypad_network: Option<String>,
     /// That profile, once found.
@@ -306,6 +308,20 @@ impl Settings {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// METRICS_LISTEN, parsed.
+    pub fn metrics_listen(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        self.metrics_listen
+            .as_deref()
+            .map(|text| {
+                crate::ops::listen_address(text).map_err(|message| ConfigError::Invalid {
+                    name: "METRICS_LISTEN",
+                    flag: "metrics-listen",
+                    message,
+                })
+            })
+            .transpose()
     }
 
     pub fn example_client(&self) -> Result<Option<Address>, ConfigError> {

@@ -140,6 +140,23 @@ impl Db {
         Ok(())
     }
 
+    /// Rows of (text, count) from `sql`, e.g. `SELECT stage, COUNT(*) FROM deals GROUP BY
+    /// stage`, for /metrics.
+    pub async fn counts(&self, sql: &str) -> Result<Vec<(String, u64)>, DbError> {
+        use sqlx::Row;
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.sql(e))?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let count: i64 = row.get(1);
+                (row.get::<String, _>(0), u64::try_from(count).unwrap_or(0))
+            })
+            .collect())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -107,6 +107,9 @@ pub async fn run<W: Worker>(worker: Arc<W>, mut ticks: Ticks, shutdown: Cancella
         match worker.find_work().await {
             Ok(items) => {
                 wait = ticks.poll;
+                crate::metrics::global()
+                    .work_items
+                    .set(i64::try_from(items.len()).unwrap_or(i64::MAX));
                 for item in items {
                     let id = W::id(&item);
                     let Some(claim) = claims.claim(&id.key()) else {
@@ -115,9 +118,21 @@ pub async fn run<W: Worker>(worker: Arc<W>, mut ticks: Ticks, shutdown: Cancella
                     let worker = worker.clone();
                     let step = async move {
                         let _claim = claim;
-                        if let Err(error) = worker.step(item).await {
-                            tracing::warn!(error = format!("{error:#}"), "step failed; will retry");
-                        }
+                        let _running = crate::metrics::Running::start();
+                        let outcome = match worker.step(item).await {
+                            Ok(()) => "ok",
+                            Err(error) => {
+                                tracing::warn!(
+                                    error = format!("{error:#}"),
+                                    "step failed; will retry"
+                                );
+                                "failed"
+                            }
+                        };
+                        crate::metrics::global()
+                            .steps
+                            .get_or_create(&crate::metrics::Outcome { outcome })
+                            .inc();
                     };
                     tasks.spawn(step.instrument(id.span(W::ROLE)));
                 }

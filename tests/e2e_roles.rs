@@ -237,6 +237,7 @@ async fn a_mediator_whose_checkpoint_is_corrupt_refuses_to_start_and_names_its_d
         parallel: 1,
         ipfs: None,
         retain_results: Duration::from_secs(3600),
+        metrics_listen: None,
     };
     let executor = lilypad::executor::noop::NoopExecutor::default();
     let stop = tokio_util::sync::CancellationToken::new();

@@ -480,6 +480,7 @@ impl Network {
                     ("OFFER_CPU", "1000"),
                     ("OFFER_RAM", "512"),
                     ("OFFER_COUNT", "1"),
+                    ("METRICS_LISTEN", "0.0.0.0:9461"),
                     ("ALLOW_LOCAL_MODULES", "true"),
                 ]),
             );
@@ -492,7 +493,10 @@ impl Network {
             &["mediator"],
             &mediator,
             dir.join("mediator"),
-            with(&[("ALLOW_LOCAL_MODULES", "true")]),
+            with(&[
+                ("ALLOW_LOCAL_MODULES", "true"),
+                ("METRICS_LISTEN", "0.0.0.0:9462"),
+            ]),
         );
         mediator_proc.netns = Some(mediator_host);
         roles.push(mediator_proc);
@@ -590,6 +594,37 @@ impl Network {
     }
 }
 
+/// GET http://HOST:PORT/PATH from the test's host: (status, body), or None if it does not
+/// answer.
+async fn get(url: &str) -> Option<(u16, String)> {
+    let response = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.ok()?))
+}
+
+/// Waits (at most 30 s) until `url` answers `status`; the body.
+async fn wait_for_status(url: &str, status: u16) -> String {
+    let started = Instant::now();
+    loop {
+        let got = get(url).await;
+        if let Some((code, body)) = &got {
+            if *code == status {
+                return body.clone();
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{url} did not answer {status}: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits for `run` to end and checks it succeeded and printed `cow`.
 async fn finished(network: &Network, run: &mut Proc, cow: &str) {
     let status = run.wait(Duration::from_secs(300)).await;
@@ -666,8 +701,19 @@ async fn a_network_of_hosts_behind_tls_survives_cut_links_and_killed_hosts() {
     let mut run = network.run("solver-killed", &[&module]);
     network.rp_running_a_job().await;
     network.solver.kill().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Each RP's readiness follows its solver: 503 naming it while it is down.
+    let rp_health = format!("http://{}:9461/health", network.hosts.address(31));
+    let down = wait_for_status(&rp_health, 503).await;
+    assert!(
+        down.contains("\"ready\":false") && down.contains("the solver at https://"),
+        "{down}"
+    );
+    assert!(
+        down.contains("\"engine\":\"ok\"") && down.contains("\"chain\":\"ok\""),
+        "{down}"
+    );
     network.solver.start();
+    wait_for_status(&rp_health, 200).await;
     finished(&network, &mut run, "< solver-killed >").await;
 
     // 5. The laptop goes offline after agreeing (and its `run` dies with it); the RP
@@ -781,6 +827,52 @@ async fn a_network_of_hosts_behind_tls_survives_cut_links_and_killed_hosts() {
         );
     }
     assert_eq!(after[3], U256::zero(), "Payments holds nothing");
+
+    // Every role's /health says ready, and /metrics has the role's counts, its chain calls
+    // and the gas its transactions spent; the logs are JSON lines that name the deal.
+    for (host, port) in [(31, 9461), (32, 9461), (40, 9462)] {
+        let base = format!("http://{}:{port}", network.hosts.address(host));
+        let health = wait_for_status(&format!("{base}/health"), 200).await;
+        assert!(health.contains("\"ready\":true"), "{health}");
+        let metrics = wait_for_status(&format!("{base}/metrics"), 200).await;
+        for wanted in [
+            "lilypad_chain_requests_total{method=\"eth_call\"}",
+            "lilypad_work_steps_total{outcome=\"ok\"}",
+            "# TYPE lilypad_work_in_flight gauge",
+            "# EOF",
+        ] {
+            assert!(metrics.contains(wanted), "{base}: {wanted} in {metrics}");
+        }
+        if port == 9462 {
+            assert!(
+                metrics.contains("lilypad_mediator_verdicts{verdict=\"accept, finished\"} 1"),
+                "{metrics}"
+            );
+        }
+    }
+    let mut gas = 0.0;
+    for host in [31, 32] {
+        let url = format!("http://{}:9461/metrics", network.hosts.address(host));
+        let metrics = wait_for_status(&url, 200).await;
+        assert!(
+            metrics.contains("lilypad_rp_deals{stage=\"finished\"}"),
+            "{metrics}"
+        );
+        gas += metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("lilypad_transaction_gas_used_total "))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    assert!(gas > 0.0, "the RPs count the gas of their transactions");
+    let logs = network.roles[0].tails() + &network.roles[1].tails();
+    assert!(
+        logs.lines().any(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|entry| entry.to_string().contains("\"deal_id\""))
+        }),
+        "JSON log lines carry deal ids:\n{logs}"
+    );
 
     // Everything reached the solver through nginx: requests and live event streams.
     let access = std::fs::read_to_string(dir.path().join("nginx-access.log")).unwrap();

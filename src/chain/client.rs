@@ -18,7 +18,27 @@ use tokio_util::sync::CancellationToken;
 use super::bindings::*;
 
 /// The middleware every contract handle uses.
-pub type Client = SignerMiddleware<Provider<Http>, LocalWallet>;
+pub type Client = SignerMiddleware<Provider<Counted>, LocalWallet>;
+
+/// The chain's HTTP JSON-RPC transport, counting every call (and every failed one) by
+/// method for /metrics.
+#[derive(Debug, Clone)]
+pub struct Counted(Http);
+
+#[async_trait::async_trait]
+impl ethers::providers::JsonRpcClient for Counted {
+    type Error = ethers::providers::HttpClientError;
+
+    async fn request<T, R>(&self, method: &str, params: T) -> Result<R, Self::Error>
+    where
+        T: std::fmt::Debug + serde::Serialize + Send + Sync,
+        R: serde::de::DeserializeOwned + Send,
+    {
+        let result = self.0.request(method, params).await;
+        crate::metrics::chain_call(method, result.is_ok());
+        result
+    }
+}
 
 /// What went wrong talking to the chain.
 #[derive(Debug, thiserror::Error)]
@@ -75,13 +95,16 @@ pub struct Chain {
 }
 
 /// Connects to `rpc_url` and creates an HTTP provider that polls every `poll`.
-pub async fn provider(rpc_url: &str, poll: Duration) -> Result<(Provider<Http>, u64), ChainError> {
+pub async fn provider(
+    rpc_url: &str,
+    poll: Duration,
+) -> Result<(Provider<Counted>, u64), ChainError> {
     let url = reqwest::Url::parse(rpc_url)
         .map_err(|e| ChainError::Invalid(format!("WEB3_RPC_URL {rpc_url:?} is not a URL: {e}")))?;
     let http = crate::tls::http_client()
         .build()
         .map_err(|e| ChainError::Invalid(format!("cannot set up TLS for {rpc_url:?}: {e}")))?;
-    let provider = Provider::new(Http::new_with_client(url, http)).interval(poll);
+    let provider = Provider::new(Counted(Http::new_with_client(url, http))).interval(poll);
     let chain_id = provider
         .get_chainid()
         .await
@@ -224,7 +247,25 @@ impl Chain {
     }
 
     /// Sends `call` and waits for a successful receipt. `what` names the step in errors.
+    /// Counted for /metrics as mined (with its gas), reverted, or failed (refused by the
+    /// node, never sent or never mined).
     pub async fn send<D: ethers::abi::Detokenize>(
+        &self,
+        what: &str,
+        call: ContractCall<Client, D>,
+    ) -> Result<TransactionReceipt, ChainError> {
+        let result = self.send_uncounted(what, call).await;
+        match &result {
+            Ok(receipt) => {
+                crate::metrics::transaction("mined", receipt.gas_used.map(|gas| gas.low_u64()))
+            }
+            Err(ChainError::Failed { .. }) => crate::metrics::transaction("reverted", None),
+            Err(_) => crate::metrics::transaction("failed", None),
+        }
+        result
+    }
+
+    async fn send_uncounted<D: ethers::abi::Detokenize>(
         &self,
         what: &str,
         call: ContractCall<Client, D>,

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use ethers::providers::{Http, Middleware, Provider};
+use ethers::providers::{Middleware, Provider};
 use ethers::types::{Filter, Log};
 use tokio_util::sync::CancellationToken;
 
@@ -82,7 +82,7 @@ impl Checkpoint {
 
 /// Follows the logs matching one filter.
 pub struct Follower {
-    provider: Provider<Http>,
+    provider: Provider<super::client::Counted>,
     filter: Filter,
     next_block: u64,
     checkpoint: Checkpoint,
@@ -205,7 +205,7 @@ impl Follower {
     }
 }
 
-async fn block_number(provider: &Provider<Http>) -> Result<u64, ChainError> {
+async fn block_number(provider: &Provider<super::client::Counted>) -> Result<u64, ChainError> {
     provider
         .get_block_number()
         .await

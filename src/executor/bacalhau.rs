@@ -642,6 +642,13 @@ fn capped(data: &[u8]) -> Vec<u8> {
 }
 
 impl Executor for BacalhauExecutor {
+    async fn reachable(&self) -> Result<(), String> {
+        self.get::<Version>("/api/v1/agent/version")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     async fn run(
         &self,
         job: &JobSpec,

@@ -242,6 +242,14 @@ impl DockerExecutor {
 }
 
 impl Executor for DockerExecutor {
+    async fn reachable(&self) -> Result<(), String> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("the Docker engine does not answer: {e}"))
+    }
+
     async fn run(
         &self,
         job: &JobSpec,

@@ -84,6 +84,11 @@ pub trait Executor: Send + Sync + 'static {
         gpus: u64,
     ) -> impl Future<Output = Result<RunOutput, ExecutorError>> + Send;
 
+    /// Whether the engine answers now (a role's /health); the error says why not.
+    fn reachable(&self) -> impl Future<Output = Result<(), String>> + Send {
+        async { Ok(()) }
+    }
+
     /// The GPUs this engine places jobs on, or why it cannot read them; `None` when the
     /// engine runs nothing on GPUs (so an offer of GPUs cannot be checked against it).
     fn gpus(&self) -> Option<Result<Vec<Gpu>, GpuError>> {
@@ -191,6 +196,14 @@ impl AnyExecutor {
 }
 
 impl Executor for AnyExecutor {
+    async fn reachable(&self) -> Result<(), String> {
+        match self {
+            AnyExecutor::Docker(docker) => docker.reachable().await,
+            AnyExecutor::Bacalhau(bacalhau) => bacalhau.reachable().await,
+            AnyExecutor::Noop(noop) => noop.reachable().await,
+        }
+    }
+
     async fn run(
         &self,
         job: &JobSpec,

@@ -55,6 +55,8 @@ pub struct JobServiceSettings {
     pub modules: crate::module::GitModules,
     /// Fetch results from this IPFS daemon first (IPFS_CONNECT).
     pub ipfs: Option<crate::results::ipfs::Ipfs>,
+    /// Where /health and /metrics are served (METRICS_LISTEN), if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl JobServiceSettings {
@@ -74,7 +76,35 @@ impl JobServiceSettings {
             mediation_chance: settings.jc_mediation_chance,
             modules: crate::module::GitModules::from_settings(settings),
             ipfs: settings.ipfs()?,
+            metrics_listen: settings.metrics_listen()?,
         })
+    }
+}
+
+impl crate::ops::Ops for JobService {
+    const ROLE: &'static str = "jc";
+
+    fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    fn solver(&self) -> &SolverClient {
+        &self.client
+    }
+
+    async fn counts(&self) -> Result<String, String> {
+        let statuses = self
+            .ledger
+            .db()
+            .counts("SELECT status, COUNT(*) FROM requests GROUP BY status ORDER BY status")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(crate::metrics::gauge_family(
+            "lilypad_jc_requests",
+            "Job requests from contracts by status",
+            "status",
+            &statuses,
+        ))
     }
 }
 
@@ -127,6 +157,9 @@ pub async fn run(
         ledger,
         requests: Mutex::new(requests),
     });
+    if let Some(listen) = service.settings.metrics_listen {
+        crate::ops::serve(listen, service.clone(), shutdown.child_token()).await?;
+    }
     let ticks = Ticks {
         poll: service.settings.poll,
         wake: None,

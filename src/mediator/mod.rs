@@ -50,6 +50,8 @@ pub struct MediatorSettings {
     pub ipfs: Option<crate::results::ipfs::Ipfs>,
     /// Job directories (re-runs) unmodified this long are removed (RETAIN_RESULTS).
     pub retain_results: Duration,
+    /// Where /health and /metrics are served (METRICS_LISTEN), if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl MediatorSettings {
@@ -67,7 +69,43 @@ impl MediatorSettings {
             modules: crate::module::GitModules::from_settings(settings),
             ipfs: settings.ipfs()?,
             retain_results: Duration::from_secs(settings.retain_results),
+            metrics_listen: settings.metrics_listen()?,
         })
+    }
+}
+
+impl<E: Executor> crate::ops::Ops for Mediator<E> {
+    const ROLE: &'static str = "mediator";
+
+    fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    fn solver(&self) -> &SolverClient {
+        &self.client
+    }
+
+    fn engine(&self) -> Option<impl std::future::Future<Output = Result<(), String>> + Send> {
+        Some(self.executor.reachable())
+    }
+
+    async fn counts(&self) -> Result<String, String> {
+        let verdicts = self
+            .ledger
+            .db()
+            .counts(
+                "SELECT CASE WHEN accept = 1 THEN 'accept' ELSE 'reject' END || \
+                 CASE WHEN finished = 1 THEN ', finished' ELSE ', open' END, COUNT(*) \
+                 FROM verdicts GROUP BY 1 ORDER BY 1",
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(crate::metrics::gauge_family(
+            "lilypad_mediator_verdicts",
+            "The mediator's verdicts (accept or reject; open until the deal ends)",
+            "verdict",
+            &verdicts,
+        ))
     }
 }
 
@@ -117,6 +155,9 @@ pub async fn run<E: Executor>(
         settings,
     });
     tracing::info!(address = ?mediator.chain.address(), "mediator started");
+    if let Some(listen) = mediator.settings.metrics_listen {
+        crate::ops::serve(listen, mediator.clone(), shutdown.child_token()).await?;
+    }
     let ticks = Ticks {
         poll: mediator.settings.poll,
         wake: Some(mediator.client.events(shutdown.child_token())),
@@ -207,6 +248,7 @@ impl<E: Executor> Mediator<E> {
                 self.ledger
                     .finish(&deal.id, &format!("ended in {}", state.name()))
                     .await?;
+                crate::metrics::deal_outcome(state.name());
             }
             return Ok(());
         }

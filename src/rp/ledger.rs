@@ -244,6 +244,13 @@ impl Ledger {
         Ok(row.get::<i64, _>(0).try_into().unwrap_or(u32::MAX))
     }
 
+    /// Deals by stage, for /metrics.
+    pub async fn stage_counts(&self) -> Result<Vec<(String, u64)>, DbError> {
+        self.db
+            .counts("SELECT stage, COUNT(*) FROM deals GROUP BY stage ORDER BY stage")
+            .await
+    }
+
     pub async fn close(&self) {
         self.db.close().await;
     }

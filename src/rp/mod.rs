@@ -78,6 +78,8 @@ pub struct RpSettings {
     /// Alter every job's stdout before packing it (`--dishonest`, dev networks only), so a
     /// mediator's rejection can be shown for real.
     pub dishonest: bool,
+    /// Where /health and /metrics are served (METRICS_LISTEN), if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl RpSettings {
@@ -107,7 +109,49 @@ impl RpSettings {
             ipfs: settings.ipfs()?,
             retain_results: Duration::from_secs(settings.retain_results),
             dishonest: false,
+            metrics_listen: settings.metrics_listen()?,
         })
+    }
+}
+
+impl<E: Executor> crate::ops::Ops for Rp<E> {
+    const ROLE: &'static str = "rp";
+
+    fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    fn solver(&self) -> &SolverClient {
+        &self.client
+    }
+
+    fn engine(&self) -> Option<impl std::future::Future<Output = Result<(), String>> + Send> {
+        Some(self.executor.reachable())
+    }
+
+    async fn counts(&self) -> Result<String, String> {
+        let stages = self
+            .ledger
+            .stage_counts()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut text = crate::metrics::gauge_family(
+            "lilypad_rp_deals",
+            "The resource provider's deals by stage",
+            "stage",
+            &stages,
+        );
+        let busy = (self.settings.slots as usize).saturating_sub(self.slots.available_permits());
+        text.push_str(&crate::metrics::gauge_family(
+            "lilypad_rp_slots",
+            "Slots by use (running: a job holds it now)",
+            "use",
+            &[
+                ("running".into(), busy as u64),
+                ("total".into(), u64::from(self.settings.slots)),
+            ],
+        ));
+        Ok(text)
     }
 }
 
@@ -145,6 +189,9 @@ pub async fn run<E: Executor>(
         job_dirs,
     });
     tracing::info!(address = ?rp.chain.address(), slots = rp.settings.slots, spec = ?rp.settings.spec, "resource provider started");
+    if let Some(listen) = rp.settings.metrics_listen {
+        crate::ops::serve(listen, rp.clone(), shutdown.child_token()).await?;
+    }
     let ticks = Ticks {
         poll: rp.settings.poll,
         wake: Some(rp.client.events(shutdown.child_token())),
@@ -441,6 +488,7 @@ impl<E: Executor> Rp<E> {
                         .set_stage(&deal.id, Stage::Finished, None)
                         .await?;
                     tracing::info!(deal_id = %deal.id, state = state.name(), "deal finished");
+                    crate::metrics::deal_outcome(state.name());
                     return Ok(());
                 }
                 _ => {

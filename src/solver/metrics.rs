@@ -1,5 +1,6 @@
-//! `GET /metrics`: the solver's counts in the Prometheus text format (deals by on-chain
-//! state, unmatched offers, events stored).
+//! `GET /metrics`: the solver's counts (deals by on-chain state, unmatched offers, events
+//! stored) after the process's own metrics (chain calls, transactions, match-pass latency),
+//! in the OpenMetrics text format Prometheus reads.
 
 use std::fmt::Write;
 
@@ -14,9 +15,7 @@ use crate::data::DealState;
 pub async fn page(solver: &Solver) -> Response {
     match solver.store.counts().await {
         Ok((per_state, jobs, resources, last)) => {
-            let text = render(&per_state, jobs, resources, last);
-            warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
-                .into_response()
+            crate::metrics::reply(render(&per_state, jobs, resources, last))
         }
         Err(error) => {
             tracing::error!(%error, "cannot read the counts for /metrics");
@@ -26,47 +25,35 @@ pub async fn page(solver: &Solver) -> Response {
 }
 
 fn render(per_state: &[(u8, u64)], jobs: u64, resources: u64, last_event: u64) -> String {
-    let mut text = String::new();
-    metric(
-        &mut text,
-        "lilypad_deals",
-        "Deals by on-chain state.",
-        "gauge",
-    );
-    for (state, count) in per_state {
-        let name = DealState::try_from(*state)
-            .map(DealState::name)
-            .unwrap_or("Unknown");
-        let _ = writeln!(text, "lilypad_deals{{state=\"{name}\"}} {count}");
-    }
-    for (name, help, kind, value) in [
-        (
-            "lilypad_open_job_offers",
-            "Unmatched job offers.",
-            "gauge",
-            jobs,
-        ),
+    let states: Vec<(String, u64)> = per_state
+        .iter()
+        .map(|(state, count)| {
+            let name = DealState::try_from(*state)
+                .map(DealState::name)
+                .unwrap_or("Unknown");
+            (name.to_string(), *count)
+        })
+        .collect();
+    let mut text =
+        crate::metrics::gauge_family("lilypad_deals", "Deals by on-chain state", "state", &states);
+    for (name, help, value) in [
+        ("lilypad_open_job_offers", "Unmatched job offers", jobs),
         (
             "lilypad_open_resource_offers",
-            "Unmatched resource offers.",
-            "gauge",
+            "Unmatched resource offers",
             resources,
         ),
-        (
-            "lilypad_events_total",
-            "Events stored.",
-            "counter",
-            last_event,
-        ),
     ] {
-        metric(&mut text, name, help, kind);
-        let _ = writeln!(text, "{name} {value}");
+        let _ = write!(
+            text,
+            "# HELP {name} {help}.\n# TYPE {name} gauge\n{name} {value}\n"
+        );
     }
+    let _ = write!(
+        text,
+        "# HELP lilypad_events Events stored.\n# TYPE lilypad_events counter\nlilypad_events_total {last_event}\n"
+    );
     text
-}
-
-fn metric(text: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 #[cfg(test)]
@@ -74,7 +61,7 @@ mod tests {
     use super::render;
 
     #[test]
-    fn renders_the_prometheus_text_format() {
+    fn renders_the_openmetrics_text_format() {
         let text = render(&[(3, 2), (42, 1)], 5, 7, 9);
         assert_eq!(
             text,
@@ -82,7 +69,7 @@ mod tests {
              lilypad_deals{state=\"ResultsAccepted\"} 2\nlilypad_deals{state=\"Unknown\"} 1\n\
              # HELP lilypad_open_job_offers Unmatched job offers.\n# TYPE lilypad_open_job_offers gauge\nlilypad_open_job_offers 5\n\
              # HELP lilypad_open_resource_offers Unmatched resource offers.\n# TYPE lilypad_open_resource_offers gauge\nlilypad_open_resource_offers 7\n\
-             # HELP lilypad_events_total Events stored.\n# TYPE lilypad_events_total counter\nlilypad_events_total 9\n"
+             # HELP lilypad_events Events stored.\n# TYPE lilypad_events counter\nlilypad_events_total 9\n"
         );
     }
 }

@@ -338,6 +338,7 @@ impl Solver {
     /// One matching pass over everything open; stores the deals in one transaction.
     pub async fn match_now(&self) -> Result<usize, SolverError> {
         let _pass = self.matching.lock().await;
+        let started = std::time::Instant::now();
         let jobs = self.store.open_job_offers().await?;
         if jobs.is_empty() {
             return Ok(0);
@@ -367,6 +368,7 @@ impl Solver {
         let count = events.len();
         self.publish(events);
         drop(publishing);
+        crate::metrics::match_pass(started.elapsed());
         Ok(count)
     }
 
