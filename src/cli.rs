@@ -240,6 +240,49 @@ pub struct SolverArgs {
         default_value = "50"
     )]
     pub max_open_job_offers: u32,
+    /// Requests a second one client IP may send (bursts of twice that); more are answered
+    /// 429 with Retry-After. 0: no limit
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PER_IP",
+        value_name = "N",
+        default_value = "500"
+    )]
+    pub rate_limit_per_ip: u32,
+    /// Signed requests a second one key may send (bursts of twice that); more are answered
+    /// 429 with Retry-After. 0: no limit
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PER_ADDRESS",
+        value_name = "N",
+        default_value = "100"
+    )]
+    pub rate_limit_per_address: u32,
+    /// Event streams (/ws) open at once, in all; more are answered 503. 0: no limit
+    #[arg(
+        long,
+        env = "MAX_WS_CLIENTS",
+        value_name = "N",
+        default_value = "10000"
+    )]
+    pub max_ws_clients: usize,
+    /// Event streams (/ws) one client IP may hold open at once. 0: no limit
+    #[arg(
+        long,
+        env = "MAX_WS_CLIENTS_PER_IP",
+        value_name = "N",
+        default_value = "256"
+    )]
+    pub max_ws_clients_per_ip: usize,
+    /// Reverse proxies in front of the solver (nginx: 1): the client's IP is then the one
+    /// the farthest of them saw, from X-Forwarded-For. 0: the connection's own address
+    #[arg(
+        long,
+        env = "TRUSTED_PROXY_HOPS",
+        value_name = "N",
+        default_value = "0"
+    )]
+    pub trusted_proxy_hops: usize,
     /// Seconds a deal that ended (or never got past negotiating) is kept, with its offers,
     /// result and transactions; offers left unmatched this long are dropped too
     #[arg(

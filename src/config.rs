@@ -105,6 +105,16 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     /// `solver`: unmatched job offers one job creator may have open at once.
     pub max_open_job_offers: u32,
+    /// `solver`: requests a second per client IP (RATE_LIMIT_PER_IP; 0: none).
+    pub rate_limit_per_ip: u32,
+    /// `solver`: signed requests a second per key (RATE_LIMIT_PER_ADDRESS; 0: none).
+    pub rate_limit_per_address: u32,
+    /// `solver`: open event streams in all (MAX_WS_CLIENTS; 0: no cap).
+    pub max_ws_clients: usize,
+    /// `solver`: open event streams per client IP (MAX_WS_CLIENTS_PER_IP; 0: no cap).
+    pub max_ws_clients_per_ip: usize,
+    /// `solver`: reverse proxies whose X-Forwarded-For is believed (TRUSTED_PROXY_HOPS).
+    pub trusted_proxy_hops: usize,
     /// `solver`: seconds ended deals are kept (RETAIN_DEALS).
     pub retain_deals: u64,
     /// `solver`, `rp`, `mediator`: seconds results files of ended deals are kept (RETAIN_RESULTS).

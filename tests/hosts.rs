@@ -463,6 +463,7 @@ impl Network {
                 ("SERVER_HOST", "127.0.0.1"),
                 ("SERVER_PORT", "8080"),
                 ("SERVER_URL", &solver_url),
+                ("TRUSTED_PROXY_HOPS", "1"),
             ]),
         );
         solver.netns = Some(solver_host);

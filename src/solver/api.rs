@@ -12,6 +12,7 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use super::limits::Limited;
 use super::{query, Solver, SolverError};
 use crate::data::records::{DealFilter, ErrorBody, TxRecord};
 use crate::data::signing::{self, AuthError};
@@ -78,28 +79,25 @@ impl RequestInfo {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Checks the signature and the clock; the caller's store write remembers the
-    /// signature (offers: in the same transaction as the offer).
-    pub fn verify(&self, body: &[u8]) -> Result<signing::Verified, SolverError> {
+    /// Checks the signature and the clock, then counts the request against its signer's
+    /// limit; the caller's store write remembers the signature (offers: in the same
+    /// transaction as the offer).
+    pub fn verify(&self, solver: &Solver, body: &[u8]) -> Result<signing::Verified, SolverError> {
         let headers = signing::parse_headers(
             self.header(signing::ADDRESS_HEADER),
             self.header(signing::TIMESTAMP_HEADER),
             self.header(signing::SIGNATURE_HEADER),
         )?;
         let now = signing::now_secs();
-        Ok(signing::verify(
-            &headers,
-            &self.method,
-            &self.path_and_query,
-            body,
-            now,
-        )?)
+        let verified = signing::verify(&headers, &self.method, &self.path_and_query, body, now)?;
+        solver.limits.check_address(verified.signer)?;
+        Ok(verified)
     }
 
     /// Checks the signature, the clock and replays (remembering the signature); returns
     /// the signer.
     pub async fn authenticate(&self, solver: &Solver, body: &[u8]) -> Result<Address, SolverError> {
-        let verified = self.verify(body)?;
+        let verified = self.verify(solver, body)?;
         if !solver
             .store
             .remember_signature(&verified.canonical, signing::now_secs())
@@ -109,6 +107,46 @@ impl RequestInfo {
         }
         Ok(verified.signer)
     }
+}
+
+/// A request over the per-IP limit, rejected before anything else is read.
+#[derive(Debug)]
+struct OverLimit(Limited);
+
+impl warp::reject::Reject for OverLimit {}
+
+/// The client's IP (see [`super::limits::Limits::client_ip`]).
+fn client_ip(
+    solver: Arc<Solver>,
+) -> impl Filter<Extract = (Option<std::net::IpAddr>,), Error = Infallible> + Clone {
+    warp::addr::remote()
+        .and(warp::header::headers_cloned())
+        .map(move |peer, headers: HeaderMap| solver.limits.client_ip(peer, &headers))
+}
+
+/// Counts the request against its IP's limit; rejects it past the limit.
+fn per_ip_limit(solver: Arc<Solver>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    client_ip(solver.clone())
+        .and_then(move |ip| {
+            let result = solver.limits.check_ip(ip);
+            async move { result.map_err(|limited| warp::reject::custom(OverLimit(limited))) }
+        })
+        .untuple_one()
+}
+
+/// A JSON error with `status` and a Retry-After header.
+fn retry_later(status: StatusCode, limited: &Limited) -> Response {
+    let mut response = warp::reply::with_status(
+        warp::reply::json(&ErrorBody {
+            error: limited.message.clone(),
+        }),
+        status,
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(warp::http::header::RETRY_AFTER, limited.retry_after.into());
+    response
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, SolverError> {
@@ -136,6 +174,7 @@ pub fn routes(
     solver: Arc<Solver>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let max = solver.settings.max_upload_bytes;
+    let edge = solver.clone();
     let with = warp::any().map(move || solver.clone());
     let v1 = || warp::path("api").and(warp::path("v1"));
     // A signed write: the solver, what the signature covers, and the (size-capped) body.
@@ -165,7 +204,7 @@ pub fn routes(
     let post_job = v1().and(warp::path!("job_offers")).and(signed_post()).then(
         |solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
             let result = async {
-                let signed = info.verify(&body)?;
+                let signed = info.verify(&solver, &body)?;
                 solver
                     .add_job_offer(parse_json(&body, "job offer")?, &signed)
                     .await
@@ -213,7 +252,7 @@ pub fn routes(
         .then(
             |solver: Arc<Solver>, info: RequestInfo, body: Bytes| async move {
                 let result = async {
-                    let signed = info.verify(&body)?;
+                    let signed = info.verify(&solver, &body)?;
                     solver
                         .add_resource_offer(parse_json(&body, "resource offer")?, &signed)
                         .await
@@ -353,14 +392,23 @@ pub fn routes(
         .and(warp::ws())
         .and(query::query::<WsQuery>(query::SINCE))
         .and(with.clone())
-        .map(|ws: warp::ws::Ws, query: WsQuery, solver: Arc<Solver>| {
-            ws.on_upgrade(move |socket| super::ws::serve(socket, solver, query.since))
-                .into_response()
-        });
+        .and(client_ip(edge.clone()))
+        .map(
+            |ws: warp::ws::Ws, query: WsQuery, solver: Arc<Solver>, ip| match solver
+                .limits
+                .open_ws(ip)
+            {
+                Ok(client) => ws
+                    .on_upgrade(move |socket| async move {
+                        let _client = client;
+                        super::ws::serve(socket, solver, query.since).await
+                    })
+                    .into_response(),
+                Err(limited) => retry_later(StatusCode::SERVICE_UNAVAILABLE, &limited),
+            },
+        );
 
-    health
-        .or(metrics)
-        .or(post_job)
+    let limited = post_job
         .or(explain)
         .or(withdraw_job)
         .or(get_job)
@@ -375,11 +423,17 @@ pub fn routes(
         .or(get_txs)
         .or(get_deal)
         .or(list_deals)
-        .or(ws)
+        .or(ws);
+    health
+        .or(metrics)
+        .or(per_ip_limit(edge).and(limited))
         .recover(recover)
 }
 
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    if let Some(OverLimit(limited)) = rejection.find::<OverLimit>() {
+        return Ok(retry_later(StatusCode::TOO_MANY_REQUESTS, limited));
+    }
     let (status, message) = if rejection.is_not_found() {
         (
             StatusCode::NOT_FOUND,

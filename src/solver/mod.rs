@@ -4,6 +4,7 @@
 
 pub mod api;
 mod decoded;
+pub mod limits;
 pub mod matcher;
 mod metrics;
 mod query;
@@ -49,6 +50,15 @@ pub enum SolverError {
     TooMany { message: String, retry_after: u64 },
 }
 
+impl From<limits::Limited> for SolverError {
+    fn from(limited: limits::Limited) -> SolverError {
+        SolverError::TooMany {
+            message: limited.message,
+            retry_after: limited.retry_after,
+        }
+    }
+}
+
 impl SolverError {
     /// The HTTP status that says whose fault this was.
     pub fn status(&self) -> warp::http::StatusCode {
@@ -85,6 +95,8 @@ pub struct SolverSettings {
     /// A PostgreSQL database for the store (SOLVER_DATABASE_URL); None: SQLite under
     /// `data_dir`.
     pub database_url: Option<crate::config::Secret>,
+    /// Requests per IP and per key, open event streams.
+    pub limits: limits::LimitSettings,
 }
 
 impl SolverSettings {
@@ -114,6 +126,13 @@ impl SolverSettings {
                 .solver_database_url
                 .clone()
                 .filter(|url| !url.expose().is_empty()),
+            limits: limits::LimitSettings {
+                per_ip: settings.rate_limit_per_ip,
+                per_address: settings.rate_limit_per_address,
+                ws_clients: settings.max_ws_clients,
+                ws_clients_per_ip: settings.max_ws_clients_per_ip,
+                trusted_proxy_hops: settings.trusted_proxy_hops,
+            },
         })
     }
 }
@@ -134,6 +153,8 @@ pub struct Solver {
     /// events in the order of their numbers (a `/ws` client resumes after the last number it
     /// saw; one published out of order would be lost to it).
     publishing: Mutex<()>,
+    /// Requests per IP and per key, open event streams.
+    pub limits: Arc<limits::Limits>,
 }
 
 /// A running solver.
@@ -608,7 +629,9 @@ pub async fn start(
         matching: Mutex::new(()),
         match_wanted: tokio::sync::Notify::new(),
         publishing: Mutex::new(()),
+        limits: Arc::new(limits::Limits::new(settings.limits.clone())),
     });
+    limits::spawn_cleanup(solver.limits.clone(), shutdown.clone());
     let routes = api::routes(solver.clone());
     let signal = shutdown.clone();
     let (address, server) = warp::serve(routes)

@@ -168,6 +168,11 @@ pub async fn start_solver(dir: &Path, database_url: Option<&str>) -> Solver {
         )
         .env("SERVER_PORT", port.to_string())
         .env("MAX_OPEN_JOB_OFFERS", "1000000")
+        // The benchmark measures the solver itself: one load generator on one IP, no limits.
+        .env("RATE_LIMIT_PER_IP", "0")
+        .env("RATE_LIMIT_PER_ADDRESS", "0")
+        .env("MAX_WS_CLIENTS", "0")
+        .env("MAX_WS_CLIENTS_PER_IP", "0")
         .env("OFFER_TTL", "3600")
         .env("POLL_INTERVAL_MS", "1000")
         .stdout(Stdio::null())
