@@ -26,6 +26,8 @@ pub enum ClientError {
         what: String,
         status: u16,
         message: String,
+        /// Seconds the solver asked us to wait (Retry-After), if it said.
+        retry_after: Option<u64>,
     },
     #[error("the solver's answer to {what} is malformed: {message}")]
     Malformed { what: String, message: String },
@@ -61,6 +63,11 @@ pub fn is_transient(error: &anyhow::Error) -> bool {
         .any(ClientError::is_transient)
 }
 
+/// The longest Retry-After a request waits out by itself, and how many times: longer
+/// waits (an open-offer cap) are the caller's to handle.
+const RATE_LIMIT_MAX_WAIT_SECS: u64 = 5;
+const RATE_LIMIT_RETRIES: u32 = 3;
+
 /// Talks to one solver as one key.
 #[derive(Clone)]
 pub struct SolverClient {
@@ -90,6 +97,8 @@ impl SolverClient {
     /// Sends a request; signs it when `signed`. A signed read refused as a replay (the same
     /// request in the same second from another process with this key, or from this one
     /// before a restart: both sign the same text alike) is signed again in the next second.
+    /// A request refused as too many (429) with a short Retry-After (the solver's rate
+    /// limits) is sent again once that time has passed, a few times.
     pub async fn request(
         &self,
         method: Method,
@@ -100,6 +109,7 @@ impl SolverClient {
         // Shared, not copied, between attempts (uploads run to tens of MiB).
         let body = bytes::Bytes::from(body);
         let mut attempt = 0;
+        let mut slowed = 0;
         loop {
             let sent = self
                 .send_once(method.clone(), path, body.clone(), signed)
@@ -117,6 +127,15 @@ impl SolverClient {
                     attempt += 1;
                     let into_second = crate::data::offers::now_millis() % 1000;
                     tokio::time::sleep(Duration::from_millis(1010 - into_second)).await;
+                }
+                Err(ClientError::Refused {
+                    status: 429,
+                    retry_after: Some(wait),
+                    ..
+                }) if wait <= RATE_LIMIT_MAX_WAIT_SECS && slowed < RATE_LIMIT_RETRIES => {
+                    slowed += 1;
+                    tracing::debug!(path, wait, "the solver asked us to slow down; waiting");
+                    tokio::time::sleep(Duration::from_secs(wait.max(1))).await;
                 }
                 other => return other,
             }
@@ -160,6 +179,11 @@ impl SolverClient {
         if status.is_success() {
             return Ok(response);
         }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
         let text = response.text().await.unwrap_or_default();
         let message = serde_json::from_str::<ErrorBody>(&text)
             .map(|b| b.error)
@@ -168,6 +192,7 @@ impl SolverClient {
             what,
             status: status.as_u16(),
             message,
+            retry_after,
         })
     }
 

@@ -8,6 +8,7 @@
 //! well-behaved client's requests is answered. The same holds per signing key: one key
 //! flooding signed requests from many IPs is held to its budget while another key is
 //! served. Event streams are capped per IP (503 with Retry-After) without shutting others out.
+//! `lilypad`'s own client waits out a short Retry-After and is answered.
 
 mod common;
 
@@ -260,5 +261,17 @@ async fn limits_hold_under_a_flood_and_a_well_behaved_client_is_still_served() {
     }
     assert!(again.is_some(), "a closed stream's place is given again");
     other.close(None).await.unwrap();
+
+    // Our own client waits out a short Retry-After: more signed requests in a row than the
+    // key's burst all get their answer (404 here), none a 429.
+    let client = lilypad::client::SolverClient::new(&base, lilypad::keys::generate());
+    for n in 0..(3 * PER_ADDRESS) {
+        let path = format!("/api/v1/deals/waited{n}/result");
+        let error = client
+            .request(reqwest::Method::GET, &path, Vec::new(), true)
+            .await
+            .expect_err("no such deal");
+        assert_eq!(error.status(), Some(404), "{error}");
+    }
     network.stop().await;
 }
