@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::procs::{saved_job, settlement, wait_for_health, Proc};
+use common::procs::{deal_ends, saved_job, settlement, wait_for_health, Proc};
 use common::LP;
 use ethers::signers::{LocalWallet, Signer};
 use ethers::types::{Address, U256};
@@ -388,37 +388,14 @@ async fn chaos_run(seed: u64) -> String {
     // Every deal the solver made is over on chain (the roles, still running, finish what is
     // theirs to finish: the RP is paid, the mediator decides).
     wait_for_health(&solver).await;
-    let mut deals: Vec<Deal> = Vec::new();
-    for rp in &world.rps {
-        let query = format!("resource_provider={:?}", rp.address());
-        deals.extend(
-            solver
-                .deals(&query)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|r| r.deal),
-        );
-    }
-    let mut ends: Vec<(Deal, DealState, u64)> = Vec::new();
-    for deal in &deals {
-        let key = deal_key(deal.chain_id().unwrap(), &terms_of(deal));
-        let mut agreement = reader.agreement(key).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while DealState::try_from(agreement.state).unwrap().is_active() && Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            agreement = reader.agreement(key).await.unwrap();
-        }
-        let state = DealState::try_from(agreement.state).unwrap();
+    let rps: Vec<Address> = world.rps.iter().map(|rp| rp.address()).collect();
+    let ends = deal_ends(&solver, &reader, &rps).await;
+    for (deal, state, _) in &ends {
         assert!(
             state.is_terminal(),
-            "seed {seed}: deal {} is still {state} (JC agreed {}, RP agreed {}); kills: {kills:?}",
-            deal.id,
-            agreement.job_creator_agreed,
-            agreement.resource_provider_agreed
+            "seed {seed}: deal {} is still {state}; kills: {kills:?}",
+            deal.id
         );
-        ends.push((deal.clone(), state, agreement.instruction_count));
     }
 
     for role in &mut roles {

@@ -22,13 +22,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::procs::{saved_job, settlement, wait_for_health, Proc};
+use common::procs::{deal_ends, saved_job, settlement, wait_for_health, Proc};
 use ethers::signers::{LocalWallet, Signer};
 use ethers::types::{Address, U256};
-use lilypad::chain::terms::{deal_key, terms_of};
 use lilypad::chain::Chain;
 use lilypad::client::SolverClient;
-use lilypad::data::{Deal, DealState};
+use lilypad::data::DealState;
 
 /// Runs `ip ARGS`, panicking with its error output if it fails.
 fn ip(args: &[&str]) {
@@ -752,35 +751,8 @@ async fn a_network_of_hosts_behind_tls_survives_cut_links_and_killed_hosts() {
 
     // Every deal is over on chain, as its case wants.
     let solver = network.solver_client();
-    let mut deals: Vec<Deal> = Vec::new();
-    for (key, _) in &network.rps {
-        let query = format!("resource_provider={:?}", key.address());
-        deals.extend(
-            solver
-                .deals(&query)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|r| r.deal),
-        );
-    }
-    let mut ends: Vec<(Deal, DealState, u64)> = Vec::new();
-    for deal in &deals {
-        let key = deal_key(deal.chain_id().unwrap(), &terms_of(deal));
-        let started = Instant::now();
-        let mut agreement = reader.agreement(key).await.unwrap();
-        while DealState::try_from(agreement.state).unwrap().is_active()
-            && started.elapsed() < Duration::from_secs(60)
-        {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            agreement = reader.agreement(key).await.unwrap();
-        }
-        ends.push((
-            deal.clone(),
-            DealState::try_from(agreement.state).unwrap(),
-            agreement.instruction_count,
-        ));
-    }
+    let rps: Vec<Address> = network.rps.iter().map(|(key, _)| key.address()).collect();
+    let ends = deal_ends(&solver, &reader, &rps).await;
     let mut states: Vec<(String, DealState)> = ends
         .iter()
         .map(|(deal, state, _)| {

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use ethers::signers::LocalWallet;
 use ethers::types::Address;
+use lilypad::chain::terms::{deal_key, terms_of};
+use lilypad::chain::Chain;
 use lilypad::client::SolverClient;
 use lilypad::data::{Deal, DealState};
 use tokio::process::{Child, Command};
@@ -216,6 +218,34 @@ pub fn settlement(deal: &Deal, state: DealState, instructions: u64) -> [(Address
         (deal.members.mediator, mediator),
         (Address::zero(), treasury),
     ]
+}
+
+/// Every deal the solver made with `rps`, each once it is over on chain (or after a minute
+/// of waiting, still active): (deal, state, instructions paid for).
+pub async fn deal_ends(
+    solver: &SolverClient,
+    reader: &Chain,
+    rps: &[Address],
+) -> Vec<(Deal, DealState, u64)> {
+    let mut ends = Vec::new();
+    for rp in rps {
+        let query = format!("resource_provider={rp:?}");
+        for record in solver.deals(&query).await.unwrap() {
+            let deal = record.deal;
+            let key = deal_key(deal.chain_id().unwrap(), &terms_of(&deal));
+            let started = std::time::Instant::now();
+            let mut agreement = reader.agreement(key).await.unwrap();
+            while DealState::try_from(agreement.state).unwrap().is_active()
+                && started.elapsed() < Duration::from_secs(60)
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                agreement = reader.agreement(key).await.unwrap();
+            }
+            let state = DealState::try_from(agreement.state).unwrap();
+            ends.push((deal, state, agreement.instruction_count));
+        }
+    }
+    ends
 }
 
 /// Waits (at most 30 s) until the solver answers: it may have just been started again.
