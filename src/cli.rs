@@ -729,6 +729,10 @@ pub enum ChainCommand {
         /// certificates when those are set [default: chain-ID]
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+        /// Blocks each contract's deployment waits for before the next is sent (more on a
+        /// chain whose recent blocks may be reorganised away)
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        confirmations: usize,
         #[command(flatten)]
         chain: ChainArgs,
     },

@@ -6,7 +6,7 @@ use ethers::signers::Signer;
 use ethers::types::{Address, U256};
 
 use super::connect;
-use crate::chain::deploy::{deploy, fund, DeploySettings};
+use crate::chain::deploy::{deploy_with, fund, DeployOptions, DeploySettings, Journal};
 use crate::chain::{client::signing_client, Chain};
 use crate::cli::ChainCommand;
 use crate::config::Settings;
@@ -75,6 +75,7 @@ pub(super) async fn chain(command: ChainCommand, settings: Settings) -> anyhow::
             job_deposit,
             request_timeout,
             name,
+            confirmations,
             ..
         } => {
             if let Some(name) = &name {
@@ -104,8 +105,16 @@ pub(super) async fn chain(command: ChainCommand, settings: Settings) -> anyhow::
                 job_deposit: parse_amount(&job_deposit)?,
                 request_timeout: request_timeout.into(),
             };
-            eprintln!("deploying to chain {chain_id} from {deployer:?}");
-            let deployment = deploy(client, &deploy_settings).await?;
+            let journal = Journal::path(&settings.data_dir.join("deployments"), chain_id, deployer);
+            eprintln!(
+                "deploying to chain {chain_id} from {deployer:?} (progress in {}: run the same command again to resume if interrupted)",
+                journal.display()
+            );
+            let options = DeployOptions {
+                confirmations: confirmations.max(1),
+                journal: Some(journal),
+            };
+            let deployment = deploy_with(client, &deploy_settings, &options).await?;
             println!("WEB3_CHAIN_ID={chain_id}");
             println!("WEB3_CONTROLLER_ADDRESS={:?}", deployment.controller);
             println!("WEB3_TOKEN_ADDRESS={:?}", deployment.token);
