@@ -89,6 +89,8 @@ impl DevOptions {
         settings.poll_interval_ms = LOCAL_POLL.as_millis() as u64;
         // Every role of a dev network runs on this host: local modules are everyone's own.
         settings.allow_local_modules = true;
+        // Its roles share one process: none serves a /health and /metrics port of its own.
+        settings.metrics_listen = None;
         DevOptions {
             chain: DevChain::Anvil,
             block_time: 0,
