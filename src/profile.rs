@@ -119,12 +119,7 @@ impl Profile {
 
     /// Writes the profile to `path` (its directory created), replacing any there.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let partial = path.with_extension("toml.partial");
-        std::fs::write(&partial, self.to_toml())?;
-        std::fs::rename(&partial, path)
+        crate::files::write_replacing(path, self.to_toml().as_bytes())
     }
 
     /// The profile as settings (keys as in `lilypad.toml`).

@@ -95,15 +95,10 @@ impl Journal {
     }
 
     fn save(&self, path: &Path) -> Result<(), ChainError> {
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let partial = path.with_extension("json.partial");
-            std::fs::write(&partial, serde_json::to_vec_pretty(self)?)?;
-            std::fs::rename(&partial, path)
-        };
-        write().map_err(|e| ChainError::Invalid(format!("cannot write {}: {e}", path.display())))
+        serde_json::to_vec_pretty(self)
+            .map_err(std::io::Error::from)
+            .and_then(|json| crate::files::write_replacing(path, &json))
+            .map_err(|e| ChainError::Invalid(format!("cannot write {}: {e}", path.display())))
     }
 }
 

@@ -42,15 +42,8 @@ impl UnfinishedJobs {
 
     pub fn save(&self, job: &UnfinishedJob) -> anyhow::Result<()> {
         let path = self.path(&job.offer.id)?;
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        // Written aside and renamed into place, so a process killed mid-write leaves the
-        // old file or the whole new one, never half of one.
-        let partial = path.with_extension("json.partial");
-        std::fs::write(&partial, serde_json::to_vec_pretty(job)?)
-            .with_context(|| format!("cannot write {}", partial.display()))?;
-        std::fs::rename(&partial, &path)
-            .with_context(|| format!("cannot move {} into place", partial.display()))
+        crate::files::write_replacing(&path, &serde_json::to_vec_pretty(job)?)
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     pub fn load(&self, id: &str) -> anyhow::Result<UnfinishedJob> {
