@@ -80,11 +80,17 @@ pub fn http_client() -> reqwest::ClientBuilder {
         })
 }
 
-/// The TLS set-up of WebSocket connections (`wss://`); None: the library's own (public roots).
+/// The TLS set-up of WebSocket connections (`wss://`), built once the extra certificates
+/// are loaded; None: the library's own (public roots).
 pub fn ws_connector() -> Option<tokio_tungstenite::Connector> {
+    static CONNECTOR: OnceLock<tokio_tungstenite::Connector> = OnceLock::new();
     if extra().is_empty() {
         return None;
     }
+    Some(CONNECTOR.get_or_init(build_ws_connector).clone())
+}
+
+fn build_ws_connector() -> tokio_tungstenite::Connector {
     let mut roots = rustls::RootCertStore::empty();
     roots.add_trust_anchors(webpki_roots::TLS_SERVER_ROOTS.iter().map(|anchor| {
         rustls::OwnedTrustAnchor::from_subject_spki_name_constraints(
@@ -101,7 +107,7 @@ pub fn ws_connector() -> Option<tokio_tungstenite::Connector> {
         .with_safe_defaults()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Some(tokio_tungstenite::Connector::Rustls(Arc::new(config)))
+    tokio_tungstenite::Connector::Rustls(Arc::new(config))
 }
 
 /// Opens a WebSocket to `url` (`ws://` or `wss://`) with this process's trust.
