@@ -253,12 +253,7 @@ async fn a_mediator_whose_checkpoint_is_corrupt_refuses_to_start_and_names_its_d
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn roles_hear_of_new_blocks_over_the_nodes_websocket() {
     let dir = tempfile::tempdir().unwrap();
-    let roles = DevRoles {
-        resource_provider: false,
-        mediator: false,
-        job_service: false,
-        ..DevRoles::default()
-    };
+    let roles = solver_only();
     let network = start(options_with(dir.path(), roles, NOOP)).await;
     let chain = network.chain_as(&network.keys.mediator).await.unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
@@ -466,12 +461,7 @@ async fn an_attacker_flooding_job_offers_cannot_keep_an_honest_job_creator_waiti
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_senders_with_one_key_all_get_their_transactions_in() {
     let dir = tempfile::tempdir().unwrap();
-    let roles = DevRoles {
-        resource_provider: false,
-        dishonest: false,
-        mediator: false,
-        job_service: false,
-    };
+    let roles = solver_only();
     let network = network_with(dir.path(), roles).await;
     let key = network.keys.job_creator.clone();
     let recipient = ethers::types::Address::repeat_byte(0x7e);

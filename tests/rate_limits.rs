@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lilypad::data::signing;
-use lilypad::dev::DevRoles;
 
 const PER_IP: u32 = 40;
 const PER_ADDRESS: u32 = 20;
@@ -125,15 +124,44 @@ async fn well_behaved(
     (asked, served, refused)
 }
 
+/// A flood held to a bucket of `rate` a second while it `lasted`: only 2xx/404 or 429
+/// answers, no more through than the bucket allows (twice the rate at once, refilled at the
+/// rate until the flood's last answer), most of it refused, and every polite request served.
+fn judge(
+    what: &str,
+    attack: &Tally,
+    lasted: Duration,
+    rate: u32,
+    polite: &(usize, usize, Vec<u16>),
+) {
+    let through = attack.through.load(Ordering::Relaxed);
+    let limited = attack.limited.load(Ordering::Relaxed);
+    eprintln!("{what}: the flood got {through} through and {limited} refused with 429; the polite client {} of {} served", polite.1, polite.0);
+    assert_eq!(
+        attack.other.load(Ordering::Relaxed),
+        0,
+        "{what}: only 2xx/404 or 429"
+    );
+    let allowed = most_allowed(rate, lasted);
+    assert!(
+        through <= allowed,
+        "{what}: {through} passed, at most {allowed} may"
+    );
+    assert!(
+        limited > through,
+        "{what}: most of the flood was refused: {limited}"
+    );
+    assert_eq!(
+        polite.1, polite.0,
+        "{what}: every polite request was served: refused {:?}",
+        polite.2
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn limits_hold_under_a_flood_and_a_well_behaved_client_is_still_served() {
     let dir = tempfile::tempdir().unwrap();
-    let roles = DevRoles {
-        resource_provider: false,
-        mediator: false,
-        job_service: false,
-        ..DevRoles::default()
-    };
+    let roles = common::solver_only();
     let mut options = common::options(dir.path(), roles);
     options.settings.rate_limit_per_ip = PER_IP;
     options.settings.rate_limit_per_address = PER_ADDRESS;
@@ -158,31 +186,8 @@ async fn limits_hold_under_a_flood_and_a_well_behaved_client_is_still_served() {
             None
         ),
     );
-    let through = attack.through.load(Ordering::Relaxed);
-    let limited = attack.limited.load(Ordering::Relaxed);
-    eprintln!("per IP: the flood got {through} through and {limited} refused with 429; the polite client {} of {} served", polite.1, polite.0);
-    assert_eq!(
-        attack.other.load(Ordering::Relaxed),
-        0,
-        "only 2xx/404 or 429"
-    );
-    // A bucket holds twice the rate and refills at the rate: over the time the flood lasted
-    // (until its last answer) no more can pass.
-    let allowed = most_allowed(PER_IP, lasted);
-    assert!(
-        through <= allowed,
-        "{through} passed, at most {allowed} may"
-    );
-    assert!(
-        limited > through,
-        "most of the flood was refused: {limited}"
-    );
+    judge("per IP", &attack, lasted, PER_IP, &polite);
     assert!(polite.0 >= 20, "the polite client asked {} times", polite.0);
-    assert_eq!(
-        polite.1, polite.0,
-        "every polite request was served: refused {:?}",
-        polite.2
-    );
 
     // Per key: one key floods signed reads from many IPs (every request from a new one, so
     // no IP runs dry); another key is served meanwhile.
@@ -208,24 +213,7 @@ async fn limits_hold_under_a_flood_and_a_well_behaved_client_is_still_served() {
             Some(&polite_key)
         ),
     );
-    let through = attack.through.load(Ordering::Relaxed);
-    let limited = attack.limited.load(Ordering::Relaxed);
-    eprintln!("per key: the flood got {through} through and {limited} refused with 429; the polite key {} of {} served", polite.1, polite.0);
-    assert_eq!(attack.other.load(Ordering::Relaxed), 0, "only 404 or 429");
-    let allowed = most_allowed(PER_ADDRESS, lasted);
-    assert!(
-        through <= allowed,
-        "{through} passed, at most {allowed} may"
-    );
-    assert!(
-        limited > through,
-        "most of the flood was refused: {limited}"
-    );
-    assert_eq!(
-        polite.1, polite.0,
-        "every polite signed request was served: refused {:?}",
-        polite.2
-    );
+    judge("per key", &attack, lasted, PER_ADDRESS, &polite);
 
     // Event streams: an address holds at most WS_PER_IP open; others still connect.
     let ws = base.replacen("http", "ws", 1) + "/ws";

@@ -358,6 +358,17 @@ pub fn job_offer_by(network: &DevNetwork, job_creator: &LocalWallet, message: &s
     .seal()
 }
 
+/// Only the solver (and the chain): no resource provider, mediator or on-chain job service;
+/// the test plays whatever role it needs.
+pub fn solver_only() -> DevRoles {
+    DevRoles {
+        resource_provider: false,
+        dishonest: false,
+        mediator: false,
+        job_service: false,
+    }
+}
+
 /// A network with no resource provider running, and an offer posted with the RP's key (an
 /// RP that posts and then dies, or that the test plays by hand); returns the RP's solver client.
 pub async fn network_with_a_silent_rp(dir: &std::path::Path) -> (DevNetwork, SolverClient) {
