@@ -10,7 +10,7 @@ FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 
 TOOLS ?= geth kubo bacalhau
 
-.PHONY: bench-matcher bench-network bench-solver chaos fuzz bench-disk tools tools-for-tests help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench bench-blocktime
+.PHONY: bench-matcher bench-network bench-solver chaos fuzz bench-disk tools tools-for-tests docker-images help deps contracts check-artifacts test test-unit test-contracts test-anvil test-rust gas deploy-contracts lint build clean images demo bench bench-blocktime
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -32,7 +32,7 @@ check-artifacts: contracts ## Fail if contracts/out differs from a fresh build
 	fi
 	@echo "contracts/out matches a fresh build"
 
-tools: ## Build the pinned engines (deploy/tools/versions.env: geth, kubo, Bacalhau) with Go into LILYPAD_TOOLS_DIR; TOOLS="geth" builds some
+tools: ## Build the pinned engines (deploy/tools/versions.env: geth, kubo, Bacalhau) with Go into LILYPAD_TOOLS_DIR; TOOLS="geth" builds some, TOOLS="buildx compose" the Docker CLI plugins
 	deploy/tools/install.sh $(TOOLS)
 
 test: test-contracts test-anvil test-rust ## Run every test: forge (unit, fuzz, invariant), the anvil deployment check, cargo
@@ -52,9 +52,20 @@ test-rust: deps images tools-for-tests ## Cargo tests (unit and tests/: end to e
 	$(CARGO) test --locked --all-targets
 
 # The engines the tests start (geth for tests/e2e_geth.rs, kubo for tests/ipfs.rs, Bacalhau
-# for tests/e2e_bacalhau.rs).
+# for tests/e2e_bacalhau.rs) and the Docker CLI plugins tests/compose.rs uses.
 tools-for-tests:
-	deploy/tools/install.sh geth kubo bacalhau
+	deploy/tools/install.sh geth kubo bacalhau buildx compose
+
+TOOLS_DIR := $(or $(LILYPAD_TOOLS_DIR),$(HOME)/.cache/lilypad/tools)
+ANVIL := contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+# Docker's own buildx plugin if the CLI has one, else the one `make tools TOOLS=buildx` built.
+BUILDX = $(shell docker buildx version >/dev/null 2>&1 && echo docker buildx || echo DOCKER_CONFIG=$(TOOLS_DIR) docker buildx)
+
+docker-images: build deps ## Build the compose images lilypad/node:local and lilypad/chain:local offline, from the release build and the npm-shipped anvil (see deploy/docker/)
+	deploy/docker/rootfs.sh target/docker/node target/release/lilypad
+	deploy/docker/rootfs.sh target/docker/chain $(ANVIL)
+	$(BUILDX) build --load -f deploy/docker/Dockerfile --build-arg FROM=prebuilt --target node -t lilypad/node:local target/docker/node
+	$(BUILDX) build --load -f deploy/docker/Dockerfile --build-arg FROM=prebuilt --target chain -t lilypad/chain:local target/docker/chain
 
 gas: deps ## Print the execution gas of a happy-path job
 	@set -o pipefail; cd contracts && $(FORGE) test --match-test test_gas_happyPath -vv \

@@ -736,6 +736,35 @@ pub enum ChainCommand {
         #[command(flatten)]
         chain: ChainArgs,
     },
+    /// Set up a whole network from one funded key (WEB3_PRIVATE_KEY): a key per role in
+    /// DATA_DIR/keys (solver, mediator, resource-provider, job-creator, jc), the contracts
+    /// (with the jc key as the on-chain job service's operator), each role's key topped up
+    /// with ETH and LP, and the profile DATA_DIR/networks/NAME.toml naming the solver (at
+    /// SOLVER_URL) and the mediator. Waits for the chain to answer first. Running it again
+    /// keeps the keys, reuses the deployment while the chain still has it, and only tops up.
+    /// This is what the compose file's `bootstrap` service runs
+    Bootstrap {
+        /// Name of the network profile to write
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Ether each role's key is topped up to (wei or e.g. 10lp meaning 10 ether)
+        #[arg(long, value_name = "AMOUNT", default_value = "10lp")]
+        eth: String,
+        /// Tokens each role's key is topped up to (wei or e.g. 1000lp)
+        #[arg(long, value_name = "AMOUNT", default_value = "1000lp")]
+        lp: String,
+        /// Seconds to wait for the chain's RPC to answer
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        wait: u64,
+        /// The URL the roles reach the solver at, written into the profile (required)
+        #[arg(long, env = "SOLVER_URL", value_name = "URL")]
+        solver_url: Option<String>,
+        /// Blocks each contract's deployment waits for
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        confirmations: usize,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
     /// Send ETH and tokens from the key in WEB3_PRIVATE_KEY to accounts
     Fund {
         /// Accounts to fund

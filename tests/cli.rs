@@ -187,6 +187,46 @@ fn bad_modules_and_inputs_are_clear_errors() {
 }
 
 #[test]
+fn bootstrap_says_what_it_lacks_and_how_long_it_waited_for_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = lilypad_in(dir.path(), &["chain", "bootstrap", "--name", "x"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("set SOLVER_URL"), "{stderr}");
+
+    let key_file = dir.path().join("deployer.key");
+    lilypad::keys::write_key(&key_file, &lilypad::keys::generate()).unwrap();
+    let output = lilypad_in(
+        dir.path(),
+        &[
+            "chain",
+            "bootstrap",
+            "--name",
+            "x",
+            "--wait",
+            "1",
+            "--rpc-url",
+            "http://127.0.0.1:9",
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "--solver-url",
+            "http://solver:8080",
+        ],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("waiting for the chain at http://127.0.0.1:9"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did not answer within 1 s"), "{stderr}");
+    assert!(
+        !dir.path().join(".lilypad/keys").exists(),
+        "no key made before the chain answers"
+    );
+}
+
+#[test]
 fn a_role_without_a_key_says_how_to_give_one() {
     let dir = tempfile::tempdir().unwrap();
     let output = lilypad_in(

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Builds the pinned engines (versions.env) with Go into $LILYPAD_TOOLS_DIR/bin
 # (default ~/.cache/lilypad/tools/bin). A tool already built at its pinned version is kept.
-# Usage: deploy/tools/install.sh [geth] [kubo] [bacalhau]   (no names: all three)
+# Usage: deploy/tools/install.sh [geth] [kubo] [bacalhau] [buildx] [compose]
+#        (no names: geth, kubo and bacalhau)
+# buildx and compose are Docker CLI plugins: they also get a link as docker-buildx and
+# docker-compose in $LILYPAD_TOOLS_DIR/cli-plugins, a directory the Docker CLI reads with
+# DOCKER_CONFIG pointing at its parent (or link them into ~/.docker/cli-plugins).
 #
 # kubo and Bacalhau carry replace/exclude directives in their go.mod, which
 # `go install pkg@version` refuses; each is built from a throwaway module of ours that
@@ -44,12 +48,15 @@ install_one() {
         geth) version=$GETH_VERSION ;;
         kubo) version=$KUBO_VERSION ;;
         bacalhau) version=$BACALHAU_VERSION ;;
-        *) echo "install.sh: unknown tool $name (geth, kubo, bacalhau)" >&2; exit 2 ;;
+        buildx) version=$BUILDX_VERSION ;;
+        compose) version=$COMPOSE_VERSION ;;
+        *) echo "install.sh: unknown tool $name (geth, kubo, bacalhau, buildx, compose)" >&2; exit 2 ;;
     esac
     local bin=$name
     [ "$name" = kubo ] && bin=ipfs
     if [ -x "$dir/bin/$bin" ] && [ "$(cat "$dir/bin/$bin.version" 2>/dev/null)" = "$version" ]; then
         echo "$bin $version: already built in $dir/bin"
+        link_plugin "$name"
         return
     fi
     local started=$SECONDS
@@ -65,10 +72,27 @@ install_one() {
             build_module bacalhau github.com/bacalhau-project/bacalhau "$version" \
                 github.com/bacalhau-project/bacalhau \
                 "-X github.com/bacalhau-project/bacalhau/pkg/version.GITVERSION=$version" ;;
+        buildx)
+            GOBIN="$dir/build/buildx-bin" go install -ldflags "-X github.com/docker/buildx/version.Version=$version" \
+                "github.com/docker/buildx/cmd/buildx@$version"
+            mv "$dir/build/buildx-bin/buildx" "$dir/bin/buildx.new" ;;
+        compose)
+            build_module compose github.com/docker/compose/v2 "$version" github.com/docker/compose/v2/cmd \
+                "-X github.com/docker/compose/v2/internal.Version=$version" ;;
     esac
     mv "$dir/bin/$bin.new" "$dir/bin/$bin"
     echo "$version" > "$dir/bin/$bin.version"
     echo "$bin $version built in $((SECONDS - started)) s: $dir/bin/$bin"
+    link_plugin "$name"
+}
+
+# The Docker CLI finds a plugin as cli-plugins/docker-NAME.
+link_plugin() {
+    case $1 in
+        buildx | compose)
+            mkdir -p "$dir/cli-plugins"
+            ln -sfn "../bin/$1" "$dir/cli-plugins/docker-$1" ;;
+    esac
 }
 
 tools=("$@")

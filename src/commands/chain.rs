@@ -147,6 +147,23 @@ pub(super) async fn chain(command: ChainCommand, settings: Settings) -> anyhow::
             }
             Ok(())
         }
+        ChainCommand::Bootstrap {
+            name,
+            eth,
+            lp,
+            wait,
+            confirmations,
+            ..
+        } => {
+            let ask = super::bootstrap::Bootstrap {
+                name,
+                eth: parse_amount(&eth)?,
+                lp: parse_amount(&lp)?,
+                wait: std::time::Duration::from_secs(wait),
+                confirmations,
+            };
+            super::bootstrap::bootstrap(&settings, ask).await
+        }
         ChainCommand::Fund { to, eth, lp, .. } => {
             let chain = connect(&settings).await?;
             let (eth, lp) = (parse_amount(&eth)?, parse_amount(&lp)?);

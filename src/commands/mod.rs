@@ -1,8 +1,9 @@
 //! What each subcommand does: builds the role's parts from the settings (each role's own
 //! `from_settings`, the same ones `lilypad dev` uses) and runs it under one shutdown signal
 //! (Ctrl-C or SIGTERM). The job creator's commands are in `run.rs`, `lilypad dev` in
-//! `dev.rs`, `lilypad chain` in `chain.rs`, `lilypad module` in `module.rs`.
+//! `dev.rs`, `lilypad chain` in `chain.rs` (its `bootstrap` in `bootstrap.rs`), `lilypad module` in `module.rs`.
 
+mod bootstrap;
 mod chain;
 mod dev;
 mod module;
