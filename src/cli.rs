@@ -187,8 +187,11 @@ pub enum Command {
     /// result CID and the cow
     #[command(name = "run-cowsay-onchain")]
     RunCowsayOnchain(OnchainArgs),
+    /// Run a faucet: a web page and `POST /api/claim {address}` that give test accounts
+    /// ether and LP from this node's key, once per address and per client IP each period
+    Faucet(FaucetArgs),
     /// Start a whole local network in this process: anvil, contracts, funded keys, the
-    /// solver, a resource provider, a mediator and the on-chain job service (jc)
+    /// solver, a resource provider, a mediator, the on-chain job service (jc) and a faucet
     Dev(DevArgs),
     /// Deploy the contracts, fund accounts and read balances on any chain
     #[command(subcommand)]
@@ -199,6 +202,80 @@ pub enum Command {
     /// Render, fetch and list modules: check a module before paying for a job
     #[command(subcommand)]
     Module(ModuleCommand),
+}
+
+/// Who a server's clients are behind a reverse proxy (`lilypad solver`, `lilypad faucet`).
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Reverse proxies in front of this server (nginx: 1): the client's IP is then the one
+    /// the farthest of them saw, from X-Forwarded-For. 0: the connection's own address
+    #[arg(
+        long,
+        env = "TRUSTED_PROXY_HOPS",
+        value_name = "N",
+        default_value = "0"
+    )]
+    pub trusted_proxy_hops: usize,
+}
+
+/// What a faucet claim gives and how often (`lilypad faucet`, `lilypad dev`).
+#[derive(Debug, Args)]
+pub struct FaucetPayoutArgs {
+    /// Address the faucet's page and API listen on
+    #[arg(
+        long,
+        env = "FAUCET_LISTEN",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub faucet_listen: String,
+    /// Ether per claim (wei, or e.g. 1lp meaning 1 ether)
+    #[arg(long, env = "FAUCET_ETH", value_name = "AMOUNT", default_value = "1lp")]
+    pub faucet_eth: String,
+    /// Tokens per claim (wei, or e.g. 100lp)
+    #[arg(
+        long,
+        env = "FAUCET_LP",
+        value_name = "AMOUNT",
+        default_value = "100lp"
+    )]
+    pub faucet_lp: String,
+    /// Seconds an address, and a client IP, wait between claims
+    #[arg(
+        long,
+        env = "FAUCET_PERIOD",
+        value_name = "SECS",
+        default_value = "86400"
+    )]
+    pub faucet_period: u64,
+}
+
+/// Flags of `lilypad faucet`.
+#[derive(Debug, Args)]
+pub struct FaucetArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub payout: FaucetPayoutArgs,
+    #[command(flatten)]
+    pub proxies: ProxyArgs,
+    /// hCaptcha site key; with HCAPTCHA_SECRET_FILE, every claim needs a solved captcha
+    /// [default: no captcha]
+    #[arg(long, env = "HCAPTCHA_SITE_KEY", value_name = "KEY")]
+    pub hcaptcha_site_key: Option<String>,
+    /// File holding the hCaptcha secret (never a flag's value)
+    #[arg(long, env = "HCAPTCHA_SECRET_FILE", value_name = "FILE")]
+    pub hcaptcha_secret_file: Option<PathBuf>,
+    /// Where hCaptcha responses are verified
+    #[arg(
+        long,
+        env = "HCAPTCHA_VERIFY_URL",
+        value_name = "URL",
+        default_value = "https://api.hcaptcha.com/siteverify"
+    )]
+    pub hcaptcha_verify_url: String,
 }
 
 /// Flags of `lilypad solver`.
@@ -274,15 +351,8 @@ pub struct SolverArgs {
         default_value = "256"
     )]
     pub max_ws_clients_per_ip: usize,
-    /// Reverse proxies in front of the solver (nginx: 1): the client's IP is then the one
-    /// the farthest of them saw, from X-Forwarded-For. 0: the connection's own address
-    #[arg(
-        long,
-        env = "TRUSTED_PROXY_HOPS",
-        value_name = "N",
-        default_value = "0"
-    )]
-    pub trusted_proxy_hops: usize,
+    #[command(flatten)]
+    pub proxies: ProxyArgs,
     /// Seconds a deal that ended (or never got past negotiating) is kept, with its offers,
     /// result and transactions; offers left unmatched this long are dropped too
     #[arg(
@@ -697,6 +767,8 @@ pub struct DevArgs {
     pub terms: TermsArgs,
     #[command(flatten)]
     pub jc: JcServiceArgs,
+    #[command(flatten)]
+    pub faucet: FaucetPayoutArgs,
     #[command(flatten)]
     pub ipfs: IpfsArgs,
 }

@@ -115,6 +115,20 @@ pub struct Settings {
     pub max_ws_clients_per_ip: usize,
     /// `solver`: reverse proxies whose X-Forwarded-For is believed (TRUSTED_PROXY_HOPS).
     pub trusted_proxy_hops: usize,
+    /// `faucet`, `dev`: where the faucet listens (FAUCET_LISTEN).
+    pub faucet_listen: String,
+    /// `faucet`, `dev`: ether per claim (FAUCET_ETH).
+    pub faucet_eth: String,
+    /// `faucet`, `dev`: tokens per claim (FAUCET_LP).
+    pub faucet_lp: String,
+    /// `faucet`, `dev`: seconds between claims of one address or IP (FAUCET_PERIOD).
+    pub faucet_period: u64,
+    /// `faucet`: hCaptcha site key (HCAPTCHA_SITE_KEY).
+    pub hcaptcha_site_key: Option<String>,
+    /// `faucet`: file with the hCaptcha secret (HCAPTCHA_SECRET_FILE).
+    pub hcaptcha_secret_file: Option<PathBuf>,
+    /// `faucet`: hCaptcha's verify endpoint (HCAPTCHA_VERIFY_URL).
+    pub hcaptcha_verify_url: String,
     /// `solver`: seconds ended deals are kept (RETAIN_DEALS).
     pub retain_deals: u64,
     /// `solver`, `rp`, `mediator`: seconds results files of ended deals are kept (RETAIN_RESULTS).

@@ -14,6 +14,7 @@ pub mod data;
 pub mod db;
 pub mod dev;
 pub mod executor;
+pub mod faucet;
 pub mod files;
 pub mod inflight;
 pub mod job_dirs;

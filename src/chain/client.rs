@@ -126,6 +126,21 @@ pub async fn signing_client(
     Ok((Arc::new(SignerMiddleware::new(provider, wallet)), chain_id))
 }
 
+/// Counts a sent transaction for /metrics: mined (with its gas), reverted, or failed
+/// (refused by the node, never sent or never mined).
+fn counted(
+    result: Result<TransactionReceipt, ChainError>,
+) -> Result<TransactionReceipt, ChainError> {
+    match &result {
+        Ok(receipt) => {
+            crate::metrics::transaction("mined", receipt.gas_used.map(|gas| gas.low_u64()))
+        }
+        Err(ChainError::Failed { .. }) => crate::metrics::transaction("reverted", None),
+        Err(_) => crate::metrics::transaction("failed", None),
+    }
+    result
+}
+
 /// What waiting for a sent transaction found.
 enum Waited {
     Mined(TransactionReceipt),
@@ -254,15 +269,7 @@ impl Chain {
         what: &str,
         call: ContractCall<Client, D>,
     ) -> Result<TransactionReceipt, ChainError> {
-        let result = self.send_uncounted(what, call).await;
-        match &result {
-            Ok(receipt) => {
-                crate::metrics::transaction("mined", receipt.gas_used.map(|gas| gas.low_u64()))
-            }
-            Err(ChainError::Failed { .. }) => crate::metrics::transaction("reverted", None),
-            Err(_) => crate::metrics::transaction("failed", None),
-        }
-        result
+        counted(self.send_uncounted(what, call).await)
     }
 
     async fn send_uncounted<D: ethers::abi::Detokenize>(
@@ -277,6 +284,34 @@ impl Chain {
         let mut tx = call.tx.clone();
         tx.set_from(self.address());
         tx.set_gas(gas * 6 / 5 + 10_000);
+        self.send_prepared(what, tx).await
+    }
+
+    /// Sends `value` wei of ether to `to` and waits for its receipt (counted as [`Chain::send`]
+    /// counts).
+    pub async fn send_ether(
+        &self,
+        to: Address,
+        value: U256,
+    ) -> Result<TransactionReceipt, ChainError> {
+        let tx: ethers::types::transaction::eip2718::TypedTransaction =
+            ethers::types::Eip1559TransactionRequest::new()
+                .from(self.address())
+                .to(to)
+                .value(value)
+                .gas(21_000u64)
+                .into();
+        let what = format!("send ether to {to:?}");
+        counted(self.send_prepared(&what, tx).await)
+    }
+
+    /// Sends a transaction whose gas is set, with this key's next nonce, until mined (sent
+    /// again with a fresh nonce if another sender took its nonce).
+    async fn send_prepared(
+        &self,
+        what: &str,
+        tx: ethers::types::transaction::eip2718::TypedTransaction,
+    ) -> Result<TransactionReceipt, ChainError> {
         let mut replaced = 0;
         loop {
             let (hash, nonce) = self.submit(what, &tx).await?;

@@ -18,6 +18,11 @@ pub(super) async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()>
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut options = DevOptions::new(&settings, dir.clone());
+    let faucet_settings = {
+        let mut settings = settings.clone();
+        settings.data_dir = dir.clone();
+        crate::faucet::FaucetSettings::from_settings(&settings)?
+    };
     options.anvil_path = args.anvil_path;
     options.geth_path = args.geth_path;
     options.block_time = settings.dev_block_time;
@@ -65,9 +70,16 @@ pub(super) async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()>
         "  jc operator {:?}",
         network.keys.job_service_operator.address()
     );
+    // The faucet pays from the deployer's key, which holds the rest of the dev chain's
+    // ether and tokens. A busy FAUCET_LISTEN leaves the network up without it.
+    let stop = shutdown_on_signals();
+    let deployer = network.chain_as(&network.keys.deployer).await?;
+    match crate::faucet::start(deployer, faucet_settings, stop.clone()).await {
+        Ok(faucet) => println!("  faucet: {} (FAUCET_LISTEN)", faucet.url),
+        Err(e) => eprintln!("the faucet did not start: {e:#}"),
+    }
     println!("In another terminal: lilypad run cowsay:v0.0.1 -i Message=moo    (Ctrl-C here stops the network)");
     println!("             or: lilypad run-cowsay-onchain moo                 (a contract asks; `jc` serves it)");
-    let stop = shutdown_on_signals();
     stop.cancelled().await;
     network.stop().await;
     Ok(())

@@ -69,6 +69,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()
         Command::Mediator(_) => mediator(settings).await,
         Command::Jc(_) => jc(settings).await,
         Command::RunCowsayOnchain(args) => run::run_cowsay_onchain(args, settings).await,
+        Command::Faucet(_) => faucet(settings).await,
         Command::Dev(args) => dev::dev(args, settings).await,
         Command::Chain(command) => chain::chain(command, settings).await,
         Command::Module(command) => module::module(command, settings).await,
@@ -172,6 +173,12 @@ async fn mediator(settings: Settings) -> anyhow::Result<()> {
         shutdown_on_signals(),
     )
     .await
+}
+
+async fn faucet(settings: Settings) -> anyhow::Result<()> {
+    let chain = connect(&settings).await?;
+    let faucet_settings = crate::faucet::FaucetSettings::from_settings(&settings)?;
+    crate::faucet::run(chain, faucet_settings, shutdown_on_signals()).await
 }
 
 async fn jc(settings: Settings) -> anyhow::Result<()> {

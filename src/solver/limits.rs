@@ -119,24 +119,7 @@ impl Limits {
     /// The client's address: the peer, or behind trusted proxies the address the farthest
     /// trusted proxy saw (from X-Forwarded-For).
     pub fn client_ip(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
-        let peer = peer.map(|peer| peer.ip());
-        if self.settings.trusted_proxy_hops == 0 {
-            return peer;
-        }
-        let forwarded: Vec<&str> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .filter(|entry| !entry.is_empty())
-            .collect();
-        let hops = self.settings.trusted_proxy_hops;
-        if forwarded.len() < hops {
-            // Fewer entries than proxies: the request did not come through them all.
-            return peer;
-        }
-        forwarded[forwarded.len() - hops].parse().ok().or(peer)
+        client_ip(self.settings.trusted_proxy_hops, peer, headers)
     }
 
     /// Counts a request from `ip`.
@@ -203,6 +186,35 @@ impl Limits {
             bucket.forget_idle();
         }
     }
+}
+
+/// A client's address: the peer, or behind `trusted_proxy_hops` proxies the address the
+/// farthest of them saw (from X-Forwarded-For). A request with fewer forwarded entries than
+/// proxies did not come through them all, so its peer is taken.
+pub fn client_ip(
+    trusted_proxy_hops: usize,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    let peer = peer.map(|peer| peer.ip());
+    if trusted_proxy_hops == 0 {
+        return peer;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .collect();
+    if forwarded.len() < trusted_proxy_hops {
+        return peer;
+    }
+    forwarded[forwarded.len() - trusted_proxy_hops]
+        .parse()
+        .ok()
+        .or(peer)
 }
 
 /// Forgets idle buckets every minute until `shutdown`.
