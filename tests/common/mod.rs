@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bacalhau;
+pub mod browser;
 pub mod gitrepo;
 pub mod kubo;
 pub mod procs;
