@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::browser::{click, fill, screenshot, wait_for_text, Chromium, DevProcess};
+use common::browser::{click, fill, screenshot, wait_for_text, Chromium};
+use common::dev_process::DevProcess;
 use ethers::providers::Middleware;
 use ethers::signers::Signer;
 use ethers::types::U256;

@@ -1,4 +1,5 @@
-//! The solver's HTTP API (warp) under `/api/v1`, plus `/ws`, `/health` and `/metrics`.
+//! The solver's HTTP API (warp) under `/api/v1`, plus `/ws`, `/health` and `/metrics`;
+//! `openapi.json` beside this file describes it (served at `/api/v1/openapi.json`).
 //! Writes and private reads must be signed (see `data::signing`); every handler answers
 //! JSON errors with a status that says whose fault it was, and none can panic on input.
 
@@ -16,6 +17,9 @@ use super::limits::Limited;
 use super::{query, Solver, SolverError};
 use crate::data::records::{DealFilter, ErrorBody, TxRecord};
 use crate::data::signing::{self, AuthError};
+
+/// The OpenAPI document of this API, served at `/api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 fn respond<T: Serialize>(result: Result<T, SolverError>, ok: StatusCode) -> Response {
     match result {
@@ -196,6 +200,18 @@ pub fn routes(
     let health = warp::path!("health")
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
+    // The API described (OpenAPI 3.0), for clients and for schema-driven testing.
+    let openapi = v1()
+        .and(warp::path!("openapi.json"))
+        .and(warp::get())
+        .map(|| {
+            warp::reply::with_header(
+                OPENAPI,
+                warp::http::header::CONTENT_TYPE,
+                "application/json",
+            )
+            .into_response()
+        });
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with.clone())
@@ -424,10 +440,64 @@ pub fn routes(
         .or(get_deal)
         .or(list_deals)
         .or(ws);
-    health
+    let answered = health
         .or(metrics)
+        .or(openapi)
         .or(per_ip_limit(edge).and(limited))
-        .recover(recover)
+        .recover(recover);
+    // A 405 says which methods the path does take (RFC 9110).
+    warp::path::full()
+        .and(answered)
+        .map(|path: warp::path::FullPath, reply| {
+            let mut response = Reply::into_response(reply);
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+                if let Some(allow) = allowed_methods(path.as_str()) {
+                    if let Ok(value) = warp::http::HeaderValue::from_str(&allow) {
+                        response
+                            .headers_mut()
+                            .insert(warp::http::header::ALLOW, value);
+                    }
+                }
+            }
+            response
+        })
+}
+
+/// The methods `path` takes, from the OpenAPI document (`/ws` besides), as an Allow value.
+fn allowed_methods(path: &str) -> Option<String> {
+    static PATHS: std::sync::OnceLock<Vec<(String, Vec<String>)>> = std::sync::OnceLock::new();
+    let paths = PATHS.get_or_init(|| {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+        let mut paths: Vec<(String, Vec<String>)> = document["paths"]
+            .as_object()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|(template, item)| {
+                        let methods = item
+                            .as_object()
+                            .map(|item| item.keys().map(|m| m.to_uppercase()).collect())
+                            .unwrap_or_default();
+                        (template.clone(), methods)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        paths.push(("/ws".to_string(), vec!["GET".to_string()]));
+        paths
+    });
+    let segments: Vec<&str> = path.split('/').collect();
+    paths
+        .iter()
+        .find(|(template, _)| {
+            let pattern: Vec<&str> = template.split('/').collect();
+            pattern.len() == segments.len()
+                && pattern
+                    .iter()
+                    .zip(&segments)
+                    .all(|(want, got)| want == got || (want.starts_with('{') && !got.is_empty()))
+        })
+        .map(|(_, methods)| methods.join(", "))
 }
 
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {

@@ -4,6 +4,7 @@
 
 pub mod bacalhau;
 pub mod browser;
+pub mod dev_process;
 pub mod gitrepo;
 pub mod kubo;
 pub mod procs;
