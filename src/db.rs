@@ -195,6 +195,57 @@ pub fn encode<T: serde::Serialize>(value: &T) -> String {
 const META_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
+/// Connects to the PostgreSQL database `url` names (`postgres://USER:PASSWORD@HOST:PORT/DB`,
+/// from the setting `setting`) with up to `connections` connections, and applies `schema`
+/// (idempotent DDL). Returns the pool and the database's name for errors: server and
+/// database, never the password.
+pub async fn connect_postgres(
+    url: &str,
+    setting: &str,
+    schema: &str,
+    connections: u32,
+) -> Result<(sqlx::PgPool, PathBuf), DbError> {
+    let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(|e| DbError::Sql {
+        db: PathBuf::from(setting),
+        source: redacted(e, url),
+    })?;
+    let name = PathBuf::from(format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or(options.get_username()),
+    ));
+    let sql = |source| DbError::Sql {
+        db: name.clone(),
+        source,
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(sql)?;
+    sqlx::raw_sql(schema).execute(&pool).await.map_err(sql)?;
+    Ok((pool, name))
+}
+
+/// `error` with the password of `url` blotted out.
+fn redacted(error: sqlx::Error, url: &str) -> sqlx::Error {
+    let mut text = error.to_string();
+    // postgres://USER:PASSWORD@HOST…: the password runs from the first ':' after the scheme
+    // to the last '@'.
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    if let Some((userinfo, _)) = after_scheme.rsplit_once('@') {
+        if let Some((_, password)) = userinfo.split_once(':') {
+            if !password.is_empty() {
+                text = text.replace(password, "***");
+            }
+        }
+    }
+    sqlx::Error::Configuration(text.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,7 @@ pub mod profile;
 pub mod results;
 pub mod rp;
 pub mod run;
+pub mod saas;
 pub mod solver;
 pub mod tls;
 pub mod tools;

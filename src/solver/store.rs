@@ -8,13 +8,11 @@
 //! only in column types and in how rows are numbered.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ethers::types::Address;
 use futures::future::BoxFuture;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 
 use super::decoded::Decoded;
 use crate::bus::{Event, EventKind};
@@ -268,31 +266,8 @@ impl Store {
     /// Connects to the PostgreSQL database `url` names (`postgres://USER:PASSWORD@HOST:PORT/DB`)
     /// and creates the tables it lacks. The password never appears in errors.
     pub async fn connect(url: &str) -> std::result::Result<Store, DbError> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| DbError::Sql {
-            db: PathBuf::from("SOLVER_DATABASE_URL"),
-            source: redacted(e, url),
-        })?;
-        let name = PathBuf::from(format!(
-            "postgres://{}@{}:{}/{}",
-            options.get_username(),
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or(options.get_username()),
-        ));
-        let sql = |source| DbError::Sql {
-            db: name.clone(),
-            source,
-        };
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(sql)?;
-        sqlx::raw_sql(POSTGRES_SCHEMA)
-            .execute(&pool)
-            .await
-            .map_err(sql)?;
+        let (pool, name) =
+            crate::db::connect_postgres(url, "SOLVER_DATABASE_URL", POSTGRES_SCHEMA, 8).await?;
         Ok(Store {
             pool: Pool::Postgres(pool),
             name,
@@ -1092,21 +1067,6 @@ impl Store {
 
 /// A connection string that did not parse, said without repeating the string (it may
 /// hold a password).
-fn redacted(error: sqlx::Error, url: &str) -> sqlx::Error {
-    let mut text = error.to_string();
-    // postgres://USER:PASSWORD@HOST…: the password runs from the first ':' after the scheme
-    // to the last '@'.
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    if let Some((userinfo, _)) = after_scheme.rsplit_once('@') {
-        if let Some((_, password)) = userinfo.split_once(':') {
-            if !password.is_empty() {
-                text = text.replace(password, "***");
-            }
-        }
-    }
-    sqlx::Error::Configuration(text.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
