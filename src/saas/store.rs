@@ -122,6 +122,62 @@ pub struct ApiKey {
     pub revoked_ms: Option<i64>,
 }
 
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Charged; its job offer not made yet.
+    Queued,
+    /// Its job offer is made (kept in the detail) and being followed to the end of its deal.
+    Offered,
+    /// Results paid for and downloaded.
+    Done,
+    /// Over without results; its credits were refunded.
+    Failed,
+    /// Refused before anything ran (not enough credits).
+    Refused,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Offered => "offered",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Refused => "refused",
+        }
+    }
+
+    fn parse(text: &str) -> Option<JobState> {
+        [
+            JobState::Queued,
+            JobState::Offered,
+            JobState::Done,
+            JobState::Failed,
+            JobState::Refused,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+    }
+}
+
+/// A job a user asked the service for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    pub id: String,
+    #[serde(skip)]
+    pub user_id: String,
+    pub module: String,
+    pub inputs: std::collections::BTreeMap<String, String>,
+    pub cost: i64,
+    pub state: JobState,
+    /// Offered: the job offer; done: the deal and what the job printed; failed: why.
+    pub detail: serde_json::Value,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
 /// What a transfer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Moved {
@@ -517,6 +573,145 @@ impl Store {
             })
         })
         .map_err(|e| self.sql(e))
+    }
+
+    /// Records a job of `user_id` in state `queued`.
+    pub async fn add_job(
+        &self,
+        user_id: &str,
+        module: &str,
+        inputs: &std::collections::BTreeMap<String, String>,
+        cost: i64,
+    ) -> Result<Job, DbError> {
+        let now = now_ms();
+        let job = Job {
+            id: new_id(),
+            user_id: user_id.to_string(),
+            module: module.to_string(),
+            inputs: inputs.clone(),
+            cost,
+            state: JobState::Queued,
+            detail: serde_json::Value::Null,
+            created_ms: now,
+            updated_ms: now,
+        };
+        on_engine!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO jobs (id, user_id, module, inputs, cost, state, detail, created_ms, updated_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $7)",
+            )
+            .bind(&job.id)
+            .bind(user_id)
+            .bind(module)
+            .bind(crate::db::encode(inputs))
+            .bind(cost)
+            .bind(job.state.as_str())
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(|e| self.sql(e))?;
+        Ok(job)
+    }
+
+    /// Moves job `id` to `state` with `detail`.
+    pub async fn set_job(
+        &self,
+        id: &str,
+        state: JobState,
+        detail: &serde_json::Value,
+    ) -> Result<(), DbError> {
+        on_engine!(self, |pool| {
+            sqlx::query("UPDATE jobs SET state = $1, detail = $2, updated_ms = $3 WHERE id = $4")
+                .bind(state.as_str())
+                .bind(detail.to_string())
+                .bind(now_ms())
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .map_err(|e| self.sql(e))
+    }
+
+    async fn jobs_where(&self, condition: &str, value: &str) -> Result<Vec<Job>, DbError> {
+        let query = format!(
+            "SELECT id, user_id, module, inputs, cost, state, detail, created_ms, updated_ms
+             FROM jobs WHERE {condition} ORDER BY created_ms DESC, id DESC"
+        );
+        let rows = on_engine!(self, |pool| {
+            sqlx::query(&query)
+                .bind(value)
+                .fetch_all(pool)
+                .await
+                .and_then(|rows| {
+                    rows.iter()
+                        .map(|row| {
+                            Ok((
+                                row.try_get::<String, _>(0)?,
+                                row.try_get::<String, _>(1)?,
+                                row.try_get::<String, _>(2)?,
+                                row.try_get::<String, _>(3)?,
+                                row.try_get::<i64, _>(4)?,
+                                row.try_get::<String, _>(5)?,
+                                row.try_get::<Option<String>, _>(6)?,
+                                row.try_get::<i64, _>(7)?,
+                                row.try_get::<i64, _>(8)?,
+                            ))
+                        })
+                        .collect::<Result<Vec<_>, sqlx::Error>>()
+                })
+        })
+        .map_err(|e| self.sql(e))?;
+        rows.into_iter()
+            .map(
+                |(id, user_id, module, inputs, cost, state, detail, created_ms, updated_ms)| {
+                    let corrupt = |what: &str, detail: String| DbError::Corrupt {
+                        db: self.name.clone(),
+                        what: format!("job {id}'s {what}"),
+                        detail,
+                    };
+                    Ok(Job {
+                        inputs: serde_json::from_str(&inputs)
+                            .map_err(|e| corrupt("inputs", e.to_string()))?,
+                        state: JobState::parse(&state)
+                            .ok_or_else(|| corrupt("state", state.clone()))?,
+                        detail: match detail {
+                            Some(text) => serde_json::from_str(&text)
+                                .map_err(|e| corrupt("detail", e.to_string()))?,
+                            None => serde_json::Value::Null,
+                        },
+                        id,
+                        user_id,
+                        module,
+                        cost,
+                        created_ms,
+                        updated_ms,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// `user_id`'s jobs, newest first.
+    pub async fn jobs(&self, user_id: &str) -> Result<Vec<Job>, DbError> {
+        self.jobs_where("user_id = $1", user_id).await
+    }
+
+    /// Job `id` if it is `user_id`'s.
+    pub async fn job(&self, user_id: &str, id: &str) -> Result<Option<Job>, DbError> {
+        Ok(self
+            .jobs_where("id = $1", id)
+            .await?
+            .into_iter()
+            .find(|job| job.user_id == user_id))
+    }
+
+    /// Jobs not yet over (queued or offered): what a restarted service picks up again.
+    pub async fn unfinished_jobs(&self) -> Result<Vec<Job>, DbError> {
+        self.jobs_where("state IN ('queued', $1)", JobState::Offered.as_str())
+            .await
     }
 
     pub async fn close(&self) {
