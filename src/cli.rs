@@ -190,6 +190,10 @@ pub enum Command {
     /// Run a faucet: a web page and `POST /api/claim {address}` that give test accounts
     /// ether and LP from this node's key, once per address and per client IP each period
     Faucet(FaucetArgs),
+    /// Run the SaaS API: accounts, credits, API keys and jobs for people without a wallet,
+    /// run through the network with this node's key. `lilypad saas grant EMAIL AMOUNT`
+    /// gives an account credits
+    Saas(SaasArgs),
     /// Start a whole local network in this process: anvil, contracts, funded keys, the
     /// solver, a resource provider, a mediator, the on-chain job service (jc) and a faucet
     Dev(DevArgs),
@@ -202,6 +206,51 @@ pub enum Command {
     /// Render, fetch and list modules: check a module before paying for a job
     #[command(subcommand)]
     Module(ModuleCommand),
+}
+
+/// Flags of `lilypad saas`. Its store is SQLite under DATA_DIR, or the PostgreSQL database
+/// DATABASE_URL names (environment or settings file only, never a flag).
+#[derive(Debug, Args)]
+pub struct SaasArgs {
+    #[command(subcommand)]
+    pub command: Option<SaasCommand>,
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub solver: SolverRefArgs,
+    #[command(flatten)]
+    pub mediators: MediatorsArgs,
+    #[command(flatten)]
+    pub terms: TermsArgs,
+    #[command(flatten)]
+    pub listen: SaasListenArgs,
+    #[command(flatten)]
+    pub proxies: ProxyArgs,
+}
+
+/// Where the SaaS API listens (`lilypad saas`, `lilypad dev`).
+#[derive(Debug, Args)]
+pub struct SaasListenArgs {
+    /// Address the SaaS API listens on
+    #[arg(
+        long,
+        env = "SAAS_LISTEN",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:8082"
+    )]
+    pub saas_listen: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SaasCommand {
+    /// Give the account with this email AMOUNT credits (an operator's grant, in the ledger)
+    Grant {
+        email: String,
+        #[arg(value_name = "AMOUNT")]
+        amount: u32,
+    },
 }
 
 /// Who a server's clients are behind a reverse proxy (`lilypad solver`, `lilypad faucet`).
@@ -769,6 +818,8 @@ pub struct DevArgs {
     pub jc: JcServiceArgs,
     #[command(flatten)]
     pub faucet: FaucetPayoutArgs,
+    #[command(flatten)]
+    pub saas: SaasListenArgs,
     #[command(flatten)]
     pub ipfs: IpfsArgs,
 }

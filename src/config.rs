@@ -139,6 +139,12 @@ pub struct Settings {
     /// instead of SQLite under DATA_DIR. Environment or settings file only, never a flag:
     /// it may hold a password.
     pub solver_database_url: Option<Secret>,
+    /// `saas`: a PostgreSQL database for its accounts, credits and jobs
+    /// (`postgres://USER:PASSWORD@HOST/DB`; DATABASE_URL) instead of SQLite under DATA_DIR.
+    /// Environment or settings file only, never a flag.
+    pub database_url: Option<Secret>,
+    /// `saas`, `dev`: where the SaaS API listens (SAAS_LISTEN).
+    pub saas_listen: String,
     /// The example client contract `run-cowsay-onchain` calls (WEB3_EXAMPLE_CLIENT_ADDRESS).
     pub web3_example_client_address: Option<String>,
     /// `jc`: seconds a requested job may wait for a resource provider before it fails.
@@ -643,6 +649,7 @@ mod tests {
         // The key and the database URL have no flag (never on a command line); the settings file is not a setting.
         options.insert("web3_private_key".into());
         options.insert("solver_database_url".into());
+        options.insert("database_url".into());
         options.remove("lilypad_config");
         assert_eq!(fields, options);
     }

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod module;
 pub mod network;
 pub mod onchain;
+pub mod openapi;
 pub mod ops;
 pub mod profile;
 pub mod results;

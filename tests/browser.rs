@@ -10,6 +10,16 @@ use ethers::providers::Middleware;
 use ethers::signers::Signer;
 use ethers::types::U256;
 
+/// The class attribute of the element at `selector`.
+async fn class_of(page: &chromiumoxide::Page, selector: &str) -> Option<String> {
+    page.find_element(selector)
+        .await
+        .unwrap()
+        .attribute("class")
+        .await
+        .unwrap()
+}
+
 const ETH: u128 = 1_000_000_000_000_000_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,14 +63,7 @@ async fn a_person_claims_from_the_faucet_page_once_and_is_told_to_wait_the_secon
         said.starts_with(&format!("Sent 1 ETH and 100 LP to {address}")),
         "{said}"
     );
-    let class = page
-        .find_element("#result")
-        .await
-        .unwrap()
-        .attribute("class")
-        .await
-        .unwrap();
-    assert_eq!(class.as_deref(), Some("ok"));
+    assert_eq!(class_of(&page, "#result").await.as_deref(), Some("ok"));
     screenshot(&page, "faucet-claimed").await;
     let paid = (
         reader
@@ -79,14 +82,7 @@ async fn a_person_claims_from_the_faucet_page_once_and_is_told_to_wait_the_secon
         said.contains(&format!("address {address} claimed already; wait 86")),
         "{said}"
     );
-    let class = page
-        .find_element("#result")
-        .await
-        .unwrap()
-        .attribute("class")
-        .await
-        .unwrap();
-    assert_eq!(class.as_deref(), Some("error"));
+    assert_eq!(class_of(&page, "#result").await.as_deref(), Some("error"));
     screenshot(&page, "faucet-refused").await;
     assert_eq!(
         (

@@ -74,13 +74,50 @@ pub(super) async fn dev(args: DevArgs, settings: Settings) -> anyhow::Result<()>
     // ether and tokens. A busy FAUCET_LISTEN leaves the network up without it.
     let stop = shutdown_on_signals();
     let deployer = network.chain_as(&network.keys.deployer).await?;
+    // The SaaS service runs jobs with a key of its own, funded before the faucet starts
+    // paying from the deployer's.
+    let saas_key = crate::keys::generate();
+    crate::chain::deploy::fund(
+        deployer.client.clone(),
+        network.deployment.token,
+        saas_key.address(),
+        ethers::types::U256::exp10(20),
+        ethers::types::U256::exp10(22),
+    )
+    .await?;
     match crate::faucet::start(deployer, faucet_settings, stop.clone()).await {
         Ok(faucet) => println!("  faucet: {} (FAUCET_LISTEN)", faucet.url),
         Err(e) => eprintln!("the faucet did not start: {e:#}"),
+    }
+    match start_saas(&network, &settings, &dir, saas_key, stop.clone()).await {
+        Ok(saas) => println!("  saas: {} (SAAS_LISTEN)", saas.url),
+        Err(e) => eprintln!("the saas service did not start: {e:#}"),
     }
     println!("In another terminal: lilypad run cowsay:v0.0.1 -i Message=moo    (Ctrl-C here stops the network)");
     println!("             or: lilypad run-cowsay-onchain moo                 (a contract asks; `jc` serves it)");
     stop.cancelled().await;
     network.stop().await;
     Ok(())
+}
+
+/// The SaaS service of a dev network: its store in DATA_DIR/dev/saas, its jobs on the
+/// network's solver with `key`.
+async fn start_saas(
+    network: &DevNetwork,
+    settings: &Settings,
+    dir: &std::path::Path,
+    key: ethers::signers::LocalWallet,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<crate::saas::SaasHandle> {
+    let mut settings = settings.clone();
+    settings.data_dir = dir.to_path_buf();
+    settings.poll_interval_ms = crate::dev::LOCAL_POLL.as_millis() as u64;
+    let listen = settings.saas_listen.parse().map_err(|_| {
+        anyhow::anyhow!("SAAS_LISTEN {:?} is not ADDRESS:PORT", settings.saas_listen)
+    })?;
+    let chain = network.chain_as(&key).await?;
+    let client = crate::client::SolverClient::new(&network.solver.url, key);
+    let template = crate::saas::job_template(&settings, network.services.clone())?;
+    let store = crate::saas::open_store(&settings).await?;
+    crate::saas::start(store, chain, client, template, listen, 0, stop).await
 }

@@ -70,6 +70,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()
         Command::Jc(_) => jc(settings).await,
         Command::RunCowsayOnchain(args) => run::run_cowsay_onchain(args, settings).await,
         Command::Faucet(_) => faucet(settings).await,
+        Command::Saas(args) => saas(args, settings).await,
         Command::Dev(args) => dev::dev(args, settings).await,
         Command::Chain(command) => chain::chain(command, settings).await,
         Command::Module(command) => module::module(command, settings).await,
@@ -179,6 +180,41 @@ async fn faucet(settings: Settings) -> anyhow::Result<()> {
     let chain = connect(&settings).await?;
     let faucet_settings = crate::faucet::FaucetSettings::from_settings(&settings)?;
     crate::faucet::run(chain, faucet_settings, shutdown_on_signals()).await
+}
+
+async fn saas(args: crate::cli::SaasArgs, settings: Settings) -> anyhow::Result<()> {
+    if let Some(crate::cli::SaasCommand::Grant { email, amount }) = args.command {
+        let store = crate::saas::open_store(&settings).await?;
+        let email = email.trim().to_lowercase();
+        let user = store
+            .user_by_email(&email)
+            .await?
+            .with_context(|| format!("no account with the email {email}"))?;
+        let credits = store.grant(&user.id, i64::from(amount)).await?;
+        store.close().await;
+        println!("granted {amount} credits to {email}: {credits} now");
+        return Ok(());
+    }
+    let chain = connect(&settings).await?;
+    let services = settings.services()?;
+    let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
+    let listen = settings.saas_listen.parse().map_err(|_| {
+        anyhow::anyhow!("SAAS_LISTEN {:?} is not ADDRESS:PORT", settings.saas_listen)
+    })?;
+    let template = crate::saas::job_template(&settings, services)?;
+    let client = SolverClient::new(&url, chain.client.signer().clone());
+    let store = crate::saas::open_store(&settings).await?;
+    let handle = crate::saas::start(
+        store,
+        chain,
+        client,
+        template,
+        listen,
+        settings.trusted_proxy_hops,
+        shutdown_on_signals(),
+    )
+    .await?;
+    handle.task.await.context("the saas task failed")
 }
 
 async fn jc(settings: Settings) -> anyhow::Result<()> {

@@ -465,39 +465,10 @@ pub fn routes(
 
 /// The methods `path` takes, from the OpenAPI document (`/ws` besides), as an Allow value.
 fn allowed_methods(path: &str) -> Option<String> {
-    static PATHS: std::sync::OnceLock<Vec<(String, Vec<String>)>> = std::sync::OnceLock::new();
-    let paths = PATHS.get_or_init(|| {
-        let document: serde_json::Value = serde_json::from_str(OPENAPI).unwrap_or_default();
-        let mut paths: Vec<(String, Vec<String>)> = document["paths"]
-            .as_object()
-            .map(|paths| {
-                paths
-                    .iter()
-                    .map(|(template, item)| {
-                        let methods = item
-                            .as_object()
-                            .map(|item| item.keys().map(|m| m.to_uppercase()).collect())
-                            .unwrap_or_default();
-                        (template.clone(), methods)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        paths.push(("/ws".to_string(), vec!["GET".to_string()]));
-        paths
-    });
-    let segments: Vec<&str> = path.split('/').collect();
-    paths
-        .iter()
-        .find(|(template, _)| {
-            let pattern: Vec<&str> = template.split('/').collect();
-            pattern.len() == segments.len()
-                && pattern
-                    .iter()
-                    .zip(&segments)
-                    .all(|(want, got)| want == got || (want.starts_with('{') && !got.is_empty()))
-        })
-        .map(|(_, methods)| methods.join(", "))
+    static PATHS: std::sync::OnceLock<crate::openapi::Paths> = std::sync::OnceLock::new();
+    PATHS
+        .get_or_init(|| crate::openapi::Paths::of(OPENAPI, &[("/ws", &["GET"])]))
+        .allow(path)
 }
 
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {

@@ -28,6 +28,15 @@ impl DevProcess {
             .env("DATA_DIR", dir)
             .env("LOG_LEVEL", "info")
             .env("SERVER_PORT", super::bacalhau::free_port().to_string())
+            // The web roles on ports of their own, so that processes never contend.
+            .env(
+                "FAUCET_LISTEN",
+                format!("127.0.0.1:{}", super::bacalhau::free_port()),
+            )
+            .env(
+                "SAAS_LISTEN",
+                format!("127.0.0.1:{}", super::bacalhau::free_port()),
+            )
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
