@@ -98,3 +98,94 @@ async fn a_person_claims_from_the_faucet_page_once_and_is_told_to_wait_the_secon
     chromium.close().await;
     dev.stop().await;
 }
+
+/// Signs up on the page, gets credits from the operator, runs cowsay from the modules page
+/// and watches its state change on the job page until the cow shows; makes an API key on
+/// the account page and submits with it from a program; stdout holding HTML stays text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_up_runs_cowsay_from_the_modules_page_and_sees_the_cow() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = DevProcess::start(dir.path(), &[]).await;
+    let saas = dev.url("saas").to_string();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open(&saas).await;
+
+    // Signing up lands on the modules page, with no credits yet.
+    fill(&page, "#email", "dana@example.com").await;
+    fill(&page, "#password", "a long password").await;
+    click(&page, "#signup").await;
+    let who = wait_for_text(&page, "#who", |t| t.contains("credits")).await;
+    assert_eq!(who, "Signed in as dana@example.com (0 credits)");
+    wait_for_text(&page, ".tile strong", |t| t.starts_with("Cowsay")).await;
+    let granted = std::process::Command::new(env!("CARGO_BIN_EXE_lilypad"))
+        .args(["saas", "grant", "dana@example.com", "5"])
+        .env("DATA_DIR", dir.path().join("dev"))
+        .output()
+        .unwrap();
+    assert!(granted.status.success());
+    page.reload().await.unwrap();
+    wait_for_text(&page, "#who", |t| t.ends_with("(5 credits)")).await;
+    screenshot(&page, "saas-modules").await;
+
+    // Run cowsay; the job page follows its state live until the cow is there.
+    fill(&page, "#input-0-Message", "hello from chromium").await;
+    click(&page, "#run-0").await;
+    let first = wait_for_text(&page, "#job-state", |t| !t.is_empty()).await;
+    assert!(
+        first == "queued" || first == "offered",
+        "the page opened on {first}"
+    );
+    wait_for_text(&page, "#job-state", |t| t == "done").await;
+    let stdout = wait_for_text(&page, "#stdout", |t| !t.is_empty()).await;
+    assert!(
+        stdout.contains("hello from chromium") && stdout.contains("(oo)"),
+        "{stdout}"
+    );
+    wait_for_text(&page, "#who", |t| t.ends_with("(4 credits)")).await;
+    screenshot(&page, "saas-job").await;
+
+    // The account page: credits, the charge, and a new API key shown once.
+    click(&page, "#nav-account").await;
+    assert_eq!(
+        wait_for_text(&page, "#credits", |t| !t.is_empty()).await,
+        "4"
+    );
+    let ledger = wait_for_text(&page, "#transactions", |t| t.contains("charge")).await;
+    assert!(
+        ledger.contains("grant") && ledger.contains("-1"),
+        "{ledger}"
+    );
+    click(&page, "#create-key").await;
+    let key = wait_for_text(&page, "#secret", |t| t.starts_with("lp-")).await;
+    screenshot(&page, "saas-account").await;
+
+    // A program submits with the key; HTML in the input comes back as text.
+    let html = "<img src=x onerror=alert(1)>";
+    let response = reqwest::Client::new()
+        .post(format!("{saas}/api/v1/jobs?wait=120"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"module": "cowsay:v0.0.1", "inputs": {"Message": html}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let job: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(job["state"], "done");
+
+    // Both jobs are listed, done; the second's page shows the HTML as text.
+    click(&page, "#nav-jobs").await;
+    let listed = wait_for_text(&page, "#jobs", |t| t.matches("done").count() == 2).await;
+    assert_eq!(listed.matches("cowsay:v0.0.1").count(), 2, "{listed}");
+    screenshot(&page, "saas-jobs").await;
+    let id = job["id"].as_str().unwrap();
+    page.goto(format!("{saas}/jobs/{id}")).await.unwrap();
+    let stdout = wait_for_text(&page, "#stdout", |t| !t.is_empty()).await;
+    assert!(stdout.contains(html), "{stdout}");
+    assert!(
+        page.find_elements("#stdout img").await.unwrap().is_empty(),
+        "no element was made from the job's output"
+    );
+    screenshot(&page, "saas-job-html").await;
+    chromium.close().await;
+    dev.stop().await;
+}

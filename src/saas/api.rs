@@ -1,6 +1,8 @@
-//! The SaaS HTTP API under `/api/v1`: accounts (sign-up, login, logout, me), the module
-//! catalog, jobs (async, or blocking with `?wait=SECS`), transactions and API keys. Every
-//! answer is JSON; every error `{"error": …}` with a status that says what to do.
+//! The SaaS web layer: its pages (one page, `app.html`, that draws each from the API), and
+//! the HTTP API under `/api/v1`: accounts (sign-up, login, logout, me), the module catalog,
+//! jobs (async, or blocking with `?wait=SECS`), live job updates (server-sent events at
+//! `/api/v1/events`), transactions and API keys. Every answer is JSON; every error
+//! `{"error": …}` with a status that says what to do.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -352,6 +354,10 @@ impl Saas {
                     None => Err(err(StatusCode::NOT_FOUND, format!("you have no job {id}"))),
                 }
             }
+            (Method::GET, ["events"]) => {
+                let caller = self.caller(&request).await?;
+                Ok(job_events(self.store.clone(), caller.user().to_string()))
+            }
             (Method::GET, ["transactions"]) => {
                 let caller = self.caller(&request).await?;
                 Ok(json(
@@ -412,7 +418,9 @@ impl Saas {
             _ => {
                 static PATHS: std::sync::OnceLock<crate::openapi::Paths> =
                     std::sync::OnceLock::new();
-                let paths = PATHS.get_or_init(|| crate::openapi::Paths::of(OPENAPI, &[]));
+                let paths = PATHS.get_or_init(|| {
+                    crate::openapi::Paths::of(OPENAPI, &[("/api/v1/events", &["GET"])])
+                });
                 match paths.allow(&path) {
                     Some(allow) => {
                         let mut response = err(
@@ -433,6 +441,41 @@ impl Saas {
             }
         }
     }
+}
+
+/// How often a job stream looks for changes.
+const EVENTS_EVERY: Duration = Duration::from_millis(500);
+
+/// Server-sent events: `job` with a job's JSON each time one of `user`'s jobs changes (every
+/// job once at the start), so pages show state live.
+fn job_events(store: Store, user: String) -> Response {
+    use futures::StreamExt;
+    let seen: std::collections::HashMap<String, i64> = Default::default();
+    let stream = futures::stream::unfold(
+        (store, user, seen, true),
+        |(store, user, mut seen, first)| async move {
+            if !first {
+                tokio::time::sleep(EVENTS_EVERY).await;
+            }
+            let jobs = store.jobs(&user).await.unwrap_or_default();
+            let changed: Vec<_> = jobs
+                .into_iter()
+                .filter(|job| seen.get(&job.id) != Some(&job.updated_ms))
+                .collect();
+            for job in &changed {
+                seen.insert(job.id.clone(), job.updated_ms);
+            }
+            Some((changed, (store, user, seen, false)))
+        },
+    )
+    .flat_map(futures::stream::iter)
+    .map(|job| {
+        warp::sse::Event::default()
+            .event("job")
+            .json_data(&job)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    });
+    warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response()
 }
 
 /// The OpenAPI document of this API, served at `/api/v1/openapi.json`.
@@ -471,12 +514,41 @@ impl warp::reject::Reject for TooLarge {}
 struct Unsized;
 impl warp::reject::Reject for Unsized {}
 
-/// Every route: the API under `/api/v1/`.
+/// The web pages: one page that shows the sign-in form, the modules, the jobs, a job or the
+/// account, by its path, using the API.
+const APP: &str = include_str!("app.html");
+
+/// Whether `path` is one of the pages.
+fn is_page(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    matches!(
+        segments.as_slice(),
+        [""] | ["login"] | ["modules"] | ["jobs"] | ["account"] | ["jobs", _]
+    )
+}
+
+/// Every route: the pages, and the API under `/api/v1/`.
 pub fn routes(
     saas: Arc<Saas>,
 ) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
+    let pages = warp::get()
+        .and(warp::path::full())
+        .and_then(|path: warp::path::FullPath| async move {
+            if is_page(path.as_str()) {
+                let page = warp::reply::html(APP);
+                // The page runs only its own script and talks only to this origin.
+                let page = warp::reply::with_header(
+                    page,
+                    "content-security-policy",
+                    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; frame-ancestors 'none'",
+                );
+                Ok(warp::reply::with_header(page, "x-content-type-options", "nosniff").into_response())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        });
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    warp::path("api")
+    let api = warp::path("api")
         .and(warp::path("v1"))
         .and(warp::method())
         .and(warp::path::full())
@@ -502,7 +574,10 @@ pub fn routes(
                         .unwrap_or_else(ApiError::into_response)
                 }
             },
-        )
+        );
+    pages
+        .or(api)
+        .unify()
         .recover(|rejection: warp::Rejection| async move {
             let error = if rejection.find::<TooLarge>().is_some() {
                 err(StatusCode::PAYLOAD_TOO_LARGE, "the body is over 64 KiB")
