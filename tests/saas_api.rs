@@ -89,15 +89,18 @@ impl Api {
     }
 }
 
-fn grant(dir: &std::path::Path, email: &str, amount: u32) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lilypad"))
+fn grant(dir: &std::path::Path, database: &Option<String>, email: &str, amount: u32) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lilypad"));
+    command
         .args(["saas", "grant", email, &amount.to_string()])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", dir)
-        .env("DATA_DIR", dir.join("dev"))
-        .output()
-        .unwrap();
+        .env("DATA_DIR", dir.join("dev"));
+    if let Some(url) = database {
+        command.env("DATABASE_URL", url);
+    }
+    let output = command.output().unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -108,20 +111,23 @@ fn grant(dir: &std::path::Path, email: &str, amount: u32) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn people_sign_up_pay_with_credits_and_see_only_their_own_jobs() {
+async fn people_sign_up_pay_with_credits_and_see_only_their_own_jobs_on_sqlite() {
+    scenario(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn people_sign_up_pay_with_credits_and_see_only_their_own_jobs_on_postgresql() {
+    scenario(Some(common::postgres_database().await)).await;
+}
+
+/// The whole story, with the service's store in SQLite (None) or that PostgreSQL database.
+async fn scenario(database: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let saas_port = common::bacalhau::free_port();
-    let dev = DevProcess::start(
-        dir.path(),
-        &[
-            ("SAAS_LISTEN", format!("127.0.0.1:{saas_port}")),
-            (
-                "FAUCET_LISTEN",
-                format!("127.0.0.1:{}", common::bacalhau::free_port()),
-            ),
-        ],
-    )
-    .await;
+    let mut env = Vec::new();
+    if let Some(url) = &database {
+        env.push(("DATABASE_URL", url.clone()));
+    }
+    let dev = DevProcess::start(dir.path(), &env).await;
     let api = Api {
         base: dev.url("saas").to_string(),
         http: reqwest::Client::new(),
@@ -185,7 +191,7 @@ async fn people_sign_up_pay_with_credits_and_see_only_their_own_jobs() {
     );
 
     // The operator grants credits; a job needs the session's CSRF token.
-    grant(dir.path(), "alice@example.com", 5);
+    grant(dir.path(), &database, "alice@example.com", 5);
     assert_eq!(api.credits(&alice).await, 5);
     let As::Session(cookie, _) = alice.clone() else {
         unreachable!()
@@ -279,7 +285,7 @@ async fn people_sign_up_pay_with_credits_and_see_only_their_own_jobs() {
     assert_eq!(transactions, json!([]));
 
     // Fifty submissions at once on ten credits: exactly ten are taken.
-    grant(dir.path(), "alice@example.com", 7);
+    grant(dir.path(), &database, "alice@example.com", 7);
     assert_eq!(api.credits(&alice).await, 10);
     let api = Arc::new(api);
     let mut tasks = Vec::new();
