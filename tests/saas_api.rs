@@ -382,5 +382,8 @@ async fn scenario(database: Option<String>) {
         api.call("GET", "me", &alice, None).await.0,
         StatusCode::UNAUTHORIZED
     );
+    // The store was where the settings said.
+    let sqlite = dir.path().join("dev/saas/saas.db");
+    assert_eq!(sqlite.exists(), database.is_none(), "{}", sqlite.display());
     dev.stop().await;
 }
