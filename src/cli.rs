@@ -225,14 +225,18 @@ pub struct SaasArgs {
     #[command(flatten)]
     pub terms: TermsArgs,
     #[command(flatten)]
-    pub listen: SaasListenArgs,
+    pub service: SaasServiceArgs,
     #[command(flatten)]
     pub proxies: ProxyArgs,
 }
 
-/// Where the SaaS API listens (`lilypad saas`, `lilypad dev`).
+/// Where the SaaS service listens and what it offers (`lilypad saas`, `lilypad dev`).
 #[derive(Debug, Args)]
-pub struct SaasListenArgs {
+pub struct SaasServiceArgs {
+    /// JSON file listing the modules on offer: [{"module", "title", "cost", "inputs": [names]}]
+    /// [default: cowsay:v0.0.1 for 1 credit, input Message]
+    #[arg(long, env = "SAAS_CATALOG", value_name = "FILE")]
+    pub saas_catalog: Option<PathBuf>,
     /// Address the SaaS API listens on
     #[arg(
         long,
@@ -819,7 +823,7 @@ pub struct DevArgs {
     #[command(flatten)]
     pub faucet: FaucetPayoutArgs,
     #[command(flatten)]
-    pub saas: SaasListenArgs,
+    pub saas: SaasServiceArgs,
     #[command(flatten)]
     pub ipfs: IpfsArgs,
 }

@@ -145,6 +145,8 @@ pub struct Settings {
     pub database_url: Option<Secret>,
     /// `saas`, `dev`: where the SaaS API listens (SAAS_LISTEN).
     pub saas_listen: String,
+    /// `saas`, `dev`: the modules on offer, a JSON file (SAAS_CATALOG).
+    pub saas_catalog: Option<PathBuf>,
     /// The example client contract `run-cowsay-onchain` calls (WEB3_EXAMPLE_CLIENT_ADDRESS).
     pub web3_example_client_address: Option<String>,
     /// `jc`: seconds a requested job may wait for a resource provider before it fails.

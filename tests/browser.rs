@@ -20,6 +20,13 @@ async fn class_of(page: &chromiumoxide::Page, selector: &str) -> Option<String> 
         .unwrap()
 }
 
+/// A 1x1 red PNG.
+const PICTURE: &[u8] = &[
+    137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0,
+    0, 0, 144, 119, 83, 222, 0, 0, 0, 12, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 0, 0, 3, 1,
+    1, 0, 201, 254, 146, 239, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
+];
+
 const ETH: u128 = 1_000_000_000_000_000_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +112,31 @@ async fn a_person_claims_from_the_faucet_page_once_and_is_told_to_wait_the_secon
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_up_runs_cowsay_from_the_modules_page_and_sees_the_cow() {
     let dir = tempfile::tempdir().unwrap();
-    let dev = DevProcess::start(dir.path(), &[]).await;
+    // The catalog: cowsay, and a module that draws a picture (a stand-in for a GPU image
+    // module: no GPU here) with busybox.
+    let script = format!(
+        "printf '{}' > /outputs/picture.png",
+        PICTURE
+            .iter()
+            .map(|b| format!("\\{b:03o}"))
+            .collect::<String>()
+    );
+    let picture = common::bacalhau::shell_module(&dir.path().join("picture"), &script, 60);
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(
+        &catalog,
+        serde_json::json!([
+            {"module": "cowsay:v0.0.1", "title": "Cowsay", "cost": 1, "inputs": ["Message"]},
+            {"module": picture, "title": "A picture", "cost": 2, "inputs": []},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let dev = DevProcess::start(
+        dir.path(),
+        &[("SAAS_CATALOG", catalog.display().to_string())],
+    )
+    .await;
     let saas = dev.url("saas").to_string();
     let chromium = Chromium::launch().await;
     let page = chromium.open(&saas).await;
@@ -186,6 +217,70 @@ async fn a_person_signs_up_runs_cowsay_from_the_modules_page_and_sees_the_cow() 
         "no element was made from the job's output"
     );
     screenshot(&page, "saas-job-html").await;
+
+    // The picture module, from the modules page: its output is shown in the page, and
+    // downloads as the bytes the job wrote; nothing outside the job's files is served.
+    click(&page, "#nav-modules").await;
+    wait_for_text(&page, "#run-1", |t| t == "Run").await;
+    click(&page, "#run-1").await;
+    wait_for_text(&page, "#job-state", |t| t == "done").await;
+    let url = page.url().await.unwrap().unwrap();
+    let id = url.rsplit('/').next().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let job: serde_json::Value = http
+        .get(format!("{saas}/api/v1/jobs/{id}"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        job["detail"]["files"],
+        serde_json::json!(["exitCode", "outputs/picture.png", "stderr", "stdout"]),
+        "{job}"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let width: i64 = page
+            .evaluate("document.querySelector('img.output') ? document.querySelector('img.output').naturalWidth : 0")
+            .await
+            .unwrap()
+            .into_value()
+            .unwrap();
+        if width == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the picture was not shown"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    screenshot(&page, "saas-picture").await;
+    let file = http
+        .get(format!("{saas}/api/v1/jobs/{id}/files/outputs/picture.png"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.headers()["content-type"], "image/png");
+    assert_eq!(file.bytes().await.unwrap().as_ref(), PICTURE);
+    for path in [
+        "outputs/../../../../etc/passwd",
+        "outputs/%2e%2e/%2e%2e/etc/passwd",
+        "stdout2",
+    ] {
+        let refused = http
+            .get(format!("{saas}/api/v1/jobs/{id}/files/{path}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 404, "{path}");
+    }
     chromium.close().await;
     dev.stop().await;
 }

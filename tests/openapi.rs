@@ -179,6 +179,6 @@ async fn the_saas_api_answers_as_its_openapi_document_says_under_schemathesis() 
         ],
     )
     .await;
-    assert!(report.contains("Tested: 12"), "{report}");
+    assert!(report.contains("Tested: 13"), "{report}");
     dev.stop().await;
 }

@@ -119,5 +119,11 @@ async fn start_saas(
     let client = crate::client::SolverClient::new(&network.solver.url, key);
     let template = crate::saas::job_template(&settings, network.services.clone())?;
     let store = crate::saas::open_store(&settings).await?;
-    crate::saas::start(store, chain, client, template, listen, 0, stop).await
+    let service = crate::saas::Service {
+        template,
+        catalog: crate::saas::catalog(&settings)?,
+        listen,
+        trusted_proxy_hops: 0,
+    };
+    crate::saas::start(store, chain, client, service, stop).await
 }

@@ -204,16 +204,13 @@ async fn saas(args: crate::cli::SaasArgs, settings: Settings) -> anyhow::Result<
     let template = crate::saas::job_template(&settings, services)?;
     let client = SolverClient::new(&url, chain.client.signer().clone());
     let store = crate::saas::open_store(&settings).await?;
-    let handle = crate::saas::start(
-        store,
-        chain,
-        client,
+    let service = crate::saas::Service {
         template,
+        catalog: crate::saas::catalog(&settings)?,
         listen,
-        settings.trusted_proxy_hops,
-        shutdown_on_signals(),
-    )
-    .await?;
+        trusted_proxy_hops: settings.trusted_proxy_hops,
+    };
+    let handle = crate::saas::start(store, chain, client, service, shutdown_on_signals()).await?;
     handle.task.await.context("the saas task failed")
 }
 

@@ -358,6 +358,25 @@ impl Saas {
                 let caller = self.caller(&request).await?;
                 Ok(job_events(self.store.clone(), caller.user().to_string()))
             }
+            (Method::GET, ["jobs", id, "files", name @ ..]) if !name.is_empty() => {
+                let caller = self.caller(&request).await?;
+                let job =
+                    self.store.job(caller.user(), id).await?.ok_or_else(|| {
+                        err(StatusCode::NOT_FOUND, format!("you have no job {id}"))
+                    })?;
+                let name = name.join("/");
+                let path = self.runner.file_path(&job, &name).ok_or_else(|| {
+                    err(
+                        StatusCode::NOT_FOUND,
+                        format!("job {id} has no file {name}"),
+                    )
+                })?;
+                let bytes = tokio::fs::read(&path).await.map_err(|e| {
+                    tracing::warn!(path = %path.display(), error = %e, "a listed results file cannot be read");
+                    err(StatusCode::GONE, format!("job {id}'s file {name} is no longer kept"))
+                })?;
+                Ok(file_response(&name, bytes))
+            }
             (Method::GET, ["transactions"]) => {
                 let caller = self.caller(&request).await?;
                 Ok(json(
@@ -441,6 +460,39 @@ impl Saas {
             }
         }
     }
+}
+
+/// A results file as a download; pictures and text are shown in place. Nothing a job wrote
+/// may run in the page: no HTML or SVG is served as such, and the file is sandboxed.
+fn file_response(name: &str, bytes: Vec<u8>) -> Response {
+    let extension = name
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default();
+    let inline = match extension.as_str() {
+        "png" => Some("image/png"),
+        "jpg" | "jpeg" => Some("image/jpeg"),
+        "gif" => Some("image/gif"),
+        "webp" => Some("image/webp"),
+        "txt" | "log" | "json" | "csv" => Some("text/plain; charset=utf-8"),
+        _ => None,
+    };
+    let file = name.rsplit('/').next().unwrap_or(name).replace('"', "");
+    let mut builder = warp::http::Response::builder()
+        .header("x-content-type-options", "nosniff")
+        .header("content-security-policy", "sandbox; default-src 'none'");
+    builder = match inline {
+        Some(kind) => builder.header(header::CONTENT_TYPE, kind),
+        None => builder
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+    };
+    builder
+        .body(warp::hyper::Body::from(bytes))
+        .unwrap_or_default()
 }
 
 /// How often a job stream looks for changes.

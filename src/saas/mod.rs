@@ -33,6 +33,29 @@ pub fn default_catalog() -> Vec<CatalogEntry> {
     }]
 }
 
+/// The catalog SAAS_CATALOG names, or [`default_catalog`].
+pub fn catalog(settings: &Settings) -> anyhow::Result<Vec<CatalogEntry>> {
+    let Some(path) = &settings.saas_catalog else {
+        return Ok(default_catalog());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("SAAS_CATALOG: cannot read {}", path.display()))?;
+    let catalog: Vec<CatalogEntry> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "SAAS_CATALOG {}: not a list of {{\"module\", \"title\", \"cost\", \"inputs\"}}",
+            path.display()
+        )
+    })?;
+    if let Some(entry) = catalog.iter().find(|entry| entry.cost < 0) {
+        anyhow::bail!(
+            "SAAS_CATALOG: {} costs {} credits",
+            entry.module,
+            entry.cost
+        );
+    }
+    Ok(catalog)
+}
+
 /// The store `settings` name: PostgreSQL (`DATABASE_URL`) or DATA_DIR/saas/saas.db.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let path = settings.data_dir.join("saas").join("saas.db");
@@ -78,23 +101,36 @@ pub struct SaasHandle {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the service on `listen`: resumes unfinished jobs, then serves the API until
+/// How a service runs: every job's request but module and inputs, the catalog, where it
+/// listens and how many proxies are in front of it.
+pub struct Service {
+    pub template: JobRequest,
+    pub catalog: Vec<CatalogEntry>,
+    pub listen: SocketAddr,
+    pub trusted_proxy_hops: usize,
+}
+
+/// Starts the service: resumes unfinished jobs, then serves the pages and the API until
 /// `shutdown`.
 pub async fn start(
     store: Store,
     chain: Arc<Chain>,
     client: SolverClient,
-    template: JobRequest,
-    listen: SocketAddr,
-    trusted_proxy_hops: usize,
+    service: Service,
     shutdown: CancellationToken,
 ) -> anyhow::Result<SaasHandle> {
+    let Service {
+        template,
+        catalog,
+        listen,
+        trusted_proxy_hops,
+    } = service;
     let runner = Runner::new(
         store.clone(),
         chain,
         client,
         template,
-        default_catalog(),
+        catalog,
         shutdown.clone(),
     );
     let resumed = runner.resume().await?;

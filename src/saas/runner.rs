@@ -18,7 +18,8 @@ use crate::data::JobOffer;
 use crate::run::{follow_job, job_offer, JobRequest};
 
 /// A module users may run, and what it costs them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CatalogEntry {
     /// What `lilypad run` takes (`cowsay:v0.0.1`, a repository, a directory).
     pub module: String,
@@ -185,7 +186,9 @@ impl Runner {
                 let stderr = results
                     .and_then(|r| std::fs::read_to_string(r.dir.join("stderr")).ok())
                     .unwrap_or_default();
+                let files = results.map(|r| listed_files(&r.dir)).unwrap_or_default();
                 let detail = serde_json::json!({
+                    "files": files,
                     "deal_id": outcome.deal_id,
                     "deal_state": outcome.state.to_string(),
                     "results_cid": results.map(|r| r.cid.clone()),
@@ -209,6 +212,16 @@ impl Runner {
         }
     }
 
+    /// Where a finished job's file `name` (one its detail lists) is.
+    pub fn file_path(&self, job: &Job, name: &str) -> Option<PathBuf> {
+        let listed = job.detail["files"]
+            .as_array()?
+            .iter()
+            .any(|file| file.as_str() == Some(name));
+        let deal = job.detail["deal_id"].as_str()?;
+        listed.then(|| self.results.join(&job.id).join(deal).join(name))
+    }
+
     /// Ends a job without results and gives its credits back.
     async fn fail(&self, job: &Job, why: String) -> Result<(), crate::db::DbError> {
         tracing::warn!(job = %job.id, %why, "job failed; refunding it");
@@ -221,4 +234,38 @@ impl Runner {
             )
             .await
     }
+}
+
+/// The most files a job's detail lists.
+const MAX_LISTED_FILES: usize = 1000;
+
+/// The regular files under `dir`, as sorted relative paths with `/` (at most
+/// [`MAX_LISTED_FILES`]).
+fn listed_files(dir: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&at) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                if let Ok(relative) = entry.path().strip_prefix(dir) {
+                    let parts: Vec<String> = relative
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
+                    files.push(parts.join("/"));
+                }
+            }
+        }
+    }
+    files.sort();
+    files.truncate(MAX_LISTED_FILES);
+    files
 }
