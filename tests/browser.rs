@@ -192,15 +192,25 @@ async fn a_person_signs_up_runs_cowsay_from_the_modules_page_and_sees_the_cow() 
 
     // A program submits with the key; HTML in the input comes back as text.
     let html = "<img src=x onerror=alert(1)>";
-    let response = reqwest::Client::new()
-        .post(format!("{saas}/api/v1/jobs?wait=120"))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({"module": "cowsay:v0.0.1", "inputs": {"Message": html}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let job: serde_json::Value = response.json().await.unwrap();
+    let output = std::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--fail-with-body",
+            "--header",
+            &format!("Authorization: Bearer {key}"),
+            "--json",
+            &serde_json::json!({"module": "cowsay:v0.0.1", "inputs": {"Message": html}})
+                .to_string(),
+            &format!("{saas}/api/v1/jobs?wait=120"),
+        ])
+        .output()
+        .expect("curl runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let job: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(job["state"], "done");
 
     // Both jobs are listed, done; the second's page shows the HTML as text.

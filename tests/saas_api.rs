@@ -251,6 +251,22 @@ async fn scenario(database: Option<String>) {
 
     // Bob sees nothing of Alice's, cannot touch her key, and cannot pay.
     let bob = api.signup("bob@example.com").await;
+    let file = |who: &As| {
+        let request = api
+            .http
+            .get(format!("{}/api/v1/jobs/{alice_job}/files/stdout", api.base));
+        match who {
+            As::Session(cookie, _) => request.header("cookie", cookie),
+            _ => request,
+        }
+    };
+    let mine = file(&alice).send().await.unwrap();
+    assert_eq!(mine.status(), StatusCode::OK);
+    assert!(mine.text().await.unwrap().contains("moo from the api"));
+    assert_eq!(
+        file(&bob).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(
         api.call("GET", &format!("jobs/{alice_job}"), &bob, None)
             .await
@@ -283,6 +299,47 @@ async fn scenario(database: Option<String>) {
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{body}");
     let (_, transactions, _) = api.call("GET", "transactions", &bob, None).await;
     assert_eq!(transactions, json!([]));
+    // Bob's live stream carries his own jobs only (the one refused), none of Alice's.
+    let As::Session(bob_cookie, _) = bob.clone() else {
+        unreachable!()
+    };
+    let mut stream = api
+        .http
+        .get(format!("{}/api/v1/events", api.base))
+        .header("cookie", bob_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut heard = String::new();
+    let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until, stream.chunk()).await {
+        heard.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert_eq!(heard.matches("event:job").count(), 1, "{heard}");
+    assert!(
+        heard.contains("\"state\":\"refused\"") && !heard.contains(&alice_job),
+        "{heard}"
+    );
+
+    // Sign-in attempts are limited to 10 a minute per email and per IP (this IP made two
+    // before): the next ones wait, and say how long.
+    let mut refused_at = None;
+    for attempt in 1..=11 {
+        let wrong = json!({"email": "bob@example.com", "password": "not bob's password"});
+        let (status, body, headers) = api.call("POST", "login", &As::Nobody, Some(wrong)).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(headers.contains_key("retry-after"), "{body}");
+            refused_at = Some(attempt);
+            break;
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let refused_at = refused_at.expect("the attempts were limited");
+    assert!(
+        (8..=11).contains(&refused_at),
+        "limited at attempt {refused_at}"
+    );
 
     // Fifty submissions at once on ten credits: exactly ten are taken.
     grant(dir.path(), &database, "alice@example.com", 7);

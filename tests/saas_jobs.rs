@@ -216,3 +216,72 @@ async fn jobs_are_charged_once_refunded_when_the_network_does_not_serve_them_and
     assert_eq!(store.user(&alice.id).await.unwrap().unwrap().credits, 3);
     network.stop().await;
 }
+
+/// A job whose deal the network refunds (a dishonest resource provider's results, checked by
+/// the mediator and rejected) gives the user's credits back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_the_network_refunds_is_refunded() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = lilypad::dev::DevRoles {
+        dishonest: true,
+        ..Default::default()
+    };
+    let network = common::network_with(&dir.path().join("dev"), roles).await;
+    let store = Store::open(&dir.path().join("saas.db")).await.unwrap();
+    let alice = store
+        .add_user("alice@example.com", "h")
+        .await
+        .unwrap()
+        .unwrap();
+    store.grant(&alice.id, 2).await.unwrap();
+    let mut template = common::cowsay_request(&network, dir.path(), "");
+    // Every result is checked by the mediator, who re-runs the job and sees the lie.
+    template.mediation_chance = 100;
+    let chain = network.job_creator_chain().await.unwrap();
+    let client = SolverClient::new(&network.solver.url, network.keys.job_creator.clone());
+    let runner = Runner::new(
+        store.clone(),
+        chain,
+        client,
+        template,
+        vec![CatalogEntry {
+            module: "cowsay:v0.0.1".into(),
+            title: "Cowsay".into(),
+            cost: 2,
+            inputs: vec!["Message".into()],
+        }],
+        CancellationToken::new(),
+    );
+    let inputs = [("Message".to_string(), "checked".to_string())].into();
+    let job = runner
+        .submit(&alice.id, "cowsay:v0.0.1", inputs)
+        .await
+        .unwrap();
+    assert_eq!(store.user(&alice.id).await.unwrap().unwrap().credits, 0);
+    let failed = wait_for(
+        &store,
+        &alice.id,
+        &job.id,
+        &[JobState::Done, JobState::Failed],
+    )
+    .await;
+    assert_eq!(failed.state, JobState::Failed, "{}", failed.detail);
+    assert!(
+        failed.detail["error"]
+            .as_str()
+            .unwrap()
+            .contains("MediationRejected"),
+        "{}",
+        failed.detail
+    );
+    assert_eq!(store.user(&alice.id).await.unwrap().unwrap().credits, 2);
+    let kinds: Vec<String> = store
+        .transfers(&alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.kind)
+        .collect();
+    assert_eq!(kinds, ["refund", "charge", "grant"]);
+    network.stop().await;
+}
