@@ -19,9 +19,10 @@
 mod common;
 mod load;
 
+use common::dev_process::DevProcess;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use ethers::providers::{Http, Middleware, Provider};
@@ -30,7 +31,6 @@ use ethers::types::{Address, U256};
 use load::{
     load, metric, proc_kib, signed_job_offer, signed_resource_offer, start_solver, Request,
 };
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 #[derive(Clone, Copy)]
@@ -73,60 +73,14 @@ fn main() {
     });
 }
 
-/// A `lilypad dev` process, ready to serve `lilypad run`s.
-struct Dev {
-    child: tokio::process::Child,
-    network: lilypad::dev::NetworkFile,
-    resource_provider: Address,
-}
-
-async fn start_dev(dir: &Path, slots: usize) -> Dev {
-    let port = common::bacalhau::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lilypad"))
-        .args(["dev", "--offer-count", &slots.to_string()])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("DATA_DIR", dir)
-        .env("LOG_LEVEL", "warn")
-        .env("SERVER_PORT", port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("dev.log")).unwrap(),
-        ))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the lilypad binary starts");
-    // `lilypad dev` prints the network once it is up, the provider's address among it.
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut resource_provider = None;
-    let started = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.trim().strip_prefix("resource provider ") {
-                let address = rest.split(',').next().unwrap().trim();
-                resource_provider = Some(address.parse::<Address>().unwrap());
-            }
-            if line.starts_with("In another terminal") {
-                return;
-            }
-        }
-        panic!(
-            "lilypad dev exited: {}",
-            std::fs::read_to_string(dir.join("dev.log")).unwrap_or_default()
-        );
-    })
-    .await;
-    assert!(started.is_ok(), "lilypad dev did not start within 120 s");
-    // Keep reading its stdout so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let network = lilypad::dev::find_running(&dir.join("dev"))
-        .await
-        .expect("the dev network answers");
-    Dev {
-        child,
-        network,
-        resource_provider: resource_provider.expect("lilypad dev names its resource provider"),
-    }
+/// A `lilypad dev` process with `slots` slots, ready to serve `lilypad run`s.
+async fn start_dev(dir: &Path, slots: usize) -> DevProcess {
+    DevProcess::start_with(
+        dir,
+        &["--offer-count", &slots.to_string()],
+        &[("LOG_LEVEL", "warn".to_string())],
+    )
+    .await
 }
 
 /// One `lilypad run`: how long it took and whether it printed its cow.

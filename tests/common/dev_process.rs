@@ -13,15 +13,23 @@ pub struct DevProcess {
     pub network: lilypad::dev::NetworkFile,
     /// The URLs it printed by name (`faucet` …).
     pub urls: std::collections::HashMap<String, String>,
+    /// The resource provider's address, as it printed it.
+    pub resource_provider: ethers::types::Address,
     pub log: PathBuf,
 }
 
 impl DevProcess {
     /// Starts `lilypad dev` in `dir` with `env` (ports and such) and waits until it is up.
     pub async fn start(dir: &Path, env: &[(&str, String)]) -> DevProcess {
+        DevProcess::start_with(dir, &[], env).await
+    }
+
+    /// Starts `lilypad dev ARGS` in `dir` with `env` and waits until it is up.
+    pub async fn start_with(dir: &Path, args: &[&str], env: &[(&str, String)]) -> DevProcess {
         let log = dir.join("dev.log");
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lilypad"))
             .arg("dev")
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", dir)
@@ -45,8 +53,14 @@ impl DevProcess {
             .expect("the lilypad binary starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut urls = std::collections::HashMap::new();
+        let mut resource_provider = None;
         let started = tokio::time::timeout(Duration::from_secs(120), async {
             while let Some(line) = lines.next_line().await.unwrap() {
+                // "  resource provider 0x…, job creator 0x…, mediator 0x…"
+                if let Some(rest) = line.trim().strip_prefix("resource provider ") {
+                    let address = rest.split(',').next().unwrap().trim();
+                    resource_provider = address.parse().ok();
+                }
                 // "  faucet: http://127.0.0.1:PORT (FAUCET_LISTEN)"
                 if let Some((name, rest)) = line.trim().split_once(": http") {
                     let url = format!("http{}", rest.split_whitespace().next().unwrap());
@@ -71,6 +85,7 @@ impl DevProcess {
             child,
             network,
             urls,
+            resource_provider: resource_provider.expect("lilypad dev names its resource provider"),
             log,
         }
     }
