@@ -142,6 +142,8 @@ async fn a_person_signs_up_runs_cowsay_from_the_modules_page_and_sees_the_cow() 
     let page = chromium.open(&saas).await;
 
     // Signing up lands on the modules page, with no credits yet.
+    wait_for_text(&page, "#signup", |t| t == "Create an account").await;
+    screenshot(&page, "saas-sign-in").await;
     fill(&page, "#email", "dana@example.com").await;
     fill(&page, "#password", "a long password").await;
     click(&page, "#signup").await;
