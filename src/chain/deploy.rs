@@ -42,6 +42,22 @@ pub struct DeploySettings {
     pub request_timeout: U256,
 }
 
+impl DeploySettings {
+    /// A network of our own: a new token (10^9 LP to the deployer), a 2 LP deposit per
+    /// on-chain request and a day before it may be cancelled (`lilypad dev`,
+    /// `lilypad chain bootstrap`).
+    pub fn own_network(treasury: Address, job_creator_operator: Address) -> DeploySettings {
+        DeploySettings {
+            treasury,
+            job_creator_operator,
+            existing_token: None,
+            token_supply: U256::from(1_000_000_000u128 * 10u128.pow(18)),
+            job_deposit: U256::from(2u128 * 10u128.pow(18)),
+            request_timeout: U256::from(86_400u64),
+        }
+    }
+}
+
 /// How `lilypad chain deploy` deploys on a real chain.
 #[derive(Debug, Clone)]
 pub struct DeployOptions {

@@ -134,14 +134,7 @@ pub async fn bootstrap(settings: &Settings, ask: Bootstrap) -> anyhow::Result<()
                 deployer.address(),
                 journal.display()
             );
-            let deploy_settings = DeploySettings {
-                treasury: deployer.address(),
-                job_creator_operator: address("jc"),
-                existing_token: None,
-                token_supply: U256::from(1_000_000_000u128) * U256::exp10(18),
-                job_deposit: U256::from(2u8) * U256::exp10(18),
-                request_timeout: U256::from(86_400u64),
-            };
+            let deploy_settings = DeploySettings::own_network(deployer.address(), address("jc"));
             let options = DeployOptions {
                 confirmations: ask.confirmations.max(1),
                 journal: Some(journal),

@@ -112,18 +112,11 @@ async fn start_saas(
     let mut settings = settings.clone();
     settings.data_dir = dir.to_path_buf();
     settings.poll_interval_ms = crate::dev::LOCAL_POLL.as_millis() as u64;
-    let listen = settings.saas_listen.parse().map_err(|_| {
-        anyhow::anyhow!("SAAS_LISTEN {:?} is not ADDRESS:PORT", settings.saas_listen)
-    })?;
+    let mut service = crate::saas::Service::from_settings(&settings, network.services.clone())?;
+    // Its clients are on this host, never behind a proxy.
+    service.trusted_proxy_hops = 0;
     let chain = network.chain_as(&key).await?;
     let client = crate::client::SolverClient::new(&network.solver.url, key);
-    let template = crate::saas::job_template(&settings, network.services.clone())?;
     let store = crate::saas::open_store(&settings).await?;
-    let service = crate::saas::Service {
-        template,
-        catalog: crate::saas::catalog(&settings)?,
-        listen,
-        trusted_proxy_hops: 0,
-    };
     crate::saas::start(store, chain, client, service, stop).await
 }

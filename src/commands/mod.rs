@@ -198,18 +198,9 @@ async fn saas(args: crate::cli::SaasArgs, settings: Settings) -> anyhow::Result<
     let chain = connect(&settings).await?;
     let services = settings.services()?;
     let url = solver_url(&chain, services.solver, settings.solver_url.as_deref()).await?;
-    let listen = settings.saas_listen.parse().map_err(|_| {
-        anyhow::anyhow!("SAAS_LISTEN {:?} is not ADDRESS:PORT", settings.saas_listen)
-    })?;
-    let template = crate::saas::job_template(&settings, services)?;
+    let service = crate::saas::Service::from_settings(&settings, services)?;
     let client = SolverClient::new(&url, chain.client.signer().clone());
     let store = crate::saas::open_store(&settings).await?;
-    let service = crate::saas::Service {
-        template,
-        catalog: crate::saas::catalog(&settings)?,
-        listen,
-        trusted_proxy_hops: settings.trusted_proxy_hops,
-    };
     let handle = crate::saas::start(store, chain, client, service, shutdown_on_signals()).await?;
     handle.task.await.context("the saas task failed")
 }

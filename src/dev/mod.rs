@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ethers::signers::{LocalWallet, Signer};
-use ethers::types::{Address, U256};
+use ethers::types::Address;
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -448,14 +448,7 @@ pub async fn deploy_and_fund(
 ) -> anyhow::Result<(Deployment, u64)> {
     let (client, chain_id) =
         signing_client(rpc_url, deployer.clone(), Duration::from_millis(20)).await?;
-    let settings = DeploySettings {
-        treasury: deployer.address(),
-        job_creator_operator: operator,
-        existing_token: None,
-        token_supply: U256::from(1_000_000_000u128 * 10u128.pow(18)),
-        job_deposit: U256::from(2u128 * 10u128.pow(18)),
-        request_timeout: U256::from(86_400u64),
-    };
+    let settings = DeploySettings::own_network(deployer.address(), operator);
     let deployment = deploy(client.clone(), &settings)
         .await
         .context("cannot deploy the contracts")?;

@@ -222,24 +222,23 @@ impl Faucet {
     /// Fails if the faucet cannot pay a claim (and its gas).
     async fn check_funds(&self) -> Result<(), ClaimError> {
         let me = self.chain.address();
-        let chain_error = |e: String| ClaimError::Chain(e);
         let eth = self
             .chain
             .client
             .get_balance(me, None)
             .await
-            .map_err(|e| chain_error(e.to_string()))?;
+            .map_err(|e| ClaimError::Chain(e.to_string()))?;
         let gas_price = self
             .chain
             .client
             .get_gas_price()
             .await
-            .map_err(|e| chain_error(e.to_string()))?;
+            .map_err(|e| ClaimError::Chain(e.to_string()))?;
         let lp = self
             .chain
             .token_balance(me)
             .await
-            .map_err(|e| chain_error(e.to_string()))?;
+            .map_err(|e| ClaimError::Chain(e.to_string()))?;
         let need_eth = self.settings.eth + gas_price * CLAIM_GAS;
         if eth < need_eth || lp < self.settings.lp {
             return Err(ClaimError::Empty(format!(

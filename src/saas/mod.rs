@@ -110,6 +110,25 @@ pub struct Service {
     pub trusted_proxy_hops: usize,
 }
 
+impl Service {
+    /// The service `settings` describe (SAAS_LISTEN, SAAS_CATALOG, TRUSTED_PROXY_HOPS, the
+    /// terms), running its jobs with the network's `services`.
+    pub fn from_settings(
+        settings: &Settings,
+        services: crate::data::Services,
+    ) -> anyhow::Result<Service> {
+        let listen = settings.saas_listen.parse().map_err(|_| {
+            anyhow::anyhow!("SAAS_LISTEN {:?} is not ADDRESS:PORT", settings.saas_listen)
+        })?;
+        Ok(Service {
+            template: job_template(settings, services)?,
+            catalog: catalog(settings)?,
+            listen,
+            trusted_proxy_hops: settings.trusted_proxy_hops,
+        })
+    }
+}
+
 /// Starts the service: resumes unfinished jobs, then serves the pages and the API until
 /// `shutdown`.
 pub async fn start(

@@ -96,7 +96,7 @@ impl Runner {
         if let Some(unknown) = inputs.keys().find(|key| !entry.inputs.contains(key)) {
             return Err(SubmitError::UnknownInput(unknown.clone()));
         }
-        let mut job = self
+        let job = self
             .store
             .add_job(user_id, module, &inputs, entry.cost)
             .await?;
@@ -118,7 +118,6 @@ impl Runner {
             Err(ChargeError::Db(e)) => return Err(e.into()),
         }
         self.start(job.clone());
-        job.state = JobState::Queued;
         Ok(job)
     }
 
