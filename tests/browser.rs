@@ -6,7 +6,6 @@ mod common;
 
 use common::browser::{click, fill, screenshot, wait_for_text, Chromium};
 use common::dev_process::DevProcess;
-use ethers::providers::Middleware;
 use ethers::signers::Signer;
 use ethers::types::U256;
 
@@ -32,15 +31,7 @@ const ETH: u128 = 1_000_000_000_000_000_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_claims_from_the_faucet_page_once_and_is_told_to_wait_the_second_time() {
     let dir = tempfile::tempdir().unwrap();
-    let faucet_port = common::bacalhau::free_port();
-    let dev = DevProcess::start(
-        dir.path(),
-        &[
-            ("EXECUTOR", "noop".to_string()),
-            ("FAUCET_LISTEN", format!("127.0.0.1:{faucet_port}")),
-        ],
-    )
-    .await;
+    let dev = DevProcess::start(dir.path(), &[("EXECUTOR", "noop".to_string())]).await;
     let reader = lilypad::chain::Chain::connect(
         &dev.network.rpc_url,
         lilypad::keys::generate(),
@@ -72,14 +63,7 @@ async fn a_person_claims_from_the_faucet_page_once_and_is_told_to_wait_the_secon
     );
     assert_eq!(class_of(&page, "#result").await.as_deref(), Some("ok"));
     screenshot(&page, "faucet-claimed").await;
-    let paid = (
-        reader
-            .client
-            .get_balance(claimant.address(), None)
-            .await
-            .unwrap(),
-        reader.token_balance(claimant.address()).await.unwrap(),
-    );
+    let paid = common::holdings(&reader, claimant.address()).await;
     assert_eq!(paid, (U256::from(ETH), U256::from(100 * ETH)));
 
     // Again: refused, with the wait, and nothing more paid.
@@ -91,17 +75,7 @@ async fn a_person_claims_from_the_faucet_page_once_and_is_told_to_wait_the_secon
     );
     assert_eq!(class_of(&page, "#result").await.as_deref(), Some("error"));
     screenshot(&page, "faucet-refused").await;
-    assert_eq!(
-        (
-            reader
-                .client
-                .get_balance(claimant.address(), None)
-                .await
-                .unwrap(),
-            reader.token_balance(claimant.address()).await.unwrap(),
-        ),
-        paid
-    );
+    assert_eq!(common::holdings(&reader, claimant.address()).await, paid);
     chromium.close().await;
     dev.stop().await;
 }

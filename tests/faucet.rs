@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::procs::Proc;
 use ethers::providers::Middleware;
 use ethers::signers::{LocalWallet, Signer};
-use ethers::types::{Address, H256, U256};
+use ethers::types::{H256, U256};
 use lilypad::chain::Chain;
 use warp::Filter;
 
@@ -117,14 +117,6 @@ impl Faucet {
     }
 }
 
-/// Ether and token balances.
-async fn holdings(chain: &Chain, who: Address) -> (U256, U256) {
-    (
-        chain.client.get_balance(who, None).await.unwrap(),
-        chain.token_balance(who).await.unwrap(),
-    )
-}
-
 /// What the faucet paid in gas for the transactions of a claim.
 async fn fees(chain: &Chain, claimed: &serde_json::Value) -> U256 {
     let mut total = U256::zero();
@@ -181,16 +173,16 @@ async fn the_faucet_pays_each_address_and_ip_once_a_period_exactly_and_says_how_
 
     // A claim: the claimant gets exactly the payout; the faucet pays it plus the gas.
     let alice = lilypad::keys::generate();
-    let faucet_before = holdings(&reader, faucet_key.address()).await;
+    let faucet_before = common::holdings(&reader, faucet_key.address()).await;
     let (status, _, claimed) = faucet.claim(&checksum(&alice), "10.0.0.1").await;
     assert_eq!(status, 200, "{claimed}");
     assert_eq!(
-        holdings(&reader, alice.address()).await,
+        common::holdings(&reader, alice.address()).await,
         (U256::from(ETH), U256::from(100 * ETH))
     );
     let gas = fees(&reader, &claimed).await;
     assert_eq!(
-        holdings(&reader, faucet_key.address()).await,
+        common::holdings(&reader, faucet_key.address()).await,
         (
             faucet_before.0 - U256::from(ETH) - gas,
             faucet_before.1 - U256::from(100 * ETH)
@@ -215,7 +207,10 @@ async fn the_faucet_pays_each_address_and_ip_once_a_period_exactly_and_says_how_
         let error = body["error"].as_str().unwrap();
         assert!(error.contains(&named) && error.contains("wait"), "{error}");
     }
-    assert_eq!(holdings(&reader, bob.address()).await, (0.into(), 0.into()));
+    assert_eq!(
+        common::holdings(&reader, bob.address()).await,
+        (0.into(), 0.into())
+    );
 
     // Bad requests: clear errors, nothing paid, nothing reserved.
     let bob_lower = format!("{:?}", bob.address());
@@ -262,12 +257,12 @@ async fn the_faucet_pays_each_address_and_ip_once_a_period_exactly_and_says_how_
     }
     for wallet in &wallets {
         assert_eq!(
-            holdings(&reader, wallet.address()).await,
+            common::holdings(&reader, wallet.address()).await,
             (U256::from(ETH), U256::from(100 * ETH))
         );
     }
     assert_eq!(
-        holdings(&reader, faucet_key.address()).await.1,
+        common::holdings(&reader, faucet_key.address()).await.1,
         U256::from(100 * ETH),
         "one claim's tokens left"
     );

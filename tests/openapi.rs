@@ -11,17 +11,7 @@ use common::dev_process::DevProcess;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_solver_answers_as_its_openapi_document_says_under_schemathesis() {
     let dir = tempfile::tempdir().unwrap();
-    let dev = DevProcess::start(
-        dir.path(),
-        &[
-            ("EXECUTOR", "noop".to_string()),
-            (
-                "FAUCET_LISTEN",
-                format!("127.0.0.1:{}", common::bacalhau::free_port()),
-            ),
-        ],
-    )
-    .await;
+    let dev = DevProcess::start(dir.path(), &[("EXECUTOR", "noop".to_string())]).await;
     let solver = dev.network.solver_url.clone();
 
     // The document served is the one in the source tree, and names every endpoint.
@@ -116,19 +106,7 @@ async fn schemathesis(dir: &std::path::Path, url: &str, extra: &[&str]) -> Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_saas_api_answers_as_its_openapi_document_says_under_schemathesis() {
     let dir = tempfile::tempdir().unwrap();
-    let saas_port = common::bacalhau::free_port();
-    let dev = DevProcess::start(
-        dir.path(),
-        &[
-            ("EXECUTOR", "noop".to_string()),
-            ("SAAS_LISTEN", format!("127.0.0.1:{saas_port}")),
-            (
-                "FAUCET_LISTEN",
-                format!("127.0.0.1:{}", common::bacalhau::free_port()),
-            ),
-        ],
-    )
-    .await;
+    let dev = DevProcess::start(dir.path(), &[("EXECUTOR", "noop".to_string())]).await;
     let saas = dev.url("saas").to_string();
     // An account with credits and an API key, so that the fuzzer reaches past sign-in.
     let http = reqwest::Client::new();

@@ -13,12 +13,12 @@ use lilypad::saas::runner::{CatalogEntry, Runner, SubmitError};
 use lilypad::saas::store::{Job, JobState, Store};
 use tokio_util::sync::CancellationToken;
 
-/// Waits (at most 3 minutes) for `job` to reach one of `states`.
-async fn wait_for(store: &Store, user: &str, job: &str, states: &[JobState]) -> Job {
+/// Waits (at most 3 minutes) for `job` to be over (done or failed).
+async fn wait_over(store: &Store, user: &str, job: &str) -> Job {
     let started = Instant::now();
     loop {
         let now = store.job(user, job).await.unwrap().unwrap();
-        if states.contains(&now.state) {
+        if matches!(now.state, JobState::Done | JobState::Failed) {
             return now;
         }
         assert!(
@@ -99,13 +99,7 @@ async fn jobs_are_charged_once_refunded_when_the_network_does_not_serve_them_and
         .submit(&alice.id, "cowsay:v0.0.1", inputs)
         .await
         .unwrap();
-    let done = wait_for(
-        &store,
-        &alice.id,
-        &job.id,
-        &[JobState::Done, JobState::Failed],
-    )
-    .await;
+    let done = wait_over(&store, &alice.id, &job.id).await;
     assert_eq!(done.state, JobState::Done, "{}", done.detail);
     assert!(done.detail["stdout"]
         .as_str()
@@ -120,13 +114,7 @@ async fn jobs_are_charged_once_refunded_when_the_network_does_not_serve_them_and
         .await
         .unwrap();
     assert_eq!(store.user(&alice.id).await.unwrap().unwrap().credits, 1);
-    let failed = wait_for(
-        &store,
-        &alice.id,
-        &job.id,
-        &[JobState::Done, JobState::Failed],
-    )
-    .await;
+    let failed = wait_over(&store, &alice.id, &job.id).await;
     assert_eq!(failed.state, JobState::Failed);
     assert!(
         failed.detail["error"]
@@ -185,13 +173,7 @@ async fn jobs_are_charged_once_refunded_when_the_network_does_not_serve_them_and
         1,
         "the unfinished job is picked up"
     );
-    let done = wait_for(
-        &store,
-        &alice.id,
-        &job.id,
-        &[JobState::Done, JobState::Failed],
-    )
-    .await;
+    let done = wait_over(&store, &alice.id, &job.id).await;
     assert_eq!(done.state, JobState::Done, "{}", done.detail);
     assert!(done.detail["stdout"]
         .as_str()
@@ -258,13 +240,7 @@ async fn a_job_the_network_refunds_is_refunded() {
         .await
         .unwrap();
     assert_eq!(store.user(&alice.id).await.unwrap().unwrap().credits, 0);
-    let failed = wait_for(
-        &store,
-        &alice.id,
-        &job.id,
-        &[JobState::Done, JobState::Failed],
-    )
-    .await;
+    let failed = wait_over(&store, &alice.id, &job.id).await;
     assert_eq!(failed.state, JobState::Failed, "{}", failed.detail);
     assert!(
         failed.detail["error"]

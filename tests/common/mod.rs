@@ -241,6 +241,15 @@ pub async fn balances(chain: &lilypad::chain::Chain, who: &[Address]) -> Vec<U25
     out
 }
 
+/// The ether and token balances of `who`.
+pub async fn holdings(chain: &lilypad::chain::Chain, who: Address) -> (U256, U256) {
+    use ethers::providers::Middleware;
+    (
+        chain.client.get_balance(who, None).await.unwrap(),
+        chain.token_balance(who).await.unwrap(),
+    )
+}
+
 /// Moves the chain's clock forward by `seconds` and mines a block (anvil's time controls),
 /// so deadlines pass without the test waiting for them.
 pub async fn advance_chain_time(network: &DevNetwork, seconds: u64) {
